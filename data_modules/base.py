@@ -1,0 +1,577 @@
+"""The shared data layer: clip records, the clip data set, the bad-media report, the base module.
+
+Models declare what they consume (:class:`avsync.inputs.InputSpec`); a data module delivers
+exactly that from real files, with the offset label in the one convention of SPEC §1
+(Δ > 0: the audio leads, its window starts Δ later in the source than the video window).
+
+One example, as returned by :class:`AVClipDataset`::
+
+    video            uint8   (T, H, W, 3)  T = spec.num_frames, H = W = spec.frame_size
+                                           (H = frame_size // 2 for crop="mouth")
+    audio            float32 (S,)          S = spec.num_samples, mono
+    target           int64   ()            grid class (spec.offset_classes) or integer frame shift
+    offset_sec       float                 the nominal offset Δ of the label (no jitter)
+    video_start_sec  float                 where the video window starts in the source
+    audio_start_sec  float                 where the audio window starts (= video + Δ + jitter)
+    key              str                   clip id (offsets.key_for), as in fixed-offset files
+    index            int                   data set index of the example actually delivered
+
+A subclass of :class:`AVSyncDataModule` (one per dataset) only lists its clips
+(:meth:`AVSyncDataModule.list_records`) and, if it needs to, prepares them
+(:meth:`~lightning.LightningDataModule.prepare_data`). Sampling, fixed evaluation offsets,
+decoding, cropping, bad-media handling and the loaders are shared here.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from avsync.inputs import InputSpec
+from avsync.media import MediaError, probe, read_clip
+from avsync.offsets import (
+    ClipTooShortError,
+    CropPlan,
+    FixedOffsets,
+    RandomFrameShiftSampler,
+    RandomOffsetSampler,
+    WindowSampler,
+    get_grid,
+    key_for,
+    seconds_to_frames,
+    stable_hash,
+)
+
+__all__ = ["ClipRecord", "AVClipDataset", "BadMediaEntry", "BadMediaReport", "AVSyncDataModule"]
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+_STAGE_SPLITS = {
+    "fit": ("train", "valid"),
+    "validate": ("valid",),
+    "test": ("test",),
+    "predict": ("test",),
+    None: SPLITS,
+}
+_REPORT_NAME = "bad_media.tsv"
+
+
+# --------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------
+@dataclass
+class ClipRecord:
+    """One source clip of a split.
+
+    ``key`` is the clip id of the fixed-offset files (:func:`avsync.offsets.key_for`, e.g.
+    ``pretrain/C8zY0oAdQrs/00018`` or ``3qesirWAGt4_20000_30000``). ``duration_sec`` is the
+    usable length of the clip; ``None`` makes the data module probe the file in ``setup``.
+    """
+
+    key: str
+    path: Path
+    duration_sec: float | None
+    split: str
+    label: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self.key = key_for(self.key)
+
+
+# --------------------------------------------------------------------------------------------
+# Bad-media report
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BadMediaEntry:
+    key: str
+    path: str
+    reason: str
+    stage: str
+    count: int = 1
+
+
+def _clean_field(text: object, limit: int = 1000) -> str:
+    return " ".join(str(text).split())[:limit]
+
+
+class BadMediaReport:
+    """Bad clips met while loading: one TSV line ``key, path, stage, reason`` per event.
+
+    With ``path`` set, every event is appended to that file with a single ``O_APPEND`` write,
+    so DataLoader workers (forked or spawned) and DDP ranks can all report into one file and the
+    main process reads it back. Without a path, events stay in this process's memory: that
+    only sees the events of ``num_workers=0`` loading (the data module therefore always gives a
+    path). One warning is logged per bad file, not per occurrence (per process, and skipped when
+    the file already names the clip).
+    """
+
+    HEADER = "# key\tpath\tstage\treason\n"
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = None if path is None else Path(path)
+        self._events: list[BadMediaEntry] = []
+        self._warned: set[str] = set()
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                self._append(self.HEADER)
+
+    def record(self, key: str, path: str | os.PathLike, reason: object, stage: str = "") -> None:
+        entry = BadMediaEntry(_clean_field(key), _clean_field(path), _clean_field(reason), _clean_field(stage))
+        first = entry.key not in self._warned and not (self.path is not None and self._file_has(entry.key))
+        if self.path is None:
+            self._events.append(entry)
+        else:
+            self._append("\t".join((entry.key, entry.path, entry.stage, entry.reason)) + "\n")
+        if first:
+            log.warning("bad media skipped (%s): %s: %s", entry.stage or "-", entry.path, entry.reason)
+        self._warned.add(entry.key)
+
+    def events(self) -> list[BadMediaEntry]:
+        """Every event, in order (a clip met twice appears twice)."""
+        if self.path is None:
+            return list(self._events)
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split("\t", 3)
+            if len(parts) == 4:
+                key, path, stage, reason = parts
+                out.append(BadMediaEntry(key, path, reason, stage))
+        return out
+
+    def read(self) -> list[BadMediaEntry]:
+        """One entry per bad clip (its first event), with ``count`` = number of events."""
+        first: dict[str, BadMediaEntry] = {}
+        counts: dict[str, int] = {}
+        for e in self.events():
+            first.setdefault(e.key, e)
+            counts[e.key] = counts.get(e.key, 0) + 1
+        return [BadMediaEntry(e.key, e.path, e.reason, e.stage, counts[k]) for k, e in first.items()]
+
+    def __len__(self) -> int:
+        return len(self.read())
+
+    def summary(self) -> str:
+        entries = self.read()
+        if not entries:
+            return "no bad media"
+        where = f" (report: {self.path})" if self.path is not None else ""
+        lines = [f"{len(entries)} bad media file(s), {sum(e.count for e in entries)} event(s){where}:"]
+        lines += [f"  [{e.stage or '-'}] {e.path}: {e.reason} (x{e.count})" for e in entries]
+        return "\n".join(lines)
+
+    def _append(self, text: str) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, text.encode("utf-8"))
+        finally:
+            os.close(fd)
+
+    def _file_has(self, key: str) -> bool:
+        return any(e.key == key for e in self.events())
+
+
+# --------------------------------------------------------------------------------------------
+# Data set
+# --------------------------------------------------------------------------------------------
+def _seconds(x: float) -> float:
+    """A window start for the decoder: rounded to 1 ns, float noise around 0 made exactly 0."""
+    x = round(float(x), 9)
+    return 0.0 if -1e-6 < x < 0 else x
+
+
+class AVClipDataset(Dataset):
+    """Decoded, cropped audio-visual examples with offset labels; see the module docstring.
+
+    Training (``train=True``): one item per clip; every fetch draws a new plan with
+    ``sampler.sample(duration, rng)`` where ``rng`` is a fresh NumPy generator seeded by one
+    ``torch.randint`` draw. Torch's RNG is seeded per worker, rank and epoch by the DataLoader
+    and by Lightning's ``seed_everything(workers=True)``, so the draws are reproducible, new
+    every epoch, and never repeated across workers. The same generator draws the crop position
+    and the horizontal flip.
+
+    Evaluation (``train=False``): ``plans_per_clip`` items per clip (Synchformer's protocol
+    of several offsets per test clip), item ``c * plans_per_clip + j`` being plan ``j`` of clip
+    ``c`` from ``fixed``; centre crop, no flip, no randomness at all.
+
+    Bad media: a :class:`MediaError` or :class:`ClipTooShortError` while loading an item is
+    recorded in ``report`` and the item is replaced by another one chosen from
+    ``stable_hash(key)`` (the same replacement every epoch); after ``max_replacements``
+    consecutive failures a RuntimeError says what failed.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[ClipRecord],
+        spec: InputSpec,
+        train: bool,
+        sampler: WindowSampler,
+        fixed: FixedOffsets | None = None,
+        plans_per_clip: int = 1,
+        report: BadMediaReport | None = None,
+        max_replacements: int = 10,
+        stage: str | None = None,
+        reject_silent: bool = False,
+    ) -> None:
+        self.records = list(records)
+        self.spec = spec
+        self.train = bool(train)
+        self.sampler = sampler
+        self.fixed = fixed
+        self.plans_per_clip = 1 if self.train else int(plans_per_clip)
+        self.report = report if report is not None else BadMediaReport()
+        self.max_replacements = int(max_replacements)
+        self.stage = stage or ("train" if self.train else "eval")
+        self.reject_silent = reject_silent
+        self.grid = get_grid(spec.offset_classes) if spec.offset_classes else None
+        self.decode_size = spec.resize_short_side or spec.frame_size
+        if self.decode_size < spec.frame_size:
+            raise ValueError(f"resize_short_side={spec.resize_short_side} is smaller than the "
+                             f"frame_size={spec.frame_size} crop")
+        if spec.crop not in ("full", "face", "mouth"):
+            raise ValueError(f"unknown crop kind {spec.crop!r}; expected 'full', 'face' or 'mouth'")
+        if self.plans_per_clip < 1:
+            raise ValueError(f"plans_per_clip must be >= 1, got {plans_per_clip}")
+        self._plans: list[CropPlan] | None = None
+        if not self.train:
+            if fixed is None:
+                raise ValueError("an evaluation data set needs fixed plans (fixed=FixedOffsets)")
+            missing = [r.key for r in self.records if r.key not in fixed]
+            if missing:
+                raise ValueError(f"{len(missing)} clip(s) have no fixed plan, e.g. {missing[:3]}")
+            self._plans = [p for r in self.records for p in fixed.plans_for(r.key, self.plans_per_clip)]
+
+    def __len__(self) -> int:
+        return len(self.records) * self.plans_per_clip
+
+    # -- plans ------------------------------------------------------------------------------
+    def record_of(self, index: int) -> ClipRecord:
+        return self.records[index // self.plans_per_clip]
+
+    def plan_for(self, index: int, rng: np.random.Generator | None = None) -> CropPlan:
+        """The plan of item ``index``: a training draw from ``rng``, or the fixed plan."""
+        if self.train:
+            if rng is None:
+                raise ValueError("a training plan needs a generator")
+            return self.sampler.sample(self.record_of(index).duration_sec, rng)
+        return self._plans[index]
+
+    def target_of(self, plan: CropPlan) -> int:
+        """Grid class of the plan's offset, or its integer frame shift at ``spec.fps``."""
+        if self.grid is not None:
+            return self.grid.class_of(plan.offset_sec)
+        return seconds_to_frames(plan.offset_sec, self.spec.fps)
+
+    # -- loading ----------------------------------------------------------------------------
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        rng = None
+        if self.train:
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        origin_key, current, failures = self.record_of(index).key, index, []
+        for attempt in range(self.max_replacements + 1):
+            record = self.record_of(current)
+            try:
+                return self._load(current, record, self.plan_for(current, rng), rng)
+            except (MediaError, ClipTooShortError) as err:
+                reason = err.reason if isinstance(err, MediaError) else str(err)
+                self.report.record(record.key, record.path, reason, self.stage)
+                failures.append(f"{record.path}: {reason}")
+                current = self._replacement(index, origin_key, attempt)
+        raise RuntimeError(
+            f"{self.stage}: item {index} and {self.max_replacements} replacement(s) all failed to "
+            f"load; is the data set readable? Last errors:\n  " + "\n  ".join(failures[-5:])
+        )
+
+    def _replacement(self, index: int, key: str, attempt: int) -> int:
+        """A deterministic other item for failed ``index`` (any item but itself, if there is one)."""
+        n = len(self)
+        if n <= 1:
+            return index
+        return (index + 1 + stable_hash(f"{key}#{attempt}") % (n - 1)) % n
+
+    def _load(self, index: int, record: ClipRecord, plan: CropPlan, rng) -> dict:
+        spec = self.spec
+        video_start, audio_start = _seconds(plan.video_start_sec), _seconds(plan.audio_start_sec)
+        clip = read_clip(
+            record.path, video_start, audio_start, spec.duration_sec, spec.fps, spec.sample_rate,
+            size=self.decode_size, reject_silent=self.reject_silent,
+        )
+        video = self._crop(clip["video"], rng)
+        return {
+            "video": torch.from_numpy(video),
+            "audio": torch.from_numpy(np.ascontiguousarray(clip["audio"], dtype=np.float32)),
+            "target": torch.tensor(self.target_of(plan), dtype=torch.int64),
+            "offset_sec": float(plan.offset_sec),
+            "video_start_sec": video_start,
+            "audio_start_sec": audio_start,
+            "key": record.key,
+            "index": int(index),
+        }
+
+    def _crop(self, video: np.ndarray, rng) -> np.ndarray:
+        """Square ``frame_size`` crop (random + h-flip in training, centre otherwise)."""
+        size = self.spec.frame_size
+        height, width = video.shape[1:3]
+        if min(height, width) < size:
+            raise ValueError(f"decoded frames of {height}x{width} cannot give a {size} px crop")
+        if self.train:
+            y0, x0 = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
+            flip = self.spec.hflip and bool(rng.random() < 0.5)
+        else:
+            y0, x0, flip = (height - size) // 2, (width - size) // 2, False
+        out = video[:, y0 : y0 + size, x0 : x0 + size]
+        if self.spec.crop == "mouth":  # lower half of the (face) crop, e.g. VocaLiST's 48x96
+            out = out[:, size // 2 :]
+        if flip:
+            out = out[:, :, ::-1]
+        return np.ascontiguousarray(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Data module
+# --------------------------------------------------------------------------------------------
+def read_skip_list(path: str | os.PathLike) -> set[str]:
+    """Clip keys of a skip list: one clip per line (id, relative or absolute path); ``#`` comments."""
+    keys = set()
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            keys.add(key_for(line))
+    return keys
+
+
+def _skipped(record: ClipRecord, skip: set[str]) -> bool:
+    if not skip:
+        return False
+    if record.key in skip or key_for(record.path) in skip:
+        return True
+    return any(s.endswith("/" + record.key) for s in skip)
+
+
+class AVSyncDataModule(L.LightningDataModule):
+    """Base of every dataset's data module: splits ``train`` / ``valid`` / ``test``.
+
+    The input spec comes from ``input_spec`` or, when None, from the model of the attached
+    trainer (``trainer.lightning_module.input_spec``): the model declares what it consumes.
+    Training draws a new crop plan per fetch (SparseSync: a ``duration_sec`` crop inside the
+    first ``max_source_sec`` seconds, audio jitter U[−``audio_jitter_sec``, +]); validation and
+    test use fixed plans, from ``fixed_offsets_csv[split]`` (the official
+    ``path,offset_sec,vstart_sec`` files) or drawn once from ``seed``.
+    ``eval_plans_per_clip`` > 1 evaluates each clip at that many fixed plans (Synchformer: 2 per
+    LRS3 test clip, 25 per VGGSound-Sparse clip).
+
+    Subclasses implement :meth:`list_records` and may override ``prepare_data``.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        seed: int = 1337,
+        max_source_sec: float | None = 9.0,
+        audio_jitter_sec: float = 0.05,
+        fixed_offsets_csv: dict[str, str] | None = None,
+        eval_plans_per_clip: int = 1,
+        input_spec: InputSpec | None = None,
+        pin_memory: bool = False,
+        persistent_workers: bool = True,
+        skip_list: str | None = None,
+        report_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.seed = int(seed)
+        self.max_source_sec = max_source_sec
+        self.audio_jitter_sec = float(audio_jitter_sec)
+        unknown = set(fixed_offsets_csv or {}) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"fixed_offsets_csv has unknown split(s) {sorted(unknown)}; use {SPLITS}")
+        self.fixed_offsets_csv = dict(fixed_offsets_csv or {})
+        self.eval_plans_per_clip = int(eval_plans_per_clip)
+        self.input_spec = input_spec
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.skip_list = skip_list
+        self.report_dir = report_dir
+
+        self.spec: InputSpec | None = None
+        self.sampler: WindowSampler | None = None
+        self.report: BadMediaReport | None = None
+        self.datasets: dict[str, AVClipDataset] = {}
+        self.fixed: dict[str, FixedOffsets] = {}
+        self.dropped: dict[str, dict[str, int]] = {}
+
+    # -- to implement -----------------------------------------------------------------------
+    def list_records(self, split: str) -> list[ClipRecord]:
+        """All clips of ``split`` ("train", "valid" or "test"); filtering happens in setup."""
+        raise NotImplementedError(f"{type(self).__name__} must implement list_records(split)")
+
+    # -- setup ------------------------------------------------------------------------------
+    def resolve_spec(self) -> InputSpec:
+        if self.input_spec is not None:
+            return self.input_spec
+        model = getattr(self.trainer, "lightning_module", None) if self.trainer is not None else None
+        spec = getattr(model, "input_spec", None)
+        if isinstance(spec, InputSpec):
+            return spec
+        if model is None:
+            where = "no trainer is attached"
+        else:
+            where = f"the model {type(model).__name__} declares no `input_spec` (an InputSpec)"
+        raise RuntimeError(
+            f"{type(self).__name__} does not know what to deliver: {where}. Pass "
+            "input_spec=InputSpec(...) to the data module, or train a model that sets "
+            "`self.input_spec`."
+        )
+
+    def build_sampler(self, spec: InputSpec) -> WindowSampler:
+        """Training sampler for ``spec``; video starts fall on frame boundaries (1 / fps)."""
+        if spec.offset_classes:
+            return RandomOffsetSampler(
+                get_grid(spec.offset_classes), crop_sec=spec.duration_sec,
+                max_source_sec=self.max_source_sec, jitter_sec=self.audio_jitter_sec,
+                start_step_sec=1.0 / spec.fps,
+            )
+        # integer frame-shift targets: no audio jitter, it would move the audio off the frame grid
+        return RandomFrameShiftSampler(
+            max_shift=spec.max_frame_shift, fps=spec.fps, window_frames=spec.num_frames,
+            max_source_sec=self.max_source_sec, jitter_sec=0.0,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        spec = self.resolve_spec()
+        if spec != self.spec:  # a new spec (another model): rebuild everything
+            self.spec, self.sampler = spec, self.build_sampler(spec)
+            self.datasets, self.fixed, self.dropped = {}, {}, {}
+        if self.report is None:
+            self.report = BadMediaReport(self._report_path())
+        for split in _STAGE_SPLITS.get(stage, SPLITS):
+            if split not in self.datasets:
+                self.datasets[split] = self.build_dataset(split)
+
+    def build_dataset(self, split: str) -> AVClipDataset:
+        records = self.filter_records(split, self.list_records(split))
+        if split == "train":
+            if not records:
+                raise RuntimeError(f"{type(self).__name__}: no usable training clips")
+            return AVClipDataset(records, self.spec, True, self.sampler, report=self.report, stage=split)
+        fixed = self.fixed_offsets(split, records)
+        records = self._drop(split, records, lambda r: r.key not in fixed, "not_in_fixed_offsets")
+        self.fixed[split] = fixed
+        return AVClipDataset(records, self.spec, False, self.sampler, fixed, self.eval_plans_per_clip,
+                             self.report, stage=split)
+
+    def filter_records(self, split: str, records: Iterable[ClipRecord]) -> list[ClipRecord]:
+        """Drop skip-listed clips, unreadable ones (duration unknown and probe fails), and clips
+        too short for any offset; counted in ``self.dropped[split]`` and logged once."""
+        records = list(records)
+        self.dropped[split] = {}
+        skip = read_skip_list(self.skip_list) if self.skip_list else set()
+        records = self._drop(split, records, lambda r: _skipped(r, skip), "skip_list")
+        records = self._drop(split, records, lambda r: not self._has_duration(r), "unreadable")
+        records = self._drop(split, records, lambda r: not self.sampler.feasible(r.duration_sec),
+                             "too_short")
+        counts = {k: v for k, v in self.dropped[split].items() if v}
+        if counts:
+            total = sum(counts.values())
+            log.warning("%s: dropped %d of %d clips (%s); a %g s crop needs clips of at least %.3f s",
+                        split, total, total + len(records),
+                        ", ".join(f"{k}: {v}" for k, v in counts.items()),
+                        self.spec.duration_sec, self.sampler.min_duration_sec)
+        return records
+
+    def fixed_offsets(self, split: str, records: Sequence[ClipRecord]) -> FixedOffsets:
+        """Fixed plans of an evaluation split: the official CSV if given, else seeded draws."""
+        durations = {r.key: r.duration_sec for r in records}
+        csv_path = self.fixed_offsets_csv.get(split)
+        if not csv_path:
+            return FixedOffsets.from_seed(durations, self.sampler, self.seed)
+        grid = get_grid(self.spec.offset_classes) if self.spec.offset_classes else None
+        table = FixedOffsets.from_csv(csv_path, grid, self.spec.duration_sec, seed=self.seed)
+        plans = {k: table.plans_for(k) for k in durations if k in table}
+        absent = len(table) - len(plans)
+        if absent:
+            log.warning("%s: %d of the %d clips of %s are not in this split's records",
+                        split, absent, len(table), csv_path)
+        # extra plans (eval_plans_per_clip > the CSV's) are drawn from (seed, key, i)
+        return FixedOffsets(plans, seed=self.seed, sampler=self.sampler, durations=durations)
+
+    def _drop(self, split, records, predicate, reason) -> list[ClipRecord]:
+        kept = [r for r in records if not predicate(r)]
+        counts = self.dropped.setdefault(split, {})
+        counts[reason] = counts.get(reason, 0) + len(records) - len(kept)
+        if reason == "not_in_fixed_offsets" and len(kept) < len(records):
+            log.warning("%s: dropped %d clip(s) that have no fixed offset in %s", split,
+                        len(records) - len(kept), self.fixed_offsets_csv.get(split))
+        return kept
+
+    def _has_duration(self, record: ClipRecord) -> bool:
+        if record.duration_sec is not None:
+            return True
+        try:
+            record.duration_sec = probe(record.path).duration_sec
+            return True
+        except MediaError as err:
+            self.report.record(record.key, record.path, err.reason, f"setup:{record.split}")
+            return False
+
+    def _report_path(self) -> Path | None:
+        """``report_dir``, else the trainer's log dir; with neither, in memory when loading stays
+        in this process (num_workers=0), else a fresh temporary folder (workers need a file)."""
+        if self.report_dir:
+            return Path(self.report_dir) / _REPORT_NAME
+        if self.trainer is not None and self.trainer.log_dir:
+            return Path(self.trainer.log_dir) / _REPORT_NAME
+        if self.num_workers == 0:
+            return None
+        return Path(tempfile.mkdtemp(prefix="avsync_report_")) / _REPORT_NAME
+
+    # -- loaders ----------------------------------------------------------------------------
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        if split not in self.datasets:
+            raise RuntimeError(f"{type(self).__name__}: split {split!r} is not set up; call setup() first")
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=train,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+    def teardown(self, stage: str | None = None) -> None:
+        if self.report is not None and len(self.report):
+            log.warning("%s", self.report.summary())

@@ -1,0 +1,75 @@
+"""What a model consumes, and the model-side transforms that turn decoded clips into its inputs.
+
+Each model declares an :class:`InputSpec` (frame rate, crop length, frame size, crop kind,
+audio rate, offset labels); the data modules deliver exactly that from real files: uint8 frames
+``(B, T, H, W, 3)`` and float waveforms ``(B, S)``. Everything that depends on the model rather
+than the dataset — normalisation, spectrograms, segmenting — happens here, batched and on the
+model's device, so a new dataset needs no model code and a new model no data code.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The clip a model wants; data modules read it from ``trainer.lightning_module.input_spec``."""
+
+    fps: float = 25.0
+    duration_sec: float = 5.0
+    frame_size: int = 224                   # square crop fed to the model
+    resize_short_side: int | None = 256     # decode-time resize before the crop (None: frame_size)
+    crop: str = "full"                      # "full" frame | "face" box | "mouth" (lower half of the face)
+    sample_rate: int = 16000
+    offset_classes: int | None = 21         # grid size for classifiers; None = integer frame shifts
+    max_frame_shift: int = 15               # for score-search models (offset_classes=None)
+    hflip: bool = True                      # random horizontal flip in training
+
+    @property
+    def num_frames(self) -> int:
+        return int(round(self.duration_sec * self.fps))
+
+    @property
+    def num_samples(self) -> int:
+        return int(round(self.duration_sec * self.sample_rate))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class FrameNormalize(nn.Module):
+    """uint8 (B, T, H, W, 3) -> float (B, T, 3, H, W), scaled to [0, 1] and standardised per channel."""
+
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 1, 3, 1, 1), persistent=False)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.permute(0, 1, 4, 2, 3).float().div_(255.0)
+        return (x - self.mean) / self.std
+
+
+class LogSpectrogram(nn.Module):
+    """Waveform (B, S) -> (B, 1, n_fft/2+1, frames): power STFT, log(x + 1e-6), per-frequency standardisation.
+
+    SparseSync's audio input (STFT 512, hop 128: a 5 s clip at 16 kHz gives 257x626); the
+    standardisation is over time for each frequency bin of each clip, as in the reference.
+    """
+
+    def __init__(self, n_fft: int = 512, hop_length: int = 128, eps: float = 1e-6):
+        super().__init__()
+        self.n_fft, self.hop_length, self.eps = n_fft, hop_length, eps
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(wav.float(), self.n_fft, self.hop_length, window=self.window, return_complex=True)
+        spec = torch.log(spec.abs().pow(2) + self.eps)
+        mean, std = spec.mean(-1, keepdim=True), spec.std(-1, keepdim=True)
+        return ((spec - mean) / (std + self.eps)).unsqueeze(1)

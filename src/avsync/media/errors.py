@@ -1,0 +1,28 @@
+"""The single error type of the media layer.
+
+Data modules skip or report bad clips; for that they need one exception to catch, and a message
+that names the file. Every decode failure (missing, empty, corrupt, truncated, a missing stream,
+too short for the window, silent when silence is rejected) is raised as a `MediaError`, with the
+decoder's own exception kept as ``__cause__``.
+"""
+from __future__ import annotations
+
+import os
+
+
+class MediaError(Exception):
+    """A media file could not give what was asked of it.
+
+    Attributes:
+        path: the file, as given by the caller.
+        reason: what went wrong, without the path.
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):
+        # DataLoader workers pickle exceptions; the default would call __init__ with one argument
+        return type(self), (self.path, self.reason)

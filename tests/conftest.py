@@ -1,0 +1,17 @@
+"""Shared test fixtures: where the read-only real clips live, and a per-session toy cache."""
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# ../shared sits beside the checkout (CI clones the repo with shared/ next to it)
+SHARED = Path(os.environ.get("AVSYNC_SHARED", REPO_ROOT.parent / "shared"))
+FIXTURES = SHARED / "fixtures" / "real"
+
+
+@pytest.fixture(scope="session")
+def real_fixtures() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.fail(f"real fixtures not found at {FIXTURES} (set AVSYNC_SHARED to the shared/ folder)")
+    return FIXTURES
