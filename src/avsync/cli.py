@@ -78,6 +78,7 @@ def _generate_toy(argv: list[str]) -> int:
 
 
 EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "convert": lambda argv: importlib.import_module("avsync.convert.cli").main(argv),
     "reproduce": _reproduce,
     "generate-toy": _generate_toy,
 }

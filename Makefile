@@ -1,0 +1,29 @@
+# avsync — the two commands of the README do all the set-up themselves:
+#   make reproduce-sparsesync   # toy SparseSync tables on CPU (< 20 min), or full size with DATA_ROOT=...
+#   make test                   # the test suite (CI runs this through .ci/run)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test test-fast reproduce-sparsesync bench clean
+
+install: $(STAMP)
+
+# torch 2.11 + torchvision 0.26 + torchaudio 2.11 are pinned together in pyproject.toml
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q -ra
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+reproduce-sparsesync: install
+	$(BIN)/avsync reproduce sparsesync $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+
+clean:
+	rm -rf runs lightning_logs .pytest_cache
