@@ -189,6 +189,12 @@ class BadMediaReport:
 # --------------------------------------------------------------------------------------------
 # Data set
 # --------------------------------------------------------------------------------------------
+# whole decoded clips of data sets built with cache_decoded=True, shared by every data set of the
+# process (and so by the consecutive stages of a reproduction run; with DataLoader workers each
+# worker process fills its own copy)
+_DECODED: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
 def _seconds(x: float) -> float:
     """A window start for the decoder: rounded to 1 ns, float noise around 0 made exactly 0."""
     x = round(float(x), 9)
@@ -227,8 +233,12 @@ class AVClipDataset(Dataset):
         max_replacements: int = 10,
         stage: str | None = None,
         reject_silent: bool = False,
+        cache_decoded: bool = False,
     ) -> None:
         self.records = list(records)
+        # opt-in memo of whole decoded clips: small sets (the toy set) are decoded once instead
+        # of once per item; windows are then sliced on the same frame grid
+        self.cache_decoded = cache_decoded
         self.spec = spec
         self.train = bool(train)
         self.sampler = sampler
@@ -309,10 +319,12 @@ class AVClipDataset(Dataset):
     def _load(self, index: int, record: ClipRecord, plan: CropPlan, rng) -> dict:
         spec = self.spec
         video_start, audio_start = _seconds(plan.video_start_sec), _seconds(plan.audio_start_sec)
-        clip = read_clip(
-            record.path, video_start, audio_start, spec.duration_sec, spec.fps, spec.sample_rate,
-            size=self.decode_size, reject_silent=self.reject_silent,
-        )
+        clip = self._cached_window(record, video_start, audio_start) if self.cache_decoded else None
+        if clip is None:
+            clip = read_clip(
+                record.path, video_start, audio_start, spec.duration_sec, spec.fps, spec.sample_rate,
+                size=self.decode_size, reject_silent=self.reject_silent,
+            )
         video = self._crop(clip["video"], rng)
         return {
             "video": torch.from_numpy(video),
@@ -324,6 +336,22 @@ class AVClipDataset(Dataset):
             "key": record.key,
             "index": int(index),
         }
+
+    def _cached_window(self, record: ClipRecord, video_start: float, audio_start: float) -> dict | None:
+        """The plan's windows sliced from the whole decoded clip; None when they do not fit
+        (the caller then reads them directly, which raises the usual MediaError)."""
+        spec = self.spec
+        memo_key = (str(record.path), spec.fps, spec.sample_rate, self.decode_size)
+        if memo_key not in _DECODED:
+            seconds = int(record.duration_sec * spec.fps) / spec.fps  # whole frames only
+            whole = read_clip(record.path, 0.0, 0.0, seconds, spec.fps, spec.sample_rate,
+                              size=self.decode_size, reject_silent=self.reject_silent)
+            _DECODED[memo_key] = (whole["video"], whole["audio"])
+        frames, audio = _DECODED[memo_key]
+        v0, a0 = int(round(video_start * spec.fps)), int(round(audio_start * spec.sample_rate))
+        if v0 + spec.num_frames > len(frames) or a0 + spec.num_samples > len(audio):
+            return None
+        return {"video": frames[v0 : v0 + spec.num_frames], "audio": audio[a0 : a0 + spec.num_samples]}
 
     def _crop(self, video: np.ndarray, rng) -> np.ndarray:
         """Square ``frame_size`` crop (random + h-flip in training, centre otherwise)."""
@@ -395,6 +423,7 @@ class AVSyncDataModule(L.LightningDataModule):
         persistent_workers: bool = True,
         skip_list: str | None = None,
         report_dir: str | None = None,
+        cache_decoded: bool = False,
     ) -> None:
         super().__init__()
         self.root = root
@@ -413,6 +442,7 @@ class AVSyncDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers
         self.skip_list = skip_list
         self.report_dir = report_dir
+        self.cache_decoded = cache_decoded
 
         self.spec: InputSpec | None = None
         self.sampler: WindowSampler | None = None
@@ -474,12 +504,13 @@ class AVSyncDataModule(L.LightningDataModule):
         if split == "train":
             if not records:
                 raise RuntimeError(f"{type(self).__name__}: no usable training clips")
-            return AVClipDataset(records, self.spec, True, self.sampler, report=self.report, stage=split)
+            return AVClipDataset(records, self.spec, True, self.sampler, report=self.report, stage=split,
+                                 cache_decoded=self.cache_decoded)
         fixed = self.fixed_offsets(split, records)
         records = self._drop(split, records, lambda r: r.key not in fixed, "not_in_fixed_offsets")
         self.fixed[split] = fixed
         return AVClipDataset(records, self.spec, False, self.sampler, fixed, self.eval_plans_per_clip,
-                             self.report, stage=split)
+                             self.report, stage=split, cache_decoded=self.cache_decoded)
 
     def filter_records(self, split: str, records: Iterable[ClipRecord]) -> list[ClipRecord]:
         """Drop skip-listed clips, unreadable ones (duration unknown and probe fails), and clips
@@ -550,6 +581,9 @@ class AVSyncDataModule(L.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:
             raise RuntimeError(f"{type(self).__name__}: split {split!r} is not set up; call setup() first")
+        collate = None
+        if train and self.spec.train_durations:
+            collate = RandomDurationCollate(self.spec.train_durations, self.spec.fps, self.spec.sample_rate)
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
@@ -558,6 +592,7 @@ class AVSyncDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
+            collate_fn=collate,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -575,3 +610,23 @@ class AVSyncDataModule(L.LightningDataModule):
     def teardown(self, stage: str | None = None) -> None:
         if self.report is not None and len(self.report):
             log.warning("%s", self.report.summary())
+
+
+class RandomDurationCollate:
+    """Cuts a whole training batch to one randomly drawn length (variable-length training).
+
+    Items are decoded at the spec's (maximal) length; both streams are cut from the window
+    starts, so the offset between them — and the label — is unchanged. The draw uses torch's
+    RNG, which Lightning seeds per worker, so runs stay reproducible.
+    """
+
+    def __init__(self, durations: Sequence[float], fps: float, sample_rate: int):
+        self.durations = tuple(float(d) for d in durations)
+        self.fps, self.sample_rate = fps, sample_rate
+
+    def __call__(self, items: list[dict]) -> dict:
+        batch = torch.utils.data.default_collate(items)
+        seconds = self.durations[int(torch.randint(len(self.durations), ()))]
+        batch["video"] = batch["video"][:, : int(round(seconds * self.fps))]
+        batch["audio"] = batch["audio"][:, : int(round(seconds * self.sample_rate))]
+        return batch

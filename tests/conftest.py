@@ -15,3 +15,10 @@ def real_fixtures() -> Path:
     if not FIXTURES.is_dir():
         pytest.fail(f"real fixtures not found at {FIXTURES} (set AVSYNC_SHARED to the shared/ folder)")
     return FIXTURES
+
+
+@pytest.fixture
+def repo_root_cwd(monkeypatch):
+    """Run from the repository root, as the README's commands do (configs are relative paths)."""
+    monkeypatch.chdir(REPO_ROOT)
+    return REPO_ROOT

@@ -30,6 +30,9 @@ class InputSpec:
     offset_classes: int | None = 21         # grid size for classifiers; None = integer frame shifts
     max_frame_shift: int = 15               # for score-search models (offset_classes=None)
     hflip: bool = True                      # random horizontal flip in training
+    # variable-length training: each training batch is cut to one of these lengths (seconds,
+    # <= duration_sec), drawn per batch; evaluation uses duration_sec (SparseSync Table 4)
+    train_durations: tuple[float, ...] | None = None
 
     @property
     def num_frames(self) -> int:

@@ -36,6 +36,8 @@ class SparseSyncModule(OffsetClassificationModule):
         input_overrides: fields of the :class:`~avsync.inputs.InputSpec` to change (clip length, frame size).
         init_from: checkpoint whose matching tensors initialise the network (pre-trained extractors,
             a 3-class model for the 21-class stage, a dense model before sparse fine-tuning).
+        s3d_weights, audio_weights: local files of pre-trained extractors (torchvision S3D on
+            Kinetics-400; a ResNet18 audio state dict) - the paper starts from both.
         freeze_extractors: keep the audio and visual feature extractors fixed (SparseSync Table 3 row).
     """
 
@@ -43,7 +45,7 @@ class SparseSyncModule(OffsetClassificationModule):
                  input_overrides: dict | None = None, lr: float = 5e-6,
                  betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0,
                  warmup_steps: int = 1000, init_from: str | None = None, freeze_extractors: bool = False,
-                 log_figures: bool = True):
+                 s3d_weights: str | None = None, audio_weights: str | None = None, log_figures: bool = True):
         self.save_hyperparameters()
         net = build_sparsesync(arch, arch_overrides)
         super().__init__(net.cfg.num_classes, lr, betas, weight_decay, warmup_steps, log_figures=log_figures)
@@ -52,13 +54,28 @@ class SparseSyncModule(OffsetClassificationModule):
                                               **(input_overrides or {}))
         self.frames = FrameNormalize()
         self.spectrogram = LogSpectrogram(n_fft=512, hop_length=128)
+        if s3d_weights:  # torchvision S3D Kinetics-400 weights saved to a local file
+            self.net.vfeat_extractor.load_torchvision_weights(s3d_weights)
+        if audio_weights:  # a ResNet18 audio state dict (conv1 .. layer4; an fc head is ignored)
+            missing = load_matching_weights(self.net.afeat_extractor, audio_weights)
+            if missing:
+                raise ValueError(f"{audio_weights} does not match the audio ResNet: missing {missing[:5]}")
         if init_from:
             missing = load_matching_weights(self.net, init_from, prefix="net.")
             log.info("initialised SparseSync from %s; %d tensors kept their init: %s", init_from, len(missing),
                      ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else ""))
+        self.freeze_extractors = freeze_extractors
         if freeze_extractors:
             for extractor in (self.net.vfeat_extractor, self.net.afeat_extractor):
                 extractor.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        """Frozen extractors stay in eval mode (batch-norm statistics fixed) while the rest trains."""
+        super().train(mode)
+        if self.freeze_extractors:
+            self.net.vfeat_extractor.eval()
+            self.net.afeat_extractor.eval()
+        return self
 
     def model_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         return self.frames(batch["video"]), self.spectrogram(batch["audio"])

@@ -35,6 +35,7 @@ def write_mp4(
     crf: int = 18,
     gop: int | None = None,
     pix_fmt: str = "yuv420p",
+    preset: str | None = None,
 ) -> Path:
     """Encode RGB frames (T, H, W, 3) uint8 and optional audio into a video file.
 
@@ -44,7 +45,8 @@ def write_mp4(
     samples, so both streams end together (AAC adds its usual priming/padding, which the mp4
     edit list hides from decoders). `crf` applies to H.264 only; MPEG-4 Part 2 keeps ffmpeg's
     defaults (bit rate and a keyframe every 12 frames) because the SparseSync codec probe wants
-    exactly that encoder. The container follows the suffix (.mp4/.m4v, .mov, .mkv); the file
+    exactly that encoder. `preset` is x264's speed/size trade-off (None: x264's default, "medium").
+    The container follows the suffix (.mp4/.m4v, .mov, .mkv); the file
     appears atomically (written under a temporary name, then renamed).
     """
     path = Path(path)
@@ -60,9 +62,10 @@ def write_mp4(
     os.close(fd)
     try:
         with av.open(tmp, mode="w", format=fmt) as container:
-            video = _add_video_stream(container, encoder, frames.shape, rate, crf, gop, pix_fmt)
+            video = _add_video_stream(container, encoder, frames.shape, rate, crf, gop, pix_fmt, preset)
             sound = None if audio is None else _add_audio_stream(container, acodec, len(audio), sample_rate)
             _mux(container, video, frames, rate, sound, audio, sample_rate)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a shared cache needs the usual mode
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -158,12 +161,18 @@ def _mux(container, video, frames, rate, sound, audio, sample_rate) -> None:
         container.mux(sound.encode(None))
 
 
-def _add_video_stream(container, encoder, shape, rate, crf, gop, pix_fmt):
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _add_video_stream(container, encoder, shape, rate, crf, gop, pix_fmt, preset=None):
     stream = container.add_stream(encoder, rate=rate)
     stream.height, stream.width = shape[1:3]
     stream.pix_fmt = pix_fmt
     if encoder == "libx264":
-        stream.options = {"crf": str(crf)}
+        stream.options = {"crf": str(crf), **({"preset": preset} if preset else {})}
     gop = _MPEG4_DEFAULT_GOP if gop is None and encoder == "mpeg4" else gop
     if gop is not None:
         stream.codec_context.gop_size = gop

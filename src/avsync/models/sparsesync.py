@@ -12,14 +12,14 @@ depths 1, 2, 3 and 6 equals the official one exactly (31,227,756 / 42,788,204 / 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from avsync.models.backbones.resnet_audio import ResNetAudio
 from avsync.models.backbones.s3d import S3D
-from avsync.models.transformer_blocks import Block, CrossBlock, init_gpt_weights
+from avsync.models.transformer_blocks import Block, CrossBlock, init_gpt_weights, init_xavier_weights
 
 
 @dataclass
@@ -34,18 +34,24 @@ class SparseSyncConfig:
     visual_block: tuple[int, int, int] = (16, 7, 7)   # max (t, h, w) of visual features -> PE sizes
     audio_block: tuple[int, int] = (9, 20)            # max (f, t) of audio features
     s3d_width: float = 1.0
+    s3d_bn_momentum: float = 0.001      # torchvision/official S3D; 0.1 when training from scratch
     audio_widths: tuple[int, int, int, int] = (64, 128, 256, 512)
     dropout: float = 0.1                # embd / resid / attn dropout of the official config
-    extras: dict = field(default_factory=dict)
+    # "gpt": N(0, 0.02) for every linear/embedding, as the reference code; "xavier": Xavier-uniform
+    # linears and N(0, 1) positional tables. At the toy width (64) N(0, 0.02) leaves attention
+    # uniform, MLPs linear and positions invisible next to layer-normalised features for hundreds
+    # of steps; "xavier" starts them in their working range. Parameters and computation are the same.
+    init: str = "gpt"
 
 
 SPARSESYNC_CONFIGS: dict[str, SparseSyncConfig] = {
     "sparsesync": SparseSyncConfig(),
     **{f"sparsesync_depth{d}": SparseSyncConfig(depth=d) for d in (1, 2, 3, 6)},
     # toy scale: the same topology, narrow (S3D x1/8, ResNet18 8-64 channels, 64-d transformer),
-    # for 32-64 px frames on a CPU
-    "sparsesync_toy": SparseSyncConfig(depth=2, dim=64, heads=4, visual_block=(16, 2, 2), s3d_width=0.125,
-                                       audio_widths=(8, 16, 32, 64), dropout=0.0),
+    # for 32-64 px frames on a CPU; positional tables long enough for 7 s inputs (Table 4)
+    "sparsesync_toy": SparseSyncConfig(depth=2, dim=64, heads=4, visual_block=(22, 2, 2), audio_block=(9, 28),
+                                       s3d_width=0.125, s3d_bn_momentum=0.1,
+                                       audio_widths=(8, 16, 32, 64), dropout=0.0, init="xavier"),
 }
 
 
@@ -152,7 +158,9 @@ class SelectorSyncTransformer(nn.Module):
         self.a_selector = FeatureSelector(cfg.num_selectors, cfg.depth, d, cfg.heads, cfg.dropout)
         self.global_transformer = GlobalTransformer(cfg.depth, d, cfg.heads, cfg.dropout)
         self.off_head = nn.Linear(d, cfg.num_classes, bias=False)
-        self.apply(init_gpt_weights)
+        if cfg.init not in ("gpt", "xavier"):
+            raise ValueError(f"init must be 'gpt' or 'xavier', got {cfg.init!r}")
+        self.apply(init_gpt_weights if cfg.init == "gpt" else init_xavier_weights)
 
     def forward(self, vis: torch.Tensor, aud: torch.Tensor) -> torch.Tensor:
         """vis (B, t, h, w, d), aud (B, f, t, d) -> logits (B, num_classes)."""
@@ -180,7 +188,7 @@ class SparseSync(nn.Module):
         super().__init__()
         cfg = cfg or SparseSyncConfig()
         self.cfg = cfg
-        self.vfeat_extractor = S3D(width=cfg.s3d_width)
+        self.vfeat_extractor = S3D(width=cfg.s3d_width, bn_momentum=cfg.s3d_bn_momentum)
         self.afeat_extractor = ResNetAudio(widths=cfg.audio_widths)
         if self.afeat_extractor.out_channels != cfg.dim:
             raise ValueError(f"audio features are {self.afeat_extractor.out_channels}-d but the transformer is "

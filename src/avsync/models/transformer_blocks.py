@@ -91,3 +91,17 @@ def init_gpt_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+def init_xavier_weights(module: nn.Module) -> None:
+    """Width-aware alternative for narrow models: Xavier-uniform linears, N(0, 1) embeddings (PE tables,
+    as strong as the layer-normalised features they are added to)."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, 0.0, 1.0)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

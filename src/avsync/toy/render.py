@@ -336,3 +336,38 @@ def render_sparse(
         distractor_flicker=np.array([d["flicker"] for d in dis]),
     )
     return frames, audio, meta
+
+
+# ---------------------------------------------------------------------------- dense_scene
+@register("dense_scene", size=96)
+def render_dense_scene(
+    rng, t_video, t_audio, size, sample_rate, duration_sec,
+    face_frac=0.42, n_distractors=(2, 3), wander_amp=0.12,
+):
+    """The talking head, small, in a larger scene: dense in time, sparse in space.
+
+    The toy counterpart of LRS3 'no face crop' (SparseSync's dense-sparse setting). A ``dense``
+    clip rendered at ``face_frac`` of the frame height (same envelope, audio and nuisance) is
+    pasted at a slowly wandering position on a larger background with 2-3 silent moving
+    distractor shapes, so the model has to find the mouth before it can use it.
+    """
+    T, (H, W), M = len(t_video), size, sig.MARGIN_SEC
+    side = max(18, int(round(face_frac * H)) // 2 * 2)
+    face, audio, meta = render_dense(rng, t_video, t_audio, (side, side), sample_rate, duration_sec)
+    frames, _ = _gradient_background(rng, T, H, W, 0.15, 0.85)
+    path = sig.Wander.draw(rng, 2, n=2, freq_range=(0.03, 0.12), amp=wander_amp)
+    c0 = rng.uniform(0.35, 0.65, 2)
+    n_dis = rng.integers(n_distractors[0], n_distractors[1] + 1)
+    for _ in range(n_dis):
+        r = rng.uniform(0.03, 0.07)
+        col = rng.uniform(0.05, 0.95, 3)
+        d_c0 = rng.uniform(0.25, 0.75, 2)
+        d_path = sig.Wander.draw(rng, 2, n=2, freq_range=(0.08, 0.4), amp=0.2)
+        yx = (d_c0 + d_path(t_video)) * [H, W]
+        _paint(frames, yx[:, 0], yx[:, 1], r * H, r * W, col, ("ellipse", "box")[rng.integers(2)])
+    top_left = ((c0 + path(t_video)) * [H, W] - side / 2).round().astype(int)
+    top_left = np.clip(top_left, 0, [H - side, W - side])
+    for i, (y, x) in enumerate(top_left):  # the head occludes the distractors
+        frames[i, y:y + side, x:x + side] = face[i]
+    meta = dict(meta, face_top_left=top_left.astype(np.int32), face_side=side)
+    return frames, audio, meta

@@ -40,9 +40,11 @@ def _scale(channels: int, width: float) -> int:
 class S3D(nn.Module):
     """(B, 3, T, H, W) normalised RGB -> (B, C, T/8, H/32, W/32) features (C = 1024 at width 1)."""
 
-    def __init__(self, width: float = 1.0):
+    def __init__(self, width: float = 1.0, bn_momentum: float = 0.001):
         super().__init__()
-        norm = lambda c: nn.BatchNorm3d(c, eps=0.001, momentum=0.001)  # torchvision's S3D norm  # noqa: E731
+        # torchvision's S3D norm (eps 1e-3, momentum 1e-3: made for fine-tuning Kinetics weights;
+        # a network trained from scratch needs a larger momentum for usable running statistics)
+        norm = lambda c: nn.BatchNorm3d(c, eps=0.001, momentum=bn_momentum)  # noqa: E731
         c64, c192 = _scale(64, width), _scale(192, width)
         layers: list[nn.Module] = [
             TemporalSeparableConv(3, c64, 7, 2, 3, norm),

@@ -1,0 +1,95 @@
+"""Audio-visual contrastive pre-training of SparseSync's extractors and selectors (the toy recipe's stage 0).
+
+Why: offset classifiers sit on a long plateau at chance before they find the alignment
+(ARCHITECTURE.md; SparseSync's own Table 3 shows how much pre-trained extractors matter). On the
+toy set we measured the cause: at initialisation each selector attends almost uniformly over
+time, so the selector summaries carry no timing for the synchronisation transformer to compare,
+and no gradient reaches the selectors to make them time-specific. Pre-training with a segment-level
+InfoNCE (the Segment AVCLIP idea of Synchformer, same authors) applied to the selector outputs
+gives every selector a direct signal: on in-sync clips, visual selector k and audio selector k of
+the same clip are the positive pair; the other selectors of the same clip and all selectors of the
+other clips are negatives. Selectors thereby become temporally specific and cross-modally aligned,
+and the offset classifier initialised from this stage (``SparseSyncModule(init_from=...)``)
+learns within a few hundred steps instead of thousands. The architecture is unchanged.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from avsync.inputs import FrameNormalize, InputSpec, LogSpectrogram
+from avsync.lit.sparsesync import build_sparsesync
+
+
+class SelectorContrastivePretraining(L.LightningModule):
+    """InfoNCE between matching visual/audio selector outputs of in-sync clips.
+
+    Args:
+        arch, arch_overrides, input_overrides: as for :class:`~avsync.lit.sparsesync.SparseSyncModule`
+            (the checkpoint initialises that module, so the architecture must be the same).
+        temperature: softmax temperature of the InfoNCE logits (cosine similarities / temperature).
+    """
+
+    def __init__(self, arch: str = "sparsesync", arch_overrides: dict | None = None,
+                 input_overrides: dict | None = None, lr: float = 1e-3, warmup_steps: int = 100,
+                 temperature: float = 0.1):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build_sparsesync(arch, arch_overrides)
+        # offset_classes=None with max_frame_shift=0: the data modules deliver in-sync crops
+        spec = dataclasses.replace(InputSpec(), **(input_overrides or {}))
+        self.input_spec = dataclasses.replace(spec, offset_classes=None, max_frame_shift=0)
+        self.frames = FrameNormalize()
+        self.spectrogram = LogSpectrogram(n_fft=512, hop_length=128)
+        self.lr, self.warmup_steps, self.temperature = lr, warmup_steps, temperature
+
+    def embeddings(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Per-time-step extractor tokens (B, t, d) of both streams and the selector outputs (B, k, d)."""
+        vis, aud = self.net.features(self.frames(batch["video"]), self.spectrogram(batch["audio"]))
+        tr = self.net.transformer
+        tok_v = vis.mean((2, 3))                                   # (B, t_v, d): pooled over space
+        tok_a = F.interpolate(aud.mean(1).transpose(1, 2), size=tok_v.shape[1], mode="linear",
+                              align_corners=False).transpose(1, 2)  # (B, t_v, d): over frequency, resampled
+        q_v = tr.v_selector(tr.vis_pos_emb(tr.pre_lnorm_vis(vis)))
+        q_a = tr.a_selector(tr.aud_pos_emb(tr.pre_lnorm_aud(aud)))
+        return {"tok_v": tok_v, "tok_a": tok_a, "sel_v": q_v, "sel_a": q_a}
+
+    def _nce(self, z_v: torch.Tensor, z_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Symmetric InfoNCE over the last-but-one axis (positives on the diagonal), and its accuracy."""
+        logits = F.normalize(z_v, dim=-1) @ F.normalize(z_a, dim=-1).transpose(-1, -2) / self.temperature
+        target = torch.arange(logits.shape[-1], device=logits.device).expand(logits.shape[:-1])
+        loss = (F.cross_entropy(logits.flatten(0, -2), target.flatten())
+                + F.cross_entropy(logits.transpose(-1, -2).flatten(0, -2), target.flatten())) / 2
+        return loss, (logits.argmax(-1) == target).float().mean()
+
+    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+        emb = self.embeddings(batch)
+        # segments: every time step of every clip against all others (the extractors learn time)
+        seg_loss, seg_acc = self._nce(emb["tok_v"].flatten(0, 1), emb["tok_a"].flatten(0, 1))
+        # selectors: visual selector k of a clip against every audio selector of every clip
+        sel_loss, sel_acc = self._nce(emb["sel_v"].flatten(0, 1), emb["sel_a"].flatten(0, 1))
+        loss = seg_loss + sel_loss
+        bs = batch["video"].shape[0]
+        log = dict(prog_bar=True, on_step=stage == "train", on_epoch=True, batch_size=bs)
+        self.log(f"{stage}/loss", loss, **log)
+        self.log(f"{stage}/segment_acc", seg_acc, **log)
+        self.log(f"{stage}/selector_acc", sel_acc, **log)
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.parameters(), lr=self.lr)
+        warmup = max(1, self.warmup_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: min(1.0, 0.01 + 0.99 * it / warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

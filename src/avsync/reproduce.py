@@ -1,0 +1,177 @@
+"""``avsync reproduce <paper>``: run a paper's reproduction plan and write its table beside the paper's.
+
+A plan (``reproductions/<paper>/plan.yaml``) is a list of stages. Each stage is a LightningCLI
+run — ``fit`` with the stage's configs, then ``test`` on the last checkpoint — optionally
+initialised from an earlier stage's checkpoint (the papers' staged recipes: pre-trained
+extractors, 3 -> 21 classes, dense -> sparse). The paper's numbers live in
+``paper_numbers.yaml``; each names the stage and metric that reproduce it. Without a dataset
+root the plan's ``toy`` stages run on the embedded synthetic set (results labelled *toy*); with
+``--data-root`` its ``full`` stages run at the paper's scale, and a result outside the stated
+tolerance of the paper makes the command exit non-zero.
+
+A finished stage leaves ``result.json`` and is skipped when the command runs again, so an
+interrupted reproduction resumes where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger("avsync.reproduce")
+
+REPRODUCTIONS = Path(__file__).resolve().parents[2] / "reproductions"
+
+
+@dataclass
+class Stage:
+    name: str
+    configs: list[str]
+    args: list[str] = field(default_factory=list)
+    init_from: str | None = None
+    fit: bool = True      # False: evaluate the init_from stage's checkpoint under this stage's configs
+    test: bool = True
+    description: str = ""
+
+
+@dataclass
+class PaperNumber:
+    table: str
+    setting: str
+    metric: str           # the metric's name in the test results, e.g. test/acc_tol
+    value: float          # the paper's number, in percent
+    stage: str | None     # the stage whose test result reproduces it (None: not reproduced here)
+    tolerance: float = 2.0  # allowed |difference| in points at full scale
+    note: str = ""
+
+
+def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[Stage], list[PaperNumber], Path]:
+    root = Path(plans) / paper
+    if not root.is_dir():
+        known = sorted(p.name for p in Path(plans).iterdir() if (p / "plan.yaml").exists())
+        raise SystemExit(f"no reproduction for {paper!r}; known: {', '.join(known)}")
+    plan = yaml.safe_load((root / "plan.yaml").read_text())
+    stages = [Stage(**s) for s in plan[mode]]
+    numbers = []
+    for n in yaml.safe_load((root / "paper_numbers.yaml").read_text())["numbers"]:
+        stage = n.pop(f"{mode}_stage", None)
+        n.pop("toy_stage" if mode == "full" else "full_stage", None)
+        numbers.append(PaperNumber(stage=stage, **n))
+    return stages, numbers, root
+
+
+def run_stage(stage: Stage, plan_dir: Path, out: Path, ckpts: dict[str, str], data_root: str | None) -> dict:
+    """fit (unless the stage only evaluates) + test, in-process, through the LightningCLI users call."""
+    from avsync.cli import cli_main
+
+    stage_dir = out / stage.name
+    args = []
+    for cfg in stage.configs:
+        args += ["--config", str(plan_dir / cfg)]
+    args += [a.format(data_root=data_root) for a in stage.args]
+    args += ["--trainer.default_root_dir", str(stage_dir)]
+    if stage.init_from and stage.fit:
+        args += ["--model.init_args.init_from", ckpts[stage.init_from]]
+    log.info("stage %s: %s %s", stage.name, "fit" if stage.fit else "test", " ".join(args))
+    start = time.time()
+    cli = cli_main(args, run=False)
+    if stage.fit:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        ckpt = _last_checkpoint(cli.trainer, stage_dir)
+    else:
+        ckpt = ckpts[stage.init_from]
+    result = {"stage": stage.name, "checkpoint": ckpt, "fit_seconds": round(time.time() - start, 1),
+              "log_dir": cli.trainer.log_dir if stage.fit else None}
+    if stage.test:
+        tested = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True)
+        result["test"] = {k: float(v) for k, v in tested[0].items()}
+    result["seconds"] = round(time.time() - start, 1)
+    (stage_dir / "result.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _last_checkpoint(trainer, stage_dir: Path) -> str:
+    """The weights at the end of the stage (callbacks save on validation, which may be earlier)."""
+    path = str(stage_dir / "final.ckpt")
+    trainer.save_checkpoint(path)
+    return path
+
+
+def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path, mode: str,
+                paper: str) -> list[str]:
+    """Markdown + CSV: paper value | this run | difference. Returns the failures (full mode only)."""
+    label = "toy" if mode == "toy" else "full"
+    rows, failures = [], []
+    for n in numbers:
+        got = results.get(n.stage, {}).get("test", {}).get(n.metric) if n.stage else None
+        ours = None if got is None else 100.0 * got
+        diff = None if ours is None else ours - n.value
+        rows.append({"table": n.table, "setting": n.setting, "metric": n.metric, "paper": n.value,
+                     label: ours, "difference": diff, "stage": n.stage or "", "note": n.note})
+        if mode == "full" and diff is not None and abs(diff) > n.tolerance:
+            failures.append(f"{n.table} {n.setting}: {ours:.1f} vs paper {n.value:.1f} (tolerance {n.tolerance})")
+    fmt = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
+    lines = [f"# {paper}: reproduction ({label})", ""]
+    if mode == "toy":
+        lines += ["**Toy scale.** These numbers come from narrow models trained for minutes on the embedded "
+                  "synthetic audio-visual set on a CPU. They are *not* a reproduction of the paper's numbers, "
+                  "which come from full-size models on the real datasets; they show the pipeline end to end "
+                  "and whether the paper's qualitative findings appear at toy scale.", ""]
+    lines += [f"| table | setting | metric | paper | this run ({label}) | difference | stage |",
+              "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['table']} | {r['setting']} | {r['metric']} | {fmt(r['paper'])} | {fmt(r[label])} "
+                     f"| {fmt(r['difference'])} | {r['stage']} |")
+    lines += ["", "| stage | seconds | checkpoint |", "|---|---|---|"]
+    for name, res in results.items():
+        lines.append(f"| {name} | {res.get('seconds', '—')} | {res.get('checkpoint', '')} |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="avsync reproduce", description=__doc__.split("\n\n")[0])
+    parser.add_argument("paper", help="folder name under reproductions/ (e.g. sparsesync)")
+    parser.add_argument("--data-root", help="real dataset root: run the full-size plan instead of the toy one")
+    parser.add_argument("--out", help="output folder (default runs/reproduce/<paper>[_full])")
+    parser.add_argument("--only", nargs="*", help="run only these stages (their init_from stages must exist)")
+    parser.add_argument("--fresh", action="store_true", help="rerun stages that already have a result")
+    parser.add_argument("--plans", default=str(REPRODUCTIONS), help="folder of reproduction plans")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    mode = "full" if args.data_root else "toy"
+    stages, numbers, plan_dir = load_plan(args.paper, mode, Path(args.plans))
+    out = Path(args.out or f"runs/reproduce/{args.paper}{'' if mode == 'toy' else '_full'}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    ckpts: dict[str, str] = {}
+    for stage in stages:
+        done = out / stage.name / "result.json"
+        if done.exists() and not args.fresh:
+            results[stage.name] = json.loads(done.read_text())
+        elif args.only and stage.name not in args.only:
+            continue
+        else:
+            results[stage.name] = run_stage(stage, plan_dir, out, ckpts, args.data_root)
+        ckpts[stage.name] = results[stage.name]["checkpoint"]
+        write_table(numbers, results, out, mode, args.paper)  # keep the table current while it runs
+    from avsync.curves import plot_learning_curves
+
+    plot_learning_curves({n: r["log_dir"] for n, r in results.items() if r.get("log_dir")}, out / "curves.png")
+    failures = write_table(numbers, results, out, mode, args.paper)
+    print((out / "results.md").read_text())
+    if failures:
+        print("outside tolerance:\n  " + "\n  ".join(failures))
+        return 1
+    return 0
