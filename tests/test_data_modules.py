@@ -396,3 +396,33 @@ def test_trainer_draws_are_reproducible_new_each_epoch_and_unique_across_workers
     assert all(sorted(k for k, _, _ in ep) == [f"train/train_{i:05d}" for i in range(6)] for ep in epochs)
     plans = [{(o, v) for _, o, v in ep} for ep in epochs]
     assert len(plans[0]) == 6 and plans[0] != plans[1]  # no two workers drew alike; new each epoch
+
+
+# -- decoded-clip cache and variable-length training ------------------------------------------
+def test_cached_decoding_gives_the_same_items_as_direct_reads(toy_dir):
+    recs = records(toy_dir, "valid")
+    plans = [plan(1.0, -0.4), plan(2.2, 0.0), plan(0.4, 1.8)]
+    direct_set, cached_set = eval_set(recs, plans), eval_set(recs, plans, cache_decoded=True)
+    for i in range(len(recs)):
+        a, b = direct_set[i], cached_set[i]
+        assert torch.equal(a["video"], b["video"]), "cached frames differ from a direct read"
+        assert torch.allclose(a["audio"], b["audio"], atol=1e-6)
+        assert a["target"] == b["target"]
+
+
+def test_variable_length_batches_keep_the_offset(toy_root):
+    spec = InputSpec(fps=25.0, duration_sec=7.0, frame_size=48, resize_short_side=64, offset_classes=21,
+                     train_durations=(2.0, 3.0, 7.0))
+    dm = toy_module(toy_root, input_spec=spec, batch_size=3)
+    dm.prepare_data()
+    dm.setup("fit")
+    torch.manual_seed(0)
+    lengths = set()
+    batches = [b for _ in range(5) for b in dm.train_dataloader()]  # 5 epochs of 2 batches
+    for batch in batches:
+        frames, samples = batch["video"].shape[1], batch["audio"].shape[1]
+        assert samples == frames * 640, "video and audio cut to different lengths"
+        lengths.add(frames)
+    assert lengths <= {50, 75, 175} and len(lengths) > 1
+    # evaluation keeps the spec's length
+    assert next(iter(dm.val_dataloader()))["video"].shape[1] == 175

@@ -40,10 +40,11 @@ from tqdm import tqdm
 
 from avsync.toy.render import frame_size, render_clip
 
-GENERATOR_VERSION = 1  # bump whenever a change would alter the rendered clips
+GENERATOR_VERSION = 2  # bump whenever a change would alter the rendered clips
 DEFAULT_SPLITS = {"train": 256, "valid": 64, "test": 64}
 SPLIT_IDS = {"train": 0, "valid": 1, "test": 2}
 CRF = 18
+PRESET = "veryfast"  # x264 speed preset: ~30 % faster than the default, same crf (quality)
 GOP_SEC_RANGE = (0.5, 2.5)
 
 
@@ -157,7 +158,8 @@ def _make_clip(set_dir, variant, seed, duration_sec, fps, size, sample_rate, spl
     clip = render_clip(variant, clip_rng(seed, split, index), duration_sec, fps, size, sample_rate)
     gop = clip_gop(seed, split, index, fps)
     mp4, side = _clip_files(set_dir, split, index)
-    write_mp4(mp4, clip.frames, fps, clip.audio, sample_rate, vcodec="h264", acodec="aac", crf=CRF, gop=gop)
+    write_mp4(mp4, clip.frames, fps, clip.audio, sample_rate, vcodec="h264", acodec="aac", crf=CRF, gop=gop,
+              preset=PRESET)
     meta = {"seed": seed, "split": split, "index": index, "gop": gop, **clip.meta}
     _write_atomic(side, json.dumps(_jsonable(meta), separators=(",", ":")))  # written last: marks done
 
