@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-CURVE_TAGS = ("train/loss_step", "val/loss", "val/acc@1", "val/acc_tol", "val/retrieval_acc")
+CURVE_TAGS = ("train/loss_step", "val/loss", "val/acc@1", "val/acc_tol", "val/segment_acc", "val/selector_acc")
 
 
 def read_scalars(log_dir: str | Path, tags=CURVE_TAGS) -> dict[str, list[tuple[int, float]]]:
