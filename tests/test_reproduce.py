@@ -16,7 +16,7 @@ def _mini_plan(tmp_path, toy_root):
     shutil.copytree(REPRODUCTIONS / "sparsesync" / "configs", plans / "mini" / "configs")
     data = ["--data.init_args.root", str(toy_root), *TOY]
     plan = {"toy": [
-        {"name": "pretrain", "configs": ["configs/toy_trainer.yaml", "configs/toy_pretrain.yaml", "configs/toy_dense.yaml"],
+        {"name": "pretrain", "configs": ["configs/toy_trainer.yaml", "configs/toy_dense.yaml", "configs/toy_pretrain.yaml"],
          "args": ["--trainer.max_steps", "2", *data], "test": False},
         {"name": "dense_21cls", "configs": ["configs/toy_trainer.yaml", "configs/toy_sync.yaml", "configs/toy_dense.yaml"],
          "init_from": "pretrain", "args": ["--trainer.max_steps", "2", *data]},

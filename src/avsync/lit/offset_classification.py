@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avsync.inputs import InputSpec
+from avsync.lit.optim import adam_with_warmup
 from avsync.lit.plots import confusion_figure, per_offset_figure
 from avsync.metrics import OffsetAccuracy
 from avsync.offsets import get_grid
@@ -109,12 +110,7 @@ class OffsetClassificationModule(L.LightningModule):
 
     # -- optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
-        warmup = max(1, self.warmup_steps)
-        # 'constant_with_warmup' of the reference: linear from lr/100 to lr over `warmup` iterations
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: min(1.0, 0.01 + 0.99 * it / warmup))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adam_with_warmup(self.parameters(), self.lr, self.warmup_steps, self.betas, self.weight_decay)
 
 
 def load_matching_weights(module: nn.Module, ckpt_path: str | Path, prefix: str = "") -> list[str]:

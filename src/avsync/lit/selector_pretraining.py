@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from avsync.inputs import FrameNormalize, InputSpec, LogSpectrogram
+from avsync.lit.optim import adam_with_warmup
 from avsync.lit.sparsesync import build_sparsesync
 
 
@@ -89,7 +90,4 @@ class SelectorContrastivePretraining(L.LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.parameters(), lr=self.lr)
-        warmup = max(1, self.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: min(1.0, 0.01 + 0.99 * it / warmup))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adam_with_warmup(self.parameters(), self.lr, self.warmup_steps)
