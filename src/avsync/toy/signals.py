@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MARGIN_SEC = 3.0  # burn-in before t = 0 and run-out after the end for every random process
+BURN_IN_GAPS = 10  # renewal processes start this many mean gaps early: stationary inside the clip
 
 
 # ---------------------------------------------------------------------------- time structure
@@ -24,14 +25,16 @@ def renewal_times(
 ) -> np.ndarray:
     """Event times in [start, end): gaps are ``min_gap + Exponential(mean_extra)`` (aperiodic).
 
-    The first event falls uniformly in the first mean gap; callers start ``MARGIN_SEC`` before
-    the clip so the process is stationary inside it. The number of draws depends only on
-    ``end - start`` (never on the caller's sampling rate).
+    The process is burnt in for ``BURN_IN_GAPS`` mean gaps before ``start``, so its rate is the
+    same everywhere in [start, end) (a process started at the clip would be denser near the clip
+    start and tell a single stream where a crop begins). The number of draws depends only on
+    ``end - start`` and the gap parameters (never on the caller's sampling rate).
     """
-    n_max = int(np.ceil((end - start) / min_gap)) + 1
+    origin = start - BURN_IN_GAPS * (min_gap + mean_extra)
+    n_max = int(np.ceil((end - origin) / min_gap)) + 1
     gaps = min_gap + rng.exponential(mean_extra, n_max)
-    times = start + rng.uniform(0.0, min_gap + mean_extra) + np.concatenate([[0.0], np.cumsum(gaps[:-1])])
-    return times[times < end]
+    times = origin + rng.uniform(0.0, min_gap + mean_extra) + np.concatenate([[0.0], np.cumsum(gaps[:-1])])
+    return times[(times >= start) & (times < end)]
 
 
 def bumps(t: np.ndarray, onsets: np.ndarray, durations: np.ndarray, peaks=1.0) -> np.ndarray:
