@@ -21,7 +21,7 @@ import avsync.data_modules
 import avsync.lit
 
 
-def _import_all(package) -> list[type]:
+def _import_all(package) -> None:
     """Import every submodule so LightningCLI's subclass lookup (and --help) knows all of them."""
     for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
         importlib.import_module(info.name)

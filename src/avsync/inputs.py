@@ -8,7 +8,7 @@ model's device, so a new dataset needs no model code and a new model no data cod
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -41,9 +41,6 @@ class InputSpec:
     @property
     def num_samples(self) -> int:
         return int(round(self.duration_sec * self.sample_rate))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class FrameNormalize(nn.Module):
