@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from avsync.toy.render import frame_size, render_clip
 
-GENERATOR_VERSION = 3  # bump whenever a change would alter the rendered clips
+GENERATOR_VERSION = 4  # bump whenever a change would alter the rendered clips
 DEFAULT_SPLITS = {"train": 256, "valid": 64, "test": 64}
 SPLIT_IDS = {"train": 0, "valid": 1, "test": 2}
 CRF = 18
