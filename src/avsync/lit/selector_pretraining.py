@@ -25,8 +25,8 @@ segment / selector retrieval of 1.00 / 0.99 (one batch of 16 clips).
 
 ``detach_selector_inputs`` keeps the selector loss out of the extractors. It also escapes reliably
 when combined with centring, but the selectors then read extractors that were not shaped for them:
-the 3-class stage initialised from such a run reached 69.8 % instead of 87.5 % (toy plan), so it
-is off by default.
+the 3-class stage initialised from such a run reached 69.8 % acc@1 (80 steps, 320 training clips)
+where runs without it reached 86.5-87.5 % (100 steps, 192 clips), so it is off by default.
 """
 from __future__ import annotations
 
