@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 CONVERTERS: dict[str, str] = {
     "sparsesync": "avsync.convert.sparsesync",
+    "vocalist": "avsync.convert.vocalist",
+    "syncnet": "avsync.convert.syncnet",
     # "synchformer": "avsync.convert.synchformer", "vocalist": ..., "syncnet": ...
 }
 
