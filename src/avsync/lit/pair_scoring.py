@@ -186,3 +186,12 @@ class PairScoringModule(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.lr)
+
+
+def runs_of_equal_rows(x: Tensor) -> tuple[Tensor, Tensor]:
+    """(first, group): a mask of the rows that differ from their predecessor, and for every row the
+    index of its run. The score search repeats each visual window for all its candidates, so in
+    evaluation a model can encode each window once (``encode(x[first])[group]``)."""
+    same = (x[1:] == x[:-1]).flatten(1).all(1)
+    first = torch.cat([torch.ones(1, dtype=torch.bool, device=x.device), ~same])
+    return first, first.cumsum(0) - 1

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avsync.lit.offset_classification import load_matching_weights
-from avsync.lit.pair_scoring import PairScoringModule
+from avsync.lit.pair_scoring import PairScoringModule, runs_of_equal_rows
 from avsync.models.syncnet import FRAME_SIZE, MFCC, MFCC_PER_FRAME, WINDOW_FRAMES, build_syncnet, contrastive_loss
 
 
@@ -70,7 +70,13 @@ class SyncNetModule(PairScoringModule):
         return self.net(self.frames(frames), mfcc)
 
     def pair_scores(self, frames: Tensor, wav: Tensor) -> Tensor:
-        return -self(frames, wav)
+        """−distance; in eval mode each distinct visual window is embedded once (same values)."""
+        if self.training:
+            return -self(frames, wav)
+        first, group = runs_of_equal_rows(frames)
+        lip = self.net.forward_lip(self.frames(frames[first]))[group]
+        aud = self.net.forward_aud(self.mfcc(wav, num_frames=frames.shape[1] * MFCC_PER_FRAME))
+        return -F.pairwise_distance(lip, aud)
 
     def pair_loss(self, frames: Tensor, wav: Tensor, in_sync: Tensor) -> tuple[Tensor, Tensor]:
         distance = self(frames, wav)

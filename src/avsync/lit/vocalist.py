@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from avsync.lit.offset_classification import load_matching_weights
-from avsync.lit.pair_scoring import PairScoringModule
+from avsync.lit.pair_scoring import PairScoringModule, runs_of_equal_rows
 from avsync.models.vocalist import build_vocalist
 from avsync.models.vocalist_inputs import MouthFrames, VocaLiSTMel
 
@@ -65,7 +65,13 @@ class VocaLiSTModule(PairScoringModule):
         return self.net(self.frames(frames), self.mel(wav))
 
     def pair_scores(self, frames: Tensor, wav: Tensor) -> Tensor:
-        return self(frames, wav)
+        """Sync logits; in eval mode each distinct visual window is encoded once (same values:
+        batch norm uses running statistics there)."""
+        if self.training:
+            return self(frames, wav)
+        first, group = runs_of_equal_rows(frames)
+        vis = self.net.encode_visual(self.frames(frames[first]))[group]
+        return self.net.fuse(vis, self.net.encode_audio(self.mel(wav)))
 
     def pair_loss(self, frames: Tensor, wav: Tensor, in_sync: Tensor) -> tuple[Tensor, Tensor]:
         logits = self(frames, wav)

@@ -54,7 +54,7 @@ VOCALIST_CONFIGS: dict[str, VocaLiSTConfig] = {
     "vocalist": VocaLiSTConfig(),
     # toy scale for CPU tests: the same topology (all 17 + 14 conv blocks, three transformers)
     # with narrow channels and two 64-d layers; inputs stay 48x96 mouth crops
-    "vocalist_toy": VocaLiSTConfig(widths=(8, 16, 32, 64, 64), heads=4, layers=2),
+    "vocalist_toy": VocaLiSTConfig(widths=(4, 8, 16, 32, 32), heads=4, layers=2),
 }
 
 
@@ -261,23 +261,28 @@ class VocaLiST(nn.Module):
         self.fc = nn.Linear(cfg.dim, cfg.dim)
         self.classifier = nn.Linear(cfg.dim, 1)
 
-    def encode(self, frames: torch.Tensor, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token sequences: visual (B, T, d) and audio (B, Tm, d)."""
-        if frames.ndim == 4:  # the reference layout (B, 3T, 48, 96)
+    def encode_visual(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames (B, T, 3, 48, 96) or the reference layout (B, 3T, 48, 96) -> tokens (B, T, d)."""
+        if frames.ndim == 4:
             frames = frames.unflatten(1, (-1, 3))
         if frames.ndim != 5 or frames.shape[2:] != (3, MOUTH_HEIGHT, MOUTH_WIDTH):
             raise ValueError(f"VocaLiST takes frames (B, T, 3, {MOUTH_HEIGHT}, {MOUTH_WIDTH}), got "
                              f"{tuple(frames.shape)}")
+        return self.vid_prenet(frames.permute(0, 2, 3, 4, 1)).flatten(1, 3).transpose(1, 2)
+
+    def encode_audio(self, mel: torch.Tensor) -> torch.Tensor:
+        """Mel-spectrogram (B, 1, 80, Tm) -> tokens (B, Tm, d)."""
         if mel.ndim != 4 or mel.shape[1:3] != (1, 80):
             raise ValueError(f"VocaLiST takes a mel-spectrogram (B, 1, 80, Tm), got {tuple(mel.shape)}")
-        vis = self.vid_prenet(frames.permute(0, 2, 3, 4, 1))      # (B, d, 1, 1, T)
-        aud = self.aud_prenet(mel)                                 # (B, d, 1, Tm)
-        return vis.flatten(1, 3).transpose(1, 2), aud.squeeze(2).transpose(1, 2)
+        return self.aud_prenet(mel).squeeze(2).transpose(1, 2)
 
-    def forward(self, frames: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-        vis, aud = self.encode(frames, mel)
+    def fuse(self, vis: torch.Tensor, aud: torch.Tensor) -> torch.Tensor:
+        """Visual (B, T, d) and audio (B, Tm, d) tokens -> sync logits (B,)."""
         av = self.av_transformer(aud, vis)
         va = self.va_transformer(vis, aud)
         fused = self.mem_transformer(av, va)                      # (B, Tm, d)
         pooled = fused.amax(dim=1)                                 # max-pool over time
         return self.classifier(torch.tanh(self.fc(pooled))).squeeze(-1)
+
+    def forward(self, frames: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        return self.fuse(self.encode_visual(frames), self.encode_audio(mel))
