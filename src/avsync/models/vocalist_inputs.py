@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchaudio.transforms import MelScale
+from torchaudio.functional import melscale_fbanks
 
 from avsync.models.vocalist import MOUTH_HEIGHT, MOUTH_WIDTH
 
@@ -44,13 +44,14 @@ class VocaLiSTMel(nn.Module):
         self.ref_level_db, self.top_db, self.max_abs = ref_level_db, -min_level_db, max_abs_value
         self.min_level = 10 ** (min_level_db / 20)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-        self.mel = MelScale(n_mels=n_mels, sample_rate=sample_rate, f_min=f_min, f_max=f_max,
-                            n_stft=n_fft // 2 + 1, norm="slaney", mel_scale="slaney")
+        # torchaudio's MelScale(norm="slaney", mel_scale="slaney") matrix, as the reference; not saved
+        fbank = melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm="slaney", mel_scale="slaney")
+        self.register_buffer("fbank", fbank, persistent=False)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         if wav.ndim != 2:
             raise ValueError(f"waveform must be (B, samples), got {tuple(wav.shape)}")
         spec = torch.stft(wav.float(), self.n_fft, self.hop, self.n_fft, window=self.window, return_complex=True)
-        db = 20 * torch.log10(self.mel(spec.abs()).clamp_min(self.min_level)) - self.ref_level_db
+        db = 20 * torch.log10((spec.abs().transpose(-1, -2) @ self.fbank).transpose(-1, -2).clamp_min(self.min_level)) - self.ref_level_db
         mel = (2 * self.max_abs * (db + self.top_db) / self.top_db - self.max_abs).clamp(-self.max_abs, self.max_abs)
         return mel[..., :-1].unsqueeze(1)
