@@ -175,3 +175,28 @@ def test_mouth_frames_are_bgr_in_unit_range_and_resized():
     out = MouthFrames()(frames)
     assert out.shape == (1, 2, 3, 48, 96)
     assert torch.allclose(out[:, :, 2], torch.ones(1, 2, 48, 96)) and out[:, :, :2].abs().max() == 0
+
+
+def test_variable_length_training_draws_a_window_per_batch_and_backpropagates(monkeypatch):
+    torch.manual_seed(0)
+    module = VocaLiSTModule(arch="vocalist_toy", input_overrides={"crop": "full", "frame_size": 32},
+                            clip_frames=39, train_window_frames=[5, 9], eval_contexts=[5])
+    monkeypatch.setattr(module, "log", lambda *a, **k: None)
+    batch = {"video": torch.randint(0, 256, (2, 39, 32, 32, 3), dtype=torch.uint8),
+             "audio": torch.randn(2, 39 * 640) * 0.1, "target": torch.tensor([0, 0])}
+    seen = set()
+    original = module.draw_pairs
+
+    def spy(batch, window):
+        seen.add(window)
+        return original(batch, window)
+
+    monkeypatch.setattr(module, "draw_pairs", spy)
+    for _ in range(8):
+        loss = module.training_step(batch, 0)
+        loss.backward()
+    assert seen == {5, 9}
+    assert module.net.vid_prenet[0].conv_block[0].weight.grad.abs().sum() > 0
+    assert module.input_spec.num_frames == 39 and module.input_spec.max_frame_shift == 0
+    with pytest.raises(ValueError, match="cannot hold"):
+        VocaLiSTModule(arch="vocalist_toy", clip_frames=40, train_window_frames=[15])
