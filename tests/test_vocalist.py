@@ -165,6 +165,13 @@ def test_mel_has_16_frames_per_5_video_frames_in_the_official_range():
     mel = VocaLiSTMel()(wav)
     assert mel.shape == (3, 1, 80, 16)
     assert mel.min() >= -4 and mel.max() <= 4 and mel.std() > 0.1
+    # the official script's formula, with torchaudio's MelScale as it calls it
+    from torchaudio.transforms import MelScale
+    spec = torch.stft(wav, 800, 200, 800, window=torch.hann_window(800), return_complex=True).abs()
+    ref = MelScale(n_mels=80, sample_rate=16000, f_min=55, f_max=7600, n_stft=401, norm="slaney",
+                   mel_scale="slaney")(spec)
+    ref = (8 * ((20 * torch.log10(ref.clamp(min=1e-5)) - 20 + 100) / 100) - 4).clip(-4, 4)[:, :, :-1]
+    assert torch.allclose(mel[:, 0], ref, atol=1e-5)
     silent = VocaLiSTMel()(torch.zeros(1, 3200))
     assert torch.equal(silent, torch.full_like(silent, -4.0))  # -100 dB floor -> -4
 

@@ -1,9 +1,9 @@
 """VocaLiST (Kadandale et al., Interspeech 2022): lip-voice synchronisation with cross-modal transformers.
 
-    mouth crops 48x96 RGB, T frames --residual 3D CNN (keeps time)--> 512 x T      ┐ A->V (audio queries) ┐
-                                                                                  ├                      ├ fusion (A->V output
-    80-bin mel, 3.2 T frames --residual 2D CNN (keeps time)--> 512 x 3.2T          ┘ V->A (visual queries)┘  queries V->A output)
-                                                               -> max over time -> tanh(FC) -> FC -> 1 logit
+    mouth crops 48x96, T frames --residual 3D CNN (keeps time)--> 512 x T     ┐ A->V (audio queries)  ┐ fusion: A->V
+                                                                             ├                       ├ output queries
+    80-bin mel, 3.2T frames --residual 2D CNN (keeps time)--> 512 x 3.2T      ┘ V->A (visual queries) ┘ V->A output
+                                                    -> max over time -> tanh(FC) -> FC -> 1 logit
 
 Every layer, its order, activation, normalisation and pooling follow the official code
 (``vskadandale/vocalist``, ``models/model.py``; its transformer is the Multimodal-Transformer /

@@ -52,6 +52,7 @@ class VocaLiSTMel(nn.Module):
         if wav.ndim != 2:
             raise ValueError(f"waveform must be (B, samples), got {tuple(wav.shape)}")
         spec = torch.stft(wav.float(), self.n_fft, self.hop, self.n_fft, window=self.window, return_complex=True)
-        db = 20 * torch.log10((spec.abs().transpose(-1, -2) @ self.fbank).transpose(-1, -2).clamp_min(self.min_level)) - self.ref_level_db
+        mel = (spec.abs().transpose(-1, -2) @ self.fbank).transpose(-1, -2)          # (B, n_mels, frames)
+        db = 20 * torch.log10(mel.clamp_min(self.min_level)) - self.ref_level_db
         mel = (2 * self.max_abs * (db + self.top_db) / self.top_db - self.max_abs).clamp(-self.max_abs, self.max_abs)
         return mel[..., :-1].unsqueeze(1)
