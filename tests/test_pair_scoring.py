@@ -102,3 +102,13 @@ def test_runs_of_equal_rows():
     x = torch.tensor([[1, 2], [1, 2], [3, 4], [3, 4], [1, 2]])
     first, group = runs_of_equal_rows(x)
     assert first.tolist() == [True, False, True, False, True] and group.tolist() == [0, 0, 1, 1, 2]
+
+
+def test_predict_step_gives_one_clip_level_offset_with_confidence():
+    module = FrameMatchScorer()
+    clips = [labelled_clip(40, d) for d in (3, -2)]
+    batch = {"video": torch.stack([v for v, _ in clips]), "audio": torch.stack([a for _, a in clips]),
+             "target": torch.tensor([3, -2]), "key": ["a", "b"]}
+    out = module.predict_step(batch, 0)
+    assert out["pred_offset_frames"].tolist() == [3, -2]
+    assert (out["confidence"] > 0).all()  # the best candidate stands out from the median

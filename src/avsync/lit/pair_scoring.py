@@ -153,6 +153,18 @@ class PairScoringModule(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Clip-level answers (SyncNet/DiVAS style: scores averaged over every window of the clip):
+        offset in frames, confidence (median − min of the distances), and the true offset."""
+        preds, confidences = [], []
+        for b in range(len(batch["video"])):
+            scores = self.search(batch["video"][b], batch["audio"][b])
+            pred, conf = predict_offsets(scores, context=len(scores))
+            preds.append(pred[0])
+            confidences.append(conf[0])
+        return {"key": batch.get("key"), "pred_offset_frames": torch.stack(preds),
+                "confidence": torch.stack(confidences), "true_offset_frames": batch["target"]}
+
     def _epoch_end(self, stage: str) -> None:
         for i, c in enumerate(self.eval_contexts):
             metric = self.metrics[f"{stage}_acc_{c}f"]
