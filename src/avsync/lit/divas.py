@@ -100,6 +100,14 @@ class DiVASModule(L.LightningModule):
             f"{stage}_{i}": OffsetAccuracy(offsets, window_ms=w)
             for stage in STAGES for i, w in enumerate(self.tolerances_ms)})
 
+    @classmethod
+    def from_checkpoint(cls, path: str, map_location: str = "cpu") -> "DiVASModule":
+        """A trained module from a Lightning checkpoint, read with ``weights_only=True``."""
+        state = torch.load(path, map_location=map_location, weights_only=True)
+        module = cls(**state.get("hyper_parameters", {}))
+        module.load_state_dict(state["state_dict"])
+        return module.to(map_location).eval()
+
     # -- windows --------------------------------------------------------------------------
     def window_frames(self, fps: float | None = None) -> int:
         """Frames in 0.2 s at ``fps`` (5 at 25, 6 at 30, 12 at 60)."""
