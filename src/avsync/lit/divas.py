@@ -74,13 +74,16 @@ class DiVASModule(L.LightningModule):
             The clip must hold a 0.2 s window plus ±``max_shift`` frames for evaluation.
         lr: Adam learning rate (paper 1e-5). margin: m of Eq. 1 (20).
         negative_fraction: share of out-of-sync training pairs (0.5).
+        audio_gain: fixed scale of the raw waveform (1: as decoded, the paper). Speech at ~0.1 RMS
+            gives 128-sample patch embeddings ~20x weaker than the unit sinusoidal positions they
+            are added to; a gain > 1 lets the content through at initialisation.
         tolerances_ms: residual windows of the reported accuracies.
         eval_batch_windows: visual windows (each with its 31 candidates) per encoder call.
     """
 
     def __init__(self, arch: str = "divas_face", arch_overrides: dict | None = None,
                  input_overrides: dict | None = None, lr: float = 1e-5, margin: float = 20.0,
-                 negative_fraction: float = 0.5, max_shift: int = 15,
+                 negative_fraction: float = 0.5, max_shift: int = 15, audio_gain: float = 1.0,
                  tolerances_ms: Sequence[Sequence[float]] = PAPER_TOLERANCES_MS, eval_batch_windows: int = 64):
         super().__init__()
         self.save_hyperparameters()
@@ -92,6 +95,7 @@ class DiVASModule(L.LightningModule):
         if not 0.0 <= negative_fraction <= 1.0:
             raise ValueError(f"negative_fraction must be in [0, 1], got {negative_fraction}")
         self.lr, self.margin, self.negative_fraction = lr, margin, negative_fraction
+        self.audio_gain = float(audio_gain)
         self.max_shift, self.eval_batch_windows = max_shift, eval_batch_windows
         self.tolerances_ms = tuple(tuple(float(v) for v in w) for w in tolerances_ms)
         self.frames = FrameNormalize()
@@ -117,7 +121,7 @@ class DiVASModule(L.LightningModule):
         """uint8 frames (N, F, H, W, 3) and audio (N, S) -> common-space embeddings (N, D) each."""
         if frames.dtype != torch.uint8 or frames.ndim != 5 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 (N, F, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
-        return self.net(self.frames(frames), wav.float(), fps, sample_rate)
+        return self.net(self.frames(frames), wav.float() * self.audio_gain, fps, sample_rate)
 
     def pair_scores(self, frames: Tensor, wav: Tensor, fps: float | None = None,
                     sample_rate: int | None = None) -> Tensor:
@@ -132,7 +136,7 @@ class DiVASModule(L.LightningModule):
         video_idx, video_unique = _runs(frames)
         audio_unique, audio_idx = torch.unique(wav, dim=0, return_inverse=True)
         z_v = self.net.encode_video(self.frames(video_unique), fps)
-        z_a = self.net.encode_audio(audio_unique.float(), sample_rate)
+        z_a = self.net.encode_audio(audio_unique.float() * self.audio_gain, sample_rate)
         return -DiVAS.distance(z_v[video_idx], z_a[audio_idx])
 
     def scorer(self, fps: float, sample_rate: int) -> RateBoundScorer:

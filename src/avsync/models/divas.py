@@ -193,9 +193,11 @@ class DiVAS(nn.Module):
         counts = _per_item(n_f if num_frames is None else num_frames, b, frames.device).long() // pf
         x_idx = torch.arange(gx, device=frames.device, dtype=torch.float64)
         y_idx = torch.arange(gy, device=frames.device, dtype=torch.float64)
-        pos = torch.stack([sinusoid_3d(x_idx, y_idx, video_positions(n_f, float(r), pf, cfg.time_aware,
-                                                                     frames.device), cfg.dim)
-                           for r in fps_b.tolist()]).reshape(b, gz * gx * gy, cfg.dim)
+        rates, which = fps_b.unique(return_inverse=True)  # one table per frame rate in the batch
+        tables = torch.stack([sinusoid_3d(x_idx, y_idx, video_positions(n_f, float(r), pf, cfg.time_aware,
+                                                                        frames.device), cfg.dim)
+                              for r in rates.tolist()])
+        pos = tables[which].reshape(b, gz * gx * gy, cfg.dim)
         keep = (torch.arange(gz, device=frames.device)[None] < counts[:, None])
         keep = keep[:, :, None].expand(b, gz, gx * gy).reshape(b, -1)
         return self.video_proj(self.video(patches, pos, keep))
@@ -213,8 +215,9 @@ class DiVAS(nn.Module):
         lengths = _per_item(n_s if num_samples is None else num_samples, b, wav.device).long()
         if num_samples is not None:  # samples past an item's length are padding: zero them
             patches = patches * (torch.arange(n_p * s, device=wav.device)[None] < lengths[:, None]).view(b, n_p, s)
+        rates, which = sr_b.unique(return_inverse=True)
         pos = torch.stack([sinusoid_1d(audio_positions(n_p, float(r), s, self.cfg.time_aware, wav.device),
-                                       self.cfg.dim) for r in sr_b.tolist()])
+                                       self.cfg.dim) for r in rates.tolist()])[which]
         keep = torch.arange(n_p, device=wav.device)[None] < (lengths[:, None] + s - 1) // s
         return self.audio_proj(self.audio(patches, pos, keep))
 
