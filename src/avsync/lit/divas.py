@@ -79,12 +79,14 @@ class DiVASModule(L.LightningModule):
             are added to; a gain > 1 lets the content through at initialisation.
         tolerances_ms: residual windows of the reported accuracies.
         eval_batch_windows: visual windows (each with its 31 candidates) per encoder call.
+        log_figures: log the first evaluation clip's distance curve (paper Fig. 2) to TensorBoard.
     """
 
     def __init__(self, arch: str = "divas_face", arch_overrides: dict | None = None,
                  input_overrides: dict | None = None, lr: float = 1e-5, margin: float = 20.0,
                  negative_fraction: float = 0.5, max_shift: int = 15, audio_gain: float = 1.0,
-                 tolerances_ms: Sequence[Sequence[float]] = PAPER_TOLERANCES_MS, eval_batch_windows: int = 64):
+                 tolerances_ms: Sequence[Sequence[float]] = PAPER_TOLERANCES_MS, eval_batch_windows: int = 64,
+                 log_figures: bool = True):
         super().__init__()
         self.save_hyperparameters()
         self.net = build_divas(arch, arch_overrides)
@@ -96,6 +98,8 @@ class DiVASModule(L.LightningModule):
             raise ValueError(f"negative_fraction must be in [0, 1], got {negative_fraction}")
         self.lr, self.margin, self.negative_fraction = lr, margin, negative_fraction
         self.audio_gain = float(audio_gain)
+        self.log_figures = log_figures
+        self._figure_logged: dict[str, bool] = {}
         self.max_shift, self.eval_batch_windows = max_shift, eval_batch_windows
         self.tolerances_ms = tuple(tuple(float(v) for v in w) for w in tolerances_ms)
         self.frames = FrameNormalize()
@@ -207,7 +211,23 @@ class DiVASModule(L.LightningModule):
             self.metrics[f"{stage}_{i}"].update_seconds(pred_sec, true_sec)
         self.log(f"{stage}/confidence", sum(r["confidence"] for r in results) / len(results),
                  batch_size=len(results))
+        if not self._figure_logged.get(stage) and self.log_figures:
+            self._log_distance_curve(stage, results[0]["distances"], int(batch["target"][0]))
+            self._figure_logged[stage] = True
         return results
+
+    def _log_distance_curve(self, stage: str, distances: Tensor, true_frames: int) -> None:
+        """The first clip's distance curve (paper Fig. 2) once per evaluation epoch."""
+        writer = getattr(self.logger, "experiment", None) if self._trainer is not None else None
+        if writer is None or not hasattr(writer, "add_figure") or not self.trainer.is_global_zero:
+            return
+        import matplotlib.pyplot as plt
+
+        from avsync.lit.divas_plots import distance_curve_figure
+
+        fig = distance_curve_figure(distances, self.input_spec.fps, true_frames, f"{stage} clip 0")
+        writer.add_figure(f"{stage}/distance_curve", fig, global_step=self.global_step)
+        plt.close(fig)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -222,6 +242,7 @@ class DiVASModule(L.LightningModule):
                 "true_offset_sec": (batch["target"].double() / self.input_spec.fps).tolist()}
 
     def _epoch_end(self, stage: str) -> None:
+        self._figure_logged[stage] = False
         for i, window in enumerate(self.tolerances_ms):
             metric = self.metrics[f"{stage}_{i}"]
             if not metric.update_called:
