@@ -107,6 +107,8 @@ def test_bad_frames_are_rejected():
     module = toy_module()
     with pytest.raises(ValueError, match="uint8"):
         module.embed(torch.zeros(1, 5, 32, 32, 3), torch.zeros(1, 3200), 25.0, 16000)
+    with pytest.raises(ValueError, match="one row per video window"):
+        module.pair_scores(torch.zeros(2, 5, 32, 32, 3, dtype=torch.uint8), torch.zeros(3, 3200))
 
 
 def test_two_step_fit_through_cli_then_test(tmp_path, repo_root_cwd):

@@ -123,8 +123,7 @@ class DiVASModule(L.LightningModule):
 
     def embed(self, frames: Tensor, wav: Tensor, fps: float, sample_rate: int) -> tuple[Tensor, Tensor]:
         """uint8 frames (N, F, H, W, 3) and audio (N, S) -> common-space embeddings (N, D) each."""
-        if frames.dtype != torch.uint8 or frames.ndim != 5 or frames.shape[-1] != 3:
-            raise ValueError(f"frames must be uint8 (N, F, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
+        _check_frames(frames, wav)
         return self.net(self.frames(frames), wav.float() * self.audio_gain, fps, sample_rate)
 
     def pair_scores(self, frames: Tensor, wav: Tensor, fps: float | None = None,
@@ -135,6 +134,7 @@ class DiVASModule(L.LightningModule):
         candidate audio windows, and neighbouring windows share audio, so the encoders run about
         once per window (W times per clip, not W·O), as the paper's distance matrix does.
         """
+        _check_frames(frames, wav)
         fps = float(fps or self.input_spec.fps)
         sample_rate = int(sample_rate or self.input_spec.sample_rate)
         video_idx, video_unique = _runs(frames)
@@ -258,6 +258,14 @@ class DiVASModule(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+def _check_frames(frames: Tensor, wav: Tensor) -> None:
+    if frames.dtype != torch.uint8 or frames.ndim != 5 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 (N, F, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
+    if wav.ndim != 2 or len(wav) != len(frames):
+        raise ValueError(f"wav must be (N, S) with one row per video window, got {tuple(wav.shape)} "
+                         f"for {len(frames)} windows")
 
 
 def _runs(x: Tensor) -> tuple[Tensor, Tensor]:
