@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 CONVERTERS: dict[str, str] = {
     "sparsesync": "avsync.convert.sparsesync",
+    "synchformer": "avsync.convert.synchformer",
     # "synchformer": "avsync.convert.synchformer", "vocalist": ..., "syncnet": ...
 }
 

@@ -71,9 +71,16 @@ SYNCHFORMER_CONFIGS: dict[str, SynchformerConfig] = {
 
 
 def get_config(arch: str, overrides: dict | None = None) -> SynchformerConfig:
+    """A registered configuration with single fields changed; ``motionformer`` / ``ast`` take dicts of
+    their own fields (as a YAML config writes them)."""
     if arch not in SYNCHFORMER_CONFIGS:
         raise ValueError(f"unknown Synchformer arch {arch!r}; registered: {sorted(SYNCHFORMER_CONFIGS)}")
-    return dataclasses.replace(SYNCHFORMER_CONFIGS[arch], **(overrides or {}))
+    base = SYNCHFORMER_CONFIGS[arch]
+    fields = dict(overrides or {})
+    for name in ("motionformer", "ast"):
+        if isinstance(fields.get(name), dict):
+            fields[name] = dataclasses.replace(getattr(base, name), **fields[name])
+    return dataclasses.replace(base, **fields)
 
 
 class SegmentInputs(nn.Module):
