@@ -74,9 +74,10 @@ def infer_config(state: Mapping[str, torch.Tensor], arch: str = "synchformer") -
 def load_official(path_or_state: str | Path | Mapping, arch: str = "synchformer") -> Synchformer:
     """Build a ``Synchformer`` shaped like the official checkpoint and load it with ``strict=True``."""
     state = checkpoint_filter_fn(path_or_state)
-    model = Synchformer(infer_config(state, arch))
+    with torch.device("meta"):  # no random init of 237M parameters that are overwritten at once
+        model = Synchformer(infer_config(state, arch))
     _check_against(state, model)
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True, assign=True)
     return model
 
 
