@@ -35,6 +35,9 @@ class MotionformerConfig:
     frames: int = 16          # frames per segment
     tubelet: int = 2          # temporal patch size
     agg_heads: int = 12
+    # the reference zero-initialises the tubelet stem (it is inflated from pre-trained 2-D weights);
+    # trained from scratch (toy runs) a zero stem makes every segment look alike at the start
+    zero_init_tubelet: bool = True
 
     @property
     def grid(self) -> int:
@@ -137,7 +140,8 @@ class Motionformer(nn.Module):
                 nn.init.zeros_(m.bias)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.zeros_(self.patch_embed_3d.proj.weight)  # as the reference: inflated from the 2-D stem
+        if self.cfg.zero_init_tubelet:
+            nn.init.zeros_(self.patch_embed_3d.proj.weight)  # as the reference: inflated from the 2-D stem
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, T, H, W) -> last-layer patch tokens (N, t, h, w, dim), normalised."""

@@ -62,9 +62,11 @@ class SynchformerConfig:
 SYNCHFORMER_CONFIGS: dict[str, SynchformerConfig] = {
     "synchformer": SynchformerConfig(),
     # toy scale: same topology, narrow (64-d, 2 layers), 32 px frames with 8 px patches, 64 mel bins;
-    # still 16-frame / 0.64 s segments so the timing of the paper is unchanged
+    # still 16-frame / 0.64 s segments so the timing of the paper is unchanged; the tubelet stem starts
+    # random, not zero (nothing to inflate it from)
     "synchformer_toy": SynchformerConfig(
-        motionformer=MotionformerConfig(dim=64, depth=2, heads=4, img_size=32, patch_size=8, agg_heads=4),
+        motionformer=MotionformerConfig(dim=64, depth=2, heads=4, img_size=32, patch_size=8, agg_heads=4,
+                                        zero_init_tubelet=False),
         ast=ASTConfig(dim=64, depth=2, heads=4, mel_bins=64, agg_heads=4),
         dim=64, depth=2, heads=4, dropout=0.0),
 }
