@@ -118,6 +118,8 @@ def test_convert_cli_round_trip_into_stage2(tmp_path):
     module = SynchformerStage2Module(arch="synchformer_toy", init_from=str(tmp_path / "conv.ckpt"))
     assert all(torch.equal(module.net.state_dict()[k], v) for k, v in official.items())
     assert ckpt["hyper_parameters"]["arch"] == "synchformer_toy"
+    restored = SynchformerStage2Module.load_from_checkpoint(tmp_path / "conv.ckpt")  # strict: only net.* tensors
+    assert torch.equal(restored.net.transformer.off_head.weight, official["transformer.off_head.weight"])
 
 
 # -- the command line ------------------------------------------------------------------------------

@@ -99,6 +99,9 @@ class SegmentInputs(nn.Module):
         self.spec_frames = cfg.ast.spec_frames
         self.mel = torchaudio.transforms.MelSpectrogram(sample_rate=cfg.sample_rate, n_fft=1024, win_length=400,
                                                         hop_length=160, n_mels=cfg.ast.mel_bins)
+        for module in self.mel.modules():  # derived constants, not weights: keep them out of checkpoints
+            for name, buf in list(module._buffers.items()):
+                module.register_buffer(name, buf, persistent=False)
 
     def clip_frames(self, num_segments: int, step: float) -> int:
         return (num_segments - 1) * int(step * self.frames_per_segment) + self.frames_per_segment
