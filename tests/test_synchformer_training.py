@@ -81,6 +81,23 @@ def test_stage2_trains_only_the_sync_module():
     assert changed and all(k.startswith(("vproj.", "aproj.", "transformer.")) for k in changed)
 
 
+def test_stage2_reads_extractors_of_an_official_segment_avclip_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    src = Synchformer(SYNCHFORMER_CONFIGS["synchformer_toy"]).state_dict()
+    official = {f"module.{'v_encoder' if k.startswith('v') else 'a_encoder'}.{k.split('.', 1)[1]}": v
+                for k, v in src.items() if k.startswith(("vfeat_extractor.", "afeat_extractor."))}
+    official["module.v_encoder_m.cls_token"] = torch.zeros(1, 1, 64)      # momentum copy: not ours
+    official["module.segment_logit_scale"] = torch.tensor(0.07)
+    torch.save({"state_dict": official, "epoch": 1}, tmp_path / "avclip.pt")
+    module = SynchformerStage2Module(arch="synchformer_toy", extractors_from=str(tmp_path / "avclip.pt"))
+    key = "afeat_extractor.ast.encoder.layer.1.output.dense.weight"
+    assert torch.equal(module.net.state_dict()[key], src[key])
+    del official["module.a_encoder.freq_attn_agg.norm2.bias"]
+    torch.save({"state_dict": official}, tmp_path / "broken.pt")
+    with pytest.raises(ValueError, match="norm2.bias"):
+        SynchformerStage2Module(arch="synchformer_toy", extractors_from=str(tmp_path / "broken.pt"))
+
+
 def test_stage2_cached_features_give_the_same_logits():
     torch.manual_seed(0)
     module = SynchformerStage2Module(arch="synchformer_toy", input_overrides=TOY_INPUTS).eval()

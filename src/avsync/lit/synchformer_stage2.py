@@ -27,12 +27,24 @@ log = logging.getLogger(__name__)
 EXTRACTORS = ("vfeat_extractor.", "afeat_extractor.")
 
 
+# the official Segment AVCLIP checkpoint names its extractors v_encoder / a_encoder
+_OFFICIAL_STAGE1 = {"v_encoder.": "vfeat_extractor.", "a_encoder.": "afeat_extractor."}
+_UNUSED = ("temp_attn_agg.", "global_attn_agg.")
+
+
 def extractor_state(ckpt_path: str | Path) -> dict[str, torch.Tensor]:
-    """The extractor tensors of a stage-I, stage-II or converted checkpoint, named as in ``Synchformer``."""
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
+    """The extractor tensors of a stage-I (ours or the official Segment AVCLIP ``.pt``), stage-II or
+    converted checkpoint, named as in ``Synchformer``."""
+    from avsync.convert import read_state_dict
+
+    state = read_state_dict(ckpt_path)
     out = {}
     for key, value in state.items():
+        for official, ours in _OFFICIAL_STAGE1.items():
+            if key.startswith(official):
+                key = ours + key[len(official):]
+        if any(part in key for part in _UNUSED):
+            continue
         for prefix in EXTRACTORS:
             at = key.find(prefix)
             if at == 0 or (at > 0 and key[at - 1] == "."):
@@ -76,7 +88,12 @@ class SynchformerStage2Module(OffsetClassificationModule):
             missing = load_matching_weights(self.net, init_from, prefix="net.")
             log.info("initialised Synchformer from %s; %d tensors kept their init", init_from, len(missing))
         if extractors_from:
-            self.net.load_state_dict(extractor_state(extractors_from), strict=False)
+            state = extractor_state(extractors_from)
+            own = {k for k in self.net.state_dict() if k.startswith(EXTRACTORS)}
+            if own - set(state) or set(state) - own:
+                raise ValueError(f"{extractors_from} does not hold this model's extractors: missing "
+                                 f"{sorted(own - set(state))[:5]}, unexpected {sorted(set(state) - own)[:5]}")
+            self.net.load_state_dict(state, strict=False)
         self.freeze_extractors = freeze_extractors
         if freeze_extractors:
             for extractor in (self.net.vfeat_extractor, self.net.afeat_extractor):
