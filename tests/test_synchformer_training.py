@@ -24,6 +24,10 @@ def _batch(seconds: float, b: int = 2, offsets: bool = False) -> dict:
     frames = int(round(seconds * 25))
     batch = {"video": torch.randint(0, 256, (b, frames, 32, 32, 3), generator=g, dtype=torch.uint8),
              "audio": torch.randn(b, int(round(seconds * 16000)), generator=g) * 0.1}
+    # a different tone every 0.32 s over the noise, so that audio segments differ from each other
+    n = batch["audio"].shape[1]
+    freqs = (200 + 3800 * torch.rand(b, math.ceil(seconds / 0.32), generator=g)).repeat_interleave(5120, dim=1)
+    batch["audio"] = batch["audio"] + torch.sin(2 * math.pi * freqs[:, :n] * torch.arange(n) / 16000)
     if offsets:
         batch["target"] = torch.tensor([3, 10])[:b]
     return batch
@@ -161,3 +165,22 @@ def test_two_step_fit_stage1_then_stage2(tmp_path, repo_root_cwd):
     assert state2["global_step"] == 2
     key = "net.afeat_extractor.freq_attn_agg.linear1.weight"
     assert torch.equal(state1["state_dict"][key], state2["state_dict"][key])  # frozen, read from stage I
+
+
+# -- the loss can be optimised -----------------------------------------------------------------------
+def test_stage2_fits_one_batch_from_cached_features():
+    torch.manual_seed(0)
+    module = SynchformerStage2Module(arch="synchformer_toy", input_overrides=TOY_INPUTS)
+    with torch.no_grad():
+        vis, aud = module.segment_features(_batch(4.8, b=2))
+    batch = {"vis_feats": vis, "aud_feats": aud, "target": torch.tensor([3, 17])}
+    opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=1e-3)
+    module.train()
+    losses = []
+    for _ in range(20):
+        loss = torch.nn.functional.cross_entropy(module(batch), batch["target"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]

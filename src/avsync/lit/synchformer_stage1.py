@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avsync.inputs import InputSpec
-from avsync.models.synchformer import SegmentInputs, Synchformer, get_config
+from avsync.models.synchformer import SegmentInputs, Synchformer, get_config, xavier_linears
 
 
 def segment_infonce(z_v: torch.Tensor, z_a: torch.Tensor, temperature: torch.Tensor
@@ -81,6 +81,9 @@ class SynchformerStage1Module(L.LightningModule):
                              "max_frame_shift 0")
         self.segment_vproj = nn.Linear(cfg.motionformer.dim, cfg.motionformer.dim)
         self.segment_aproj = nn.Linear(cfg.ast.dim, cfg.ast.dim)
+        if cfg.init == "xavier":
+            self.segment_vproj.apply(xavier_linears)
+            self.segment_aproj.apply(xavier_linears)
         if cfg.motionformer.dim != cfg.ast.dim:
             raise ValueError("the two extractors must share a width for the segment similarity")
         self.temperature = nn.Parameter(torch.tensor(float(init_temperature)))

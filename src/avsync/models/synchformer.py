@@ -49,6 +49,15 @@ class SynchformerConfig:
     dropout: float = 0.1            # embd / resid / attn dropout of the official config
     fps: float = 25.0
     sample_rate: int = 16000
+    # "reference": the official initialisation (trunc-normal 0.02 in the extractors and AGG layers,
+    # N(0, 0.02) in the sync module, PyTorch defaults for the projections). "xavier": Xavier-uniform
+    # linears with zero bias in the extractors and projections, for narrow models trained from
+    # scratch: at width 64 the reference init leaves the AGG outputs small (no norm after the
+    # pre-norm layer) next to the projection biases (~0.1), so segments look alike at the start.
+    # Measured on random 32 px clips: visual features vary by 0.034 (std across segments) around a
+    # mean magnitude of 0.037 with "reference", by 0.40 around 0.59 with "xavier". Same parameters
+    # and computation.
+    init: str = "reference"
 
     @property
     def segment_frames(self) -> int:
@@ -68,7 +77,7 @@ SYNCHFORMER_CONFIGS: dict[str, SynchformerConfig] = {
         motionformer=MotionformerConfig(dim=64, depth=2, heads=4, img_size=32, patch_size=8, agg_heads=4,
                                         zero_init_tubelet=False),
         ast=ASTConfig(dim=64, depth=2, heads=4, mel_bins=64, agg_heads=4),
-        dim=64, depth=2, heads=4, dropout=0.0),
+        dim=64, depth=2, heads=4, dropout=0.0, init="xavier"),
 }
 
 
@@ -173,6 +182,14 @@ class SyncTransformer(nn.Module):
         return self.off_head(x[:, 0])
 
 
+def xavier_linears(module: nn.Module) -> None:
+    """Xavier-uniform weights and zero bias for a linear layer (``SynchformerConfig.init = "xavier"``)."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
 class Synchformer(nn.Module):
     """Feature extractors + synchronisation module; ``features`` and ``sync`` are usable on their own
     (stage I trains the former, stage II the latter, possibly from cached features)."""
@@ -186,6 +203,11 @@ class Synchformer(nn.Module):
         self.vproj = nn.Linear(cfg.motionformer.dim, cfg.dim)
         self.aproj = nn.Linear(cfg.ast.dim, cfg.dim)
         self.transformer = SyncTransformer(cfg)
+        if cfg.init not in ("reference", "xavier"):
+            raise ValueError(f"init must be 'reference' or 'xavier', got {cfg.init!r}")
+        if cfg.init == "xavier":
+            for module in (self.vfeat_extractor, self.afeat_extractor, self.vproj, self.aproj):
+                module.apply(xavier_linears)
 
     def features(self, video_segments: torch.Tensor, audio_segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """RGB (B, S, 3, 16, H, W), log-mel (B, S, 66, F) -> visual (B, S, tv, Dv), audio (B, S, ta, Da)."""
