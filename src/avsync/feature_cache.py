@@ -147,5 +147,6 @@ def main(argv: list[str] | None = None) -> int:
     cli = cli_main(rest, run=False)  # the stage-II config: model (extractors) and data module
     index = write_cache(cli.model, cli.datamodule, args.out, tuple(args.splits), args.hop_frames, args.chunk)
     counts = {s: len(v) for s, v in index["splits"].items()}
-    print(f"cached {counts} clips in {args.out} (hop {index['hop_sec']:.3f} s, fingerprint {index['fingerprint'][:12]})")
+    print(f"cached {counts} clips in {args.out} (hop {index['hop_sec']:.3f} s, "
+          f"fingerprint {index['fingerprint'][:12]})")
     return 0
