@@ -82,6 +82,7 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "reproduce": _reproduce,
     "generate-toy": _generate_toy,
     "title-report": lambda argv: importlib.import_module("avsync.title.report").main(argv),
+    "cache-features": lambda argv: importlib.import_module("avsync.feature_cache").main(argv),
 }
 
 
