@@ -3,7 +3,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from avsync.cli import main
+from avsync.cli import cli_main, main
 
 CONFIG = "experiments/avst_toy_dense.yaml"
 TINY = ["--data.init_args.num_train", "8", "--data.init_args.num_valid", "1", "--data.init_args.num_test", "1",
@@ -34,3 +34,14 @@ def test_two_step_fit_then_test(toy_root, tmp_path, repo_root_cwd, arch, stage):
     if arch == "avst_dec_toy":
         assert "val/attention_dec" in events.Tags()["images"]
     main(["test", *common, "--ckpt_path", str(ckpts[0])])
+
+
+def test_sparse_config_feeds_5_fps_and_tolerates_5_frames(repo_root_cwd, tmp_path):
+    cli = cli_main(["--config", "experiments/avst_toy_sparse.yaml", "--data.init_args.root", str(tmp_path)],
+                   run=False)
+    model = cli.model
+    assert model.frame_step == 5 and model.net.cfg.variant == "dec"
+    assert model.metrics["val_acc"].tolerance.k == 5 and model.metrics["val_acc"].tolerance.fps == 25.0
+    assert model.input_spec.frame_size == 96                  # the sparse toy frames, 6x6 grid
+    assert model.input_spec.num_frames == 150                 # the longest training window (30 at 5 fps)
+    assert max(model.input_spec.train_durations) == pytest.approx(150 / 25)

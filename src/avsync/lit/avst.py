@@ -207,8 +207,12 @@ class AVSTModule(L.LightningModule):
     def _eval_step(self, batch: dict, stage: str, batch_idx: int) -> None:
         spec = self.input_spec
         metric = self.metrics[f"{stage}_acc"]
+        # clips are decoded as long as the longest training window; the search uses a prefix of
+        # both streams (the offset between them is unchanged) holding exactly eval_windows windows
+        n_frames = self.eval_window_frames + 2 * self.max_shift + self.eval_windows - 1
+        n_samples = round(n_frames / spec.fps * spec.sample_rate)
         for b in range(batch["video"].shape[0]):
-            scores = shift_scores(self, batch["video"][b], batch["audio"][b], fps=spec.fps,
+            scores = shift_scores(self, batch["video"][b, :n_frames], batch["audio"][b, :n_samples], fps=spec.fps,
                                   sample_rate=spec.sample_rate, window_frames=self.eval_window_frames,
                                   max_shift=self.max_shift, batch_windows=self.batch_windows)
             context = len(scores) if self.eval_context is None else min(self.eval_context, len(scores))
