@@ -9,7 +9,8 @@ CONFIG = "experiments/avst_toy_dense.yaml"
 TINY = ["--data.init_args.num_train", "8", "--data.init_args.num_valid", "1", "--data.init_args.num_test", "1",
         "--data.init_args.clip_duration_sec", "3.0", "--data.init_args.batch_size", "4",
         "--model.init_args.eval_windows", "2", "--model.init_args.batch_windows", "2",
-        "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1", "--trainer.max_steps", "2", "--trainer.log_every_n_steps", "1"]
+        "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1", "--trainer.max_steps", "2",
+        "--trainer.log_every_n_steps", "1"]
 
 
 @pytest.fixture(scope="module")

@@ -130,8 +130,8 @@ class AVSTModule(L.LightningModule):
         self.frames = FrameNormalize()
         self.spectrogram = AudioSpectrogram(self.net.cfg.n_fft, self.net.cfg.hop_length)
         offsets = FrameShifts(max_shift).offsets_sec(self.input_spec.fps)
-        self.metrics = nn.ModuleDict({f"{s}_acc": OffsetAccuracy(offsets, frames=(tolerance_frames, self.input_spec.fps))
-                                      for s in EVAL_STAGES})
+        tolerance = (tolerance_frames, self.input_spec.fps)
+        self.metrics = nn.ModuleDict({f"{s}_acc": OffsetAccuracy(offsets, frames=tolerance) for s in EVAL_STAGES})
         self._attention_example: dict | None = None
 
     # -- inputs -----------------------------------------------------------------------------
