@@ -176,6 +176,8 @@ class AVSTModule(L.LightningModule):
         The backbones run once per distinct input: the 2·max_shift+1 candidates of a window share
         its frames, and neighbouring windows share most audio windows (W + 2·max_shift distinct
         ones instead of W·(2·max_shift+1)). Only the synchronisation module sees all N pairs.
+        With masking on, each distinct input gets one random mask. Evaluation only (batch-norm
+        in eval mode keeps every pair independent of the others).
         """
         if frames.shape[0] != wav.shape[0]:
             raise ValueError(f"{frames.shape[0]} visual windows but {wav.shape[0]} audio windows")
