@@ -126,3 +126,14 @@ def test_frame_step_feeds_every_fifth_frame():
         assert module.pair_scores(frames, torch.randn(2, 32000)).shape == (2,)
     with pytest.raises(ValueError, match="multiples of frame_step"):
         AVSTModule(arch="avst_dec_toy", frame_step=5, train_frames=(7,))
+
+
+def test_predict_step_gives_one_clip_level_offset_with_confidence():
+    module = AVSTModule(arch="avst_enc_mp_toy", eval_windows=3)
+    spec = module.input_spec
+    module.pair_scores = lambda frames, wav: -(torch.arange(frames.shape[0]) % 31 - 15 - 6).abs().float()
+    batch = {"video": torch.zeros(2, spec.num_frames, 64, 64, 3, dtype=torch.uint8),
+             "audio": torch.zeros(2, spec.num_samples), "target": torch.tensor([6, 0]), "key": ["a", "b"]}
+    out = module.predict_step(batch, 0)
+    assert out["pred_offset_frames"].tolist() == [6, 6]
+    assert (out["confidence"] > 0).all() and out["true_offset_frames"].tolist() == [6, 0]

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from avsync.inputs import FrameNormalize, InputSpec
 from avsync.lit.attention_plots import attention_figure
+from avsync.lit.plots import per_offset_figure
 from avsync.metrics import OffsetAccuracy
 from avsync.models.avst import AVST, AVST_CONFIGS, AudioSpectrogram
 from avsync.offsets import FrameShifts
@@ -207,22 +208,38 @@ class AVSTModule(L.LightningModule):
 
     # -- evaluation -------------------------------------------------------------------------
     def _eval_step(self, batch: dict, stage: str, batch_idx: int) -> None:
-        spec = self.input_spec
         metric = self.metrics[f"{stage}_acc"]
         # clips are decoded as long as the longest training window; the search uses a prefix of
         # both streams (the offset between them is unchanged) holding exactly eval_windows windows
-        n_frames = self.eval_window_frames + 2 * self.max_shift + self.eval_windows - 1
-        n_samples = round(n_frames / spec.fps * spec.sample_rate)
         for b in range(batch["video"].shape[0]):
-            scores = shift_scores(self, batch["video"][b, :n_frames], batch["audio"][b, :n_samples], fps=spec.fps,
-                                  sample_rate=spec.sample_rate, window_frames=self.eval_window_frames,
-                                  max_shift=self.max_shift, batch_windows=self.batch_windows)
+            scores = self._search_prefix(batch["video"][b], batch["audio"][b])
             context = len(scores) if self.eval_context is None else min(self.eval_context, len(scores))
             pred, _ = predict_offsets(scores, context)
             true = batch["target"][b].expand_as(pred)
             metric.update(pred + self.max_shift, true + self.max_shift)
         if stage == "val" and batch_idx == 0 and self._attention_example is None:
             self._keep_attention_example(batch)
+
+    def _search_prefix(self, frames: Tensor, wav: Tensor) -> Tensor:
+        """Score matrix (eval_windows, 2·max_shift+1) of one clip (a prefix of it, see _eval_step)."""
+        spec = self.input_spec
+        n_frames = self.eval_window_frames + 2 * self.max_shift + self.eval_windows - 1
+        n_samples = round(n_frames / spec.fps * spec.sample_rate)
+        return shift_scores(self, frames[:n_frames], wav[:n_samples], fps=spec.fps, sample_rate=spec.sample_rate,
+                            window_frames=self.eval_window_frames, max_shift=self.max_shift,
+                            batch_windows=self.batch_windows)
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Clip-level answers (scores averaged over every window of the clip): offset in frames,
+        SyncNet confidence, and the true offset."""
+        preds, confidences = [], []
+        for b in range(batch["video"].shape[0]):
+            scores = self._search_prefix(batch["video"][b], batch["audio"][b])
+            pred, conf = predict_offsets(scores, context=len(scores))
+            preds.append(pred[0])
+            confidences.append(conf[0])
+        return {"key": batch.get("key"), "pred_offset_frames": torch.stack(preds),
+                "confidence": torch.stack(confidences), "true_offset_frames": batch["target"]}
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "val", batch_idx)
@@ -244,6 +261,13 @@ class AVSTModule(L.LightningModule):
         shifted = count.sum() - count[zero]
         if shifted > 0:
             self.log(f"{stage}/acc_tol_random_offset", (tol.sum() - tol[zero]) / shifted)
+        writer = getattr(self.logger, "experiment", None)
+        if writer is not None and hasattr(writer, "add_figure") and self.trainer.is_global_zero:
+            import matplotlib.pyplot as plt
+
+            fig = per_offset_figure(result["per_offset_acc@1"], result["per_offset_acc_tol"], metric.offsets_sec)
+            writer.add_figure(f"{stage}/per_offset_accuracy", fig, global_step=self.global_step)
+            plt.close(fig)
         metric.reset()
 
     def on_validation_epoch_start(self) -> None:
