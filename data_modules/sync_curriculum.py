@@ -15,7 +15,8 @@ chooses in-sync clips (as the paper evaluates), random artificial offsets in ±m
 offset, so one run reports both (the model splits them by true offset).
 
 :class:`SyncCurriculum` is a mixin over :class:`~avsync.data_modules.base.AVSyncDataModule`;
-:class:`ToySyncCurriculumDataModule` puts it on the embedded toy set.
+:class:`ToySyncCurriculumDataModule` puts it on the embedded toy set, the LRS3 and VGGSound
+variants on the real data sets (LRS2/LRS3 speech, VGG-Sound Sync general sounds).
 """
 from __future__ import annotations
 
@@ -27,9 +28,12 @@ from torch.utils.data import DataLoader, Sampler, default_collate
 from avsync.offsets import FixedOffsets, RandomFrameShiftSampler
 
 from .base import AVClipDataset, ClipRecord, RandomDurationCollate
+from .lrs3 import LRS3DataModule
 from .toy import ToyAVDataModule
+from .vggsound import VGGSoundDataModule
 
-__all__ = ["SameVideoBatchSampler", "SyncCurriculum", "ToySyncCurriculumDataModule"]
+__all__ = ["SameVideoBatchSampler", "SyncCurriculum", "ToySyncCurriculumDataModule",
+           "LRS3SyncCurriculumDataModule", "VGGSoundSyncCurriculumDataModule"]
 
 EVAL_OFFSETS = ("in_sync", "random", "both")
 
@@ -137,6 +141,22 @@ class ToySyncCurriculumDataModule(SyncCurriculum, ToyAVDataModule):
         eval_offsets: ``in_sync``, ``random`` (±max_frame_shift) or ``both`` (each clip twice).
         **kwargs: :class:`~avsync.data_modules.toy.ToyAVDataModule`'s arguments.
     """
+
+    def __init__(self, curriculum_stage: int = 1, eval_offsets: str = "both", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.init_curriculum(curriculum_stage, eval_offsets)
+
+
+class LRS3SyncCurriculumDataModule(SyncCurriculum, LRS3DataModule):
+    """LRS3 with AVST's curriculum (``curriculum_stage``, ``eval_offsets`` as the toy variant)."""
+
+    def __init__(self, curriculum_stage: int = 1, eval_offsets: str = "both", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.init_curriculum(curriculum_stage, eval_offsets)
+
+
+class VGGSoundSyncCurriculumDataModule(SyncCurriculum, VGGSoundDataModule):
+    """VGGSound with AVST's curriculum (``curriculum_stage``, ``eval_offsets`` as the toy variant)."""
 
     def __init__(self, curriculum_stage: int = 1, eval_offsets: str = "both", **kwargs) -> None:
         super().__init__(**kwargs)

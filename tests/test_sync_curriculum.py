@@ -71,3 +71,12 @@ def test_bad_options_are_refused(toy_root):
         ToySyncCurriculumDataModule(root=toy_root, eval_offsets="some")
     with pytest.raises(ValueError, match="eval_plans_per_clip"):
         ToySyncCurriculumDataModule(root=toy_root, eval_plans_per_clip=2)
+
+
+def test_real_data_variants_take_the_curriculum_options(tmp_path):
+    from avsync.data_modules.sync_curriculum import LRS3SyncCurriculumDataModule, VGGSoundSyncCurriculumDataModule
+
+    lrs3 = LRS3SyncCurriculumDataModule(root=str(tmp_path), curriculum_stage=2, eval_offsets="in_sync")
+    vgg = VGGSoundSyncCurriculumDataModule(root=str(tmp_path), curriculum_stage=1)
+    assert (lrs3.curriculum_stage, lrs3.eval_offsets) == (2, "in_sync")
+    assert (vgg.curriculum_stage, vgg.eval_plans_per_clip) == (1, 2)
