@@ -24,7 +24,7 @@ Splits:
 
 Clips of a split that are not on disk (VGGSound always misses part of YouTube) are counted in
 ``missing[split]`` and logged once. Durations are probed once and cached
-(:class:`~avsync.data_modules.lrs3.ProbeCache`); ``probe_durations=False`` takes the nominal
+(:class:`~avsync.data_modules.listing.ProbeCache`); ``probe_durations=False`` takes the nominal
 length from the file name instead (bad clips are then met, reported and replaced at load time).
 
 VGGSound-Sparse keeps the 12 classes flagged ``is_sparse == y`` in ``picked_sparse_classes.csv``
@@ -48,8 +48,8 @@ from typing import Iterable, Sequence
 
 from avsync.offsets import CropPlan, FixedOffsets, get_grid, key_for
 
-from .base import _STAGE_SPLITS, SPLITS, AVSyncDataModule, ClipRecord
-from .lrs3 import ProbeCache, _check_split_files, _MissingLog, _stage_of, read_split_file
+from .base import AVSyncDataModule, ClipRecord
+from .listing import SPLITS, check_split_files, read_split_file
 
 __all__ = [
     "VGGSoundDataModule",
@@ -179,8 +179,6 @@ class VGGSoundDataModule(AVSyncDataModule):
         split_files: ``{split: file}`` of clip ids (one per line) overriding the csv's splits.
         split_seed: seed of the validation hold-out (1337, as in the official code).
         probe_durations: probe (and cache) every clip's duration; False: nominal 10 s from the name.
-        probe_cache_dir: folder of the duration cache (default ``~/.cache/avsync/probe``).
-        probe_workers: threads probing uncached clips.
         **kwargs: :class:`AVSyncDataModule`'s (batch size, workers, fixed_offsets_csv, ...).
 
     ``classes`` is the sorted class list, ``records[i].extra["class_index"]`` a record's index
@@ -194,28 +192,18 @@ class VGGSoundDataModule(AVSyncDataModule):
         split_files: dict[str, str] | None = None,
         split_seed: int = 1337,
         probe_durations: bool = True,
-        probe_cache_dir: str | None = None,
-        probe_workers: int = 4,
         **kwargs,
     ) -> None:
         super().__init__(root=root, **kwargs)
         self.meta_csv = meta_csv
-        self.split_files = _check_split_files(split_files)
+        self.split_files = check_split_files(split_files)
         self.split_seed = int(split_seed)
         self.probe_durations = bool(probe_durations)
-        self.probe_cache_dir = probe_cache_dir
-        self.probe_workers = int(probe_workers)
-        self._missing = _MissingLog()
         self._rows: list[VGGSoundRow] | None = None
         self._on_disk: set[str] | None = None
-        self._cache: ProbeCache | None = None
         self._held: set[str] | None = None
         self._unknown: dict[str, int] = {}
         self._warned_unknown: set[str] = set()
-
-    @property
-    def missing(self) -> dict[str, int]:
-        return self._missing.counts
 
     # -- layout -----------------------------------------------------------------------------
     @property
@@ -296,29 +284,18 @@ class VGGSoundDataModule(AVSyncDataModule):
         ids = [c for c in ids if c in by_clip and self.keep_row(by_clip[c])]
         present = self.on_disk()
         missing = [c for c in ids if c not in present]
-        self._missing.note(split, self.split_files.get(split, self.meta_path.name), missing, len(ids),
-                           self.data_dir)
-        ids = [c for c in ids if c in present]
-        if self.probe_durations:
-            if self._cache is None:
-                self._cache = ProbeCache(self.data_dir, self.probe_cache_dir, self.probe_workers)
-            durations = self._cache.durations(c + ".mp4" for c in ids)
-            durations = {c: durations[c + ".mp4"] for c in ids if c + ".mp4" in durations}
-        else:
-            durations = {c: _nominal_duration(c) for c in ids}
-        records = []
-        for c in ids:
-            if c not in durations:
-                continue
-            row = by_clip[c]
-            records.append(ClipRecord(key=c, path=self.data_dir / f"{c}.mp4", duration_sec=durations[c],
-                                      split=split, label=row.label,
-                                      extra={"ytid": row.ytid, "class_index": index.get(row.label)}))
-        return records
+        rels = [c + ".mp4" for c in ids if c in present]
+        durations = None if self.probe_durations else {r: _nominal_duration(r[:-4]) for r in rels}
+
+        def describe(rel: str) -> dict:
+            row = by_clip[rel[:-4]]
+            return {"label": row.label, "extra": {"ytid": row.ytid, "class_index": index.get(row.label)}}
+
+        return self.records_under(split, self.data_dir, rels, missing,
+                                  self.split_files.get(split, self.meta_path.name), describe, durations)
 
     def filter_records(self, split: str, records: Iterable[ClipRecord]) -> list[ClipRecord]:
         records = super().filter_records(split, records)
-        self.dropped[split]["missing"] = self.missing.get(split, 0)
         if self._unknown.get(split):
             self.dropped[split]["not_in_meta"] = self._unknown[split]
         return records
@@ -326,8 +303,7 @@ class VGGSoundDataModule(AVSyncDataModule):
     def prepare_data(self) -> None:
         """Probe (and cache) the durations of the splits the running stage needs."""
         if self.probe_durations:
-            for split in _STAGE_SPLITS.get(_stage_of(self.trainer), SPLITS):
-                self.list_records(split)
+            super().prepare_data()
 
     # -- fixed offsets ----------------------------------------------------------------------
     def fixed_offsets(self, split: str, records: Sequence[ClipRecord]) -> FixedOffsets:
