@@ -227,7 +227,8 @@ class LRS3DataModule(AVSyncDataModule):
                   for k in read_split_file(f, "pretrain") if "/" in k}
         videos = self.listing()
         pool = [v for v in videos if v not in listed]
-        drawn = [s for s in SPLITS if s not in self.split_files and s not in self.subset_splits]
+        drawn = [s for s in SPLITS if s not in self.split_files and s not in self.subset_splits
+                 and not (s == "test" and self.high_fps_test)]
         ids = seeded_split(pool, self.split_seed, self.split_ratios, drawn)[split]
         return [c for v in sorted(ids) for c in videos[v]], []
 

@@ -54,6 +54,8 @@ from .listing import SPLITS, check_split_files, read_split_file
 __all__ = [
     "VGGSoundDataModule",
     "VGGSoundSparseDataModule",
+    "VGGSoundSyncDataModule",
+    "read_class_list",
     "VGGSoundRow",
     "clip_id",
     "read_vggsound_csv",
@@ -70,6 +72,7 @@ PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 SPARSE_CLASSES_CSV = PACKAGE_DATA / "picked_sparse_classes.csv"
 SPARSE_CLEAN_CSV = PACKAGE_DATA / "vggsound_sparse_clean.csv"
 SPARSE_CLEAN_FIXED_OFFSETS_CSV = PACKAGE_DATA / "vggsound_sparse_clean_fixed_offsets.csv"
+SYNC_CLASSES_CSV = PACKAGE_DATA / "vggsound_sync_classes.csv"
 CLIP_SEC = 10
 _CLIP_NAME = re.compile(r"^(?P<ytid>.{11})_(?P<start>\d+)_(?P<end>\d+)$")
 
@@ -160,6 +163,17 @@ def read_sparse_clean(path: str | Path = SPARSE_CLEAN_CSV) -> set[str]:
             if row["vid_is_missing"].strip() == "0" and row["is_sync"].strip() == "1":
                 out.add(clip_id(row["video_id"].strip(), row["start_sec"]))
     return out
+
+
+def read_class_list(path: str | Path = SYNC_CLASSES_CSV) -> list[str]:
+    """Class names of a one-column csv with a ``class`` header (labels with commas quoted)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        classes = [row["class"].strip() for row in csv.DictReader(f) if row.get("class", "").strip()]
+    if not classes:
+        raise ValueError(f"{path}: no classes (expected a 'class' column)")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"{path}: a class is listed twice")
+    return classes
 
 
 def _nominal_duration(key: str) -> float | None:
@@ -388,3 +402,31 @@ class VGGSoundSparseDataModule(VGGSoundDataModule):
         if split == "test" and self._clean_ids is not None:
             ids = [c for c in ids if c in self._clean_ids]
         return ids
+
+
+# --------------------------------------------------------------------------------------------
+# VGGSound-Sync
+# --------------------------------------------------------------------------------------------
+class VGGSoundSyncDataModule(VGGSoundDataModule):
+    """VGGSound-Sync (AVST, BMVC 2021): the 160 VGGSound classes listed at the end of the AVST
+    paper (shipped as ``data/vggsound_sync_classes.csv``, every name checked against the
+    VGGSound class list), with VGGSound's splits restricted to them (the paper's 95k train /
+    5k test). AVST evaluates at 5 fps: that is its InputSpec's frame rate, not a data setting.
+
+    Args:
+        classes_csv: another class list (one ``class`` column); default: the shipped one.
+        **kwargs: :class:`VGGSoundDataModule`'s.
+    """
+
+    def __init__(self, classes_csv: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.classes_csv = classes_csv
+        self._sync_classes = sorted(read_class_list(classes_csv or SYNC_CLASSES_CSV))
+        self._sync_set = set(self._sync_classes)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self._sync_classes)
+
+    def keep_row(self, row: VGGSoundRow) -> bool:
+        return row.label in self._sync_set
