@@ -81,6 +81,7 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "convert": lambda argv: importlib.import_module("avsync.convert.cli").main(argv),
     "reproduce": _reproduce,
     "generate-toy": _generate_toy,
+    "prepare": lambda argv: importlib.import_module("avsync.prepare").main(argv),
 }
 
 
