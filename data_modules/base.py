@@ -331,6 +331,8 @@ class AVClipDataset(Dataset):
                 record.path, video_start, audio_start, spec.duration_sec, spec.fps, spec.sample_rate,
                 size=self.decode_size, reject_silent=self.reject_silent,
             )
+        if self.reject_silent and _is_flat(clip["audio"]):
+            raise MediaError(record.path, "silent audio (constant in the window)")
         video = self._frames(record, clip["video"], video_start, rng)
         return {
             "video": torch.from_numpy(video),
@@ -395,6 +397,15 @@ class AVClipDataset(Dataset):
         if flip:
             out = out[:, :, ::-1]
         return np.ascontiguousarray(out)
+
+
+_FLAT_STEP = 1e-5  # median |sample-to-sample change| below this (about -100 dB): no sound to sync to
+
+
+def _is_flat(audio: np.ndarray) -> bool:
+    """True for silence and for constant (DC) audio: the decoder's peak test misses DC that went
+    through AAC, which rings at frame edges but is flat in between."""
+    return len(audio) < 2 or float(np.median(np.abs(np.diff(audio)))) < _FLAT_STEP
 
 
 _STILL_LEVEL = 1.0  # mean absolute change (uint8 levels) between frames below which video is still
