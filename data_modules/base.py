@@ -33,6 +33,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from avsync.inputs import InputSpec
@@ -470,7 +471,7 @@ class AVSyncDataModule(L.LightningDataModule):
         fixed_offsets_csv: dict[str, str] | None = None,
         eval_plans_per_clip: int = 1,
         input_spec: InputSpec | None = None,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         persistent_workers: bool = True,
         skip_list: str | list[str] | None = None,
         report_dir: str | None = None,
@@ -705,18 +706,29 @@ class AVSyncDataModule(L.LightningDataModule):
 
     # -- loaders ----------------------------------------------------------------------------
     def _loader(self, split: str, train: bool) -> DataLoader:
+        """Training: shuffled, full batches (Lightning adds its DistributedSampler under DDP).
+        Evaluation: in order; under DDP every rank gets a disjoint share with no padding
+        (``UnrepeatedDistributedSampler``), so each item is scored exactly once per epoch —
+        Lightning's default sampler would repeat items to even out the ranks."""
         if split not in self.datasets:
             raise RuntimeError(f"{type(self).__name__}: split {split!r} is not set up; call setup() first")
         collate = None
         if train and self.spec.train_durations:
             collate = RandomDurationCollate(self.spec.train_durations, self.spec.fps, self.spec.sample_rate)
+        sampler = None
+        world = getattr(self.trainer, "world_size", 1) if self.trainer is not None else 1
+        if not train and world > 1:
+            sampler = UnrepeatedDistributedSampler(self.datasets[split], num_replicas=world,
+                                                   rank=self.trainer.global_rank, shuffle=False)
+        pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
             shuffle=train,
+            sampler=sampler,
             drop_last=train,
             num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
+            pin_memory=pin,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
             collate_fn=collate,
         )
