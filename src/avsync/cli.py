@@ -82,6 +82,7 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "reproduce": _reproduce,
     "generate-toy": _generate_toy,
     "prepare": lambda argv: importlib.import_module("avsync.prepare").main(argv),
+    "probe-artefacts": lambda argv: importlib.import_module("avsync.artefact_probe").main(argv),
 }
 
 
