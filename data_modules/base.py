@@ -457,7 +457,16 @@ class AVSyncDataModule(L.LightningDataModule):
     ``eval_plans_per_clip`` > 1 evaluates each clip at that many fixed plans (Synchformer: 2 per
     LRS3 test clip, 25 per VGGSound-Sparse clip).
 
-    Subclasses implement :meth:`list_records` and may override ``prepare_data``.
+    Bad media: ``skip_list`` (one file or several, e.g. the authors' ``filtered_examples_*``)
+    leaves clips out; ``reject_silent`` / ``reject_still`` also treat silent or constant audio and
+    still video as bad; every skipped clip is listed in ``<report_dir or log dir>/bad_media.tsv``.
+    ``face_box_scale`` sizes the face crops cut from LRS3 boxes (1 = LRS3's own strict crop).
+    ``probe_cache_dir`` / ``probe_workers``: where and how durations are probed once and cached.
+    ``pin_memory`` None pins batches when CUDA is available.
+
+    Subclasses implement :meth:`list_records` (usually through :meth:`records_under`, which
+    counts the clips a partial copy lacks and probes durations through the cache); the default
+    ``prepare_data`` lists the splits of the running stage once, filling that cache.
     """
 
     def __init__(
