@@ -377,17 +377,21 @@ class AVClipDataset(Dataset):
         out = crop_faces(video, boxes, self.spec.frame_size, self.face_box_scale)
         if self.spec.crop == "mouth":  # lower half of the face, e.g. VocaLiST's 48x96
             out = out[:, self.spec.frame_size // 2 :]
-        if self.train and self.spec.hflip and bool(rng.random() < 0.5):
+        if rng is not None and self.spec.hflip and bool(rng.random() < 0.5):
             out = out[:, :, ::-1]
         return np.ascontiguousarray(out)
 
+    def centre_crop(self, video: np.ndarray) -> np.ndarray:
+        """The evaluation crop of decoded frames (T, H, W, 3): centred, no flip."""
+        return self._crop(video, None)
+
     def _crop(self, video: np.ndarray, rng) -> np.ndarray:
-        """Square ``frame_size`` crop (random + h-flip in training, centre otherwise)."""
+        """Square ``frame_size`` crop: random + h-flip when a generator is given (training), centre otherwise."""
         size = self.spec.frame_size
         height, width = video.shape[1:3]
         if min(height, width) < size:
             raise ValueError(f"decoded frames of {height}x{width} cannot give a {size} px crop")
-        if self.train:
+        if rng is not None:
             y0, x0 = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
             flip = self.spec.hflip and bool(rng.random() < 0.5)
         else:

@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 
 CONVERTERS: dict[str, str] = {
     "sparsesync": "avsync.convert.sparsesync",
-    # "synchformer": "avsync.convert.synchformer", "vocalist": ..., "syncnet": ...
+    "vocalist": "avsync.convert.vocalist",
+    "syncnet": "avsync.convert.syncnet",
+    "synchformer": "avsync.convert.synchformer",
 }
 
 _REQUIRED = ("checkpoint_filter_fn", "load_official", "lightning_checkpoint")

@@ -79,3 +79,33 @@ class SparseSyncModule(OffsetClassificationModule):
 
     def model_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         return self.frames(batch["video"]), self.spectrogram(batch["audio"])
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """Logits from decoded clips, or from cached extractor outputs (``vfeat``/``afeat``, what
+        :class:`~avsync.data_modules.feature_bank.FeatureBankDataModule` delivers)."""
+        if "vfeat" in batch:
+            if not self.freeze_extractors:
+                raise RuntimeError("cached extractor features only stand in for frozen extractors: "
+                                   "set freeze_extractors=True or train on decoded clips")
+            return self.net.forward_extracted(batch["vfeat"].float(), batch["afeat"].float())
+        return self.net(*self.model_inputs(batch))
+
+    # state-dict prefixes of the frozen extractors (a feature bank is keyed by these weights)
+    frozen_prefixes = ("net.vfeat_extractor.", "net.afeat_extractor.")
+
+    def frozen_encoders(self):
+        """(video, audio) functions from a decoded window — uint8 frames (N, T, H, W, 3) and
+        waveforms (N, S) — to the frozen extractors' outputs, for feature banks."""
+        if not self.freeze_extractors:
+            raise RuntimeError("a feature bank needs freeze_extractors=True: trained extractors change "
+                               "their outputs every step")
+
+        @torch.no_grad()
+        def video(frames: torch.Tensor) -> torch.Tensor:
+            return self.net.vfeat_extractor.eval()(self.frames(frames).transpose(1, 2))
+
+        @torch.no_grad()
+        def audio(wav: torch.Tensor) -> torch.Tensor:
+            return self.net.afeat_extractor.eval()(self.spectrogram(wav))
+
+        return video, audio

@@ -198,9 +198,19 @@ class SparseSync(nn.Module):
 
     def features(self, video: torch.Tensor, spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Token maps before the selectors: visual (B, t, h, w, d), audio (B, f, t, d)."""
-        vis = self.v_bridge(self.vfeat_extractor(video.transpose(1, 2)))  # (B, d, t, h, w)
-        aud = self.afeat_extractor(spec)                                      # (B, d, f, t)
-        return vis.permute(0, 2, 3, 4, 1), aud.permute(0, 2, 3, 1)
+        return self.tokens(self.vfeat_extractor(video.transpose(1, 2)), self.afeat_extractor(spec))
+
+    def tokens(self, vfeat: torch.Tensor, afeat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Extractor outputs, visual (B, c, t, h, w) and audio (B, d, f, t), -> transformer tokens.
+
+        Split from :meth:`features` so that frozen-extractor training can start from cached
+        extractor outputs (:mod:`avsync.data_modules.feature_bank`); the bridge still trains.
+        """
+        return self.v_bridge(vfeat).permute(0, 2, 3, 4, 1), afeat.permute(0, 2, 3, 1)
 
     def forward(self, video: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
         return self.transformer(*self.features(video, spec))
+
+    def forward_extracted(self, vfeat: torch.Tensor, afeat: torch.Tensor) -> torch.Tensor:
+        """Logits from extractor outputs (see :meth:`tokens`)."""
+        return self.transformer(*self.tokens(vfeat, afeat))

@@ -1,0 +1,277 @@
+"""DiVAS as a LightningModule: the paper's contrastive recipe and distance-matrix evaluation.
+
+Training (§3.1, Eq. 1): from each delivered clip one 0.2 s video window and one 0.2 s audio
+window are cut; with probability ``negative_fraction`` (0.5) the audio is moved by 1 frame up to
+as far as the clip allows (a negative), otherwise it is the synchronised audio. The loss is
+``1/2N Σ y d² + (1 − y) max(0, m − d)²`` with ``d = ||z_a − z_v||`` and margin m = 20; Adam 1e-5.
+The data module may deliver clips at any offset (its label is known): the synchronised audio of
+the video window at frame t lies at frame ``t − Δ`` (SPEC §1), so positives stay exact.
+
+Evaluation (§4.1): every clip goes through the shared score search
+(:func:`avsync.protocols.score_search.shift_scores`, W windows x 31 offsets), the distances are
+averaged over all windows, the offset is their argmin and the confidence median − min. Accuracy
+is counted in milliseconds under the three ITU-style windows [−40, 40], [−125, 45], [−185, 90],
+so it means the same at every frame rate.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from avsync.inputs import FrameNormalize, InputSpec
+from avsync.metrics import OffsetAccuracy
+from avsync.models.divas import DIVAS_CONFIGS, DiVAS
+from avsync.offsets import FrameShifts
+from avsync.protocols.score_search import predict_offsets, shift_scores, window_samples
+
+WINDOW_SEC = 0.2
+PAPER_TOLERANCES_MS: tuple[tuple[float, float], ...] = ((-40.0, 40.0), (-125.0, 45.0), (-185.0, 90.0))
+STAGES = ("val", "test")
+
+
+def build_divas(arch: str = "divas_face", overrides: dict | None = None) -> DiVAS:
+    if arch not in DIVAS_CONFIGS:
+        raise ValueError(f"unknown DiVAS arch {arch!r}; registered: {sorted(DIVAS_CONFIGS)}")
+    return DiVAS(dataclasses.replace(DIVAS_CONFIGS[arch], **(overrides or {})))
+
+
+def tolerance_name(window_ms: Sequence[float]) -> str:
+    """``acc@±40ms``, ``acc@-125+45ms``: the metric name of a residual window."""
+    lo, hi = (float(v) for v in window_ms)
+    if lo == -hi:
+        return f"acc@±{hi:g}ms"
+    return f"acc@{lo:+g}{hi:+g}ms"
+
+
+def contrastive_loss(distance: Tensor, in_sync: Tensor, margin: float) -> Tensor:
+    """Eq. 1: mean over pairs of ``y d² + (1 − y) max(0, m − d)²``, halved."""
+    y = in_sync.to(distance.dtype)
+    return 0.5 * (y * distance.pow(2) + (1 - y) * (margin - distance).clamp_min(0).pow(2)).mean()
+
+
+class RateBoundScorer:
+    """A :class:`~avsync.protocols.score_search.PairScorer` of one DiVAS at given frame and sample rates."""
+
+    def __init__(self, module: "DiVASModule", fps: float, sample_rate: int):
+        self.module, self.fps, self.sample_rate = module, float(fps), int(sample_rate)
+
+    def pair_scores(self, frames: Tensor, wav: Tensor) -> Tensor:
+        return self.module.pair_scores(frames, wav, fps=self.fps, sample_rate=self.sample_rate)
+
+
+class DiVASModule(L.LightningModule):
+    """Contrastive DiVAS training, score-search evaluation.
+
+    Args:
+        arch: ``divas_face`` (96 px face crops), ``divas_frame`` (240 px full frames) or ``divas_toy``.
+        arch_overrides: fields of :class:`~avsync.models.divas.DiVASConfig` (``time_aware: false``
+            is the "Base" model of Table 2).
+        input_overrides: fields of the :class:`~avsync.inputs.InputSpec` (fps, clip length, size).
+            The clip must hold a 0.2 s window plus ±``max_shift`` frames for evaluation.
+        lr: Adam learning rate (paper 1e-5). margin: m of Eq. 1 (20).
+        negative_fraction: share of out-of-sync training pairs (0.5).
+        audio_gain: fixed scale of the raw waveform (1: as decoded, the paper). Speech at ~0.1 RMS
+            gives 128-sample patch embeddings ~20x weaker than the unit sinusoidal positions they
+            are added to; a gain > 1 lets the content through at initialisation.
+        tolerances_ms: residual windows of the reported accuracies.
+        eval_batch_windows: visual windows (each with its 31 candidates) per encoder call.
+        log_figures: log the first evaluation clip's distance curve (paper Fig. 2) to TensorBoard.
+    """
+
+    def __init__(self, arch: str = "divas_face", arch_overrides: dict | None = None,
+                 input_overrides: dict | None = None, lr: float = 1e-5, margin: float = 20.0,
+                 negative_fraction: float = 0.5, max_shift: int = 15, audio_gain: float = 1.0,
+                 tolerances_ms: Sequence[Sequence[float]] = PAPER_TOLERANCES_MS, eval_batch_windows: int = 64,
+                 log_figures: bool = True):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build_divas(arch, arch_overrides)
+        crop = "face" if arch == "divas_face" else "full"
+        spec = InputSpec(fps=25.0, duration_sec=2.0, frame_size=self.net.cfg.frame_size, resize_short_side=None,
+                         crop=crop, sample_rate=16000, offset_classes=None, max_frame_shift=max_shift)
+        self.input_spec = dataclasses.replace(spec, **(input_overrides or {}))
+        if not 0.0 <= negative_fraction <= 1.0:
+            raise ValueError(f"negative_fraction must be in [0, 1], got {negative_fraction}")
+        self.lr, self.margin, self.negative_fraction = lr, margin, negative_fraction
+        self.audio_gain = float(audio_gain)
+        self.log_figures = log_figures
+        self._figure_logged: dict[str, bool] = {}
+        self.max_shift, self.eval_batch_windows = max_shift, eval_batch_windows
+        self.tolerances_ms = tuple(tuple(float(v) for v in w) for w in tolerances_ms)
+        self.frames = FrameNormalize()
+        offsets = FrameShifts(max_shift).offsets_sec(self.input_spec.fps)
+        self.metrics = nn.ModuleDict({
+            f"{stage}_{i}": OffsetAccuracy(offsets, window_ms=w)
+            for stage in STAGES for i, w in enumerate(self.tolerances_ms)})
+
+    @classmethod
+    def from_checkpoint(cls, path: str, map_location: str = "cpu") -> "DiVASModule":
+        """A trained module from a Lightning checkpoint, read with ``weights_only=True``."""
+        state = torch.load(path, map_location=map_location, weights_only=True)
+        module = cls(**state.get("hyper_parameters", {}))
+        module.load_state_dict(state["state_dict"])
+        return module.to(map_location).eval()
+
+    # -- windows --------------------------------------------------------------------------
+    def window_frames(self, fps: float | None = None) -> int:
+        """Frames in 0.2 s at ``fps`` (5 at 25, 6 at 30, 12 at 60)."""
+        return max(1, int(round(WINDOW_SEC * float(fps or self.input_spec.fps))))
+
+    def embed(self, frames: Tensor, wav: Tensor, fps: float, sample_rate: int) -> tuple[Tensor, Tensor]:
+        """uint8 frames (N, F, H, W, 3) and audio (N, S) -> common-space embeddings (N, D) each."""
+        _check_frames(frames, wav)
+        return self.net(self.frames(frames), wav.float() * self.audio_gain, fps, sample_rate)
+
+    def pair_scores(self, frames: Tensor, wav: Tensor, fps: float | None = None,
+                    sample_rate: int | None = None) -> Tensor:
+        """PairScorer: −distance of each (video window, audio window) pair, higher = more in sync.
+
+        Repeated windows are encoded once: the score search sends every video window with its 31
+        candidate audio windows, and neighbouring windows share audio, so the encoders run about
+        once per window (W times per clip, not W·O), as the paper's distance matrix does.
+        """
+        _check_frames(frames, wav)
+        fps = float(fps or self.input_spec.fps)
+        sample_rate = int(sample_rate or self.input_spec.sample_rate)
+        video_idx, video_unique = _runs(frames)
+        audio_unique, audio_idx = torch.unique(wav, dim=0, return_inverse=True)
+        z_v = self.net.encode_video(self.frames(video_unique), fps)
+        z_a = self.net.encode_audio(audio_unique.float() * self.audio_gain, sample_rate)
+        return -DiVAS.distance(z_v[video_idx], z_a[audio_idx])
+
+    def scorer(self, fps: float, sample_rate: int) -> RateBoundScorer:
+        """This model as a PairScorer for clips at other rates (e.g. unseen 60 fps)."""
+        return RateBoundScorer(self, fps, sample_rate)
+
+    # -- training ---------------------------------------------------------------------------
+    def training_pairs(self, batch: dict) -> tuple[Tensor, Tensor, Tensor]:
+        """One (video window, audio window, in-sync flag) per clip, drawn as in §3.1."""
+        video, audio, shift = batch["video"], batch["audio"], batch["target"].long()
+        spec = self.input_spec
+        n_win = self.window_frames()
+        n_samp = window_samples(n_win, spec.fps, spec.sample_rate)
+        last = video.shape[1] - n_win  # last window start (frames) of video and of audio
+        last_audio = int((audio.shape[1] - n_samp) * spec.fps / spec.sample_rate)
+        frames, waves, flags = [], [], []
+        for i in range(len(video)):
+            d = int(shift[i])
+            lo, hi = max(0, d), min(last, last_audio + d)  # video starts whose synced audio fits
+            if hi < lo:
+                raise ValueError(f"clip {i}: {video.shape[1]} frames cannot hold a {n_win}-frame window "
+                                 f"at offset {d} frames")
+            t = int(torch.randint(lo, hi + 1, ()))
+            a = t - d
+            negative = bool(torch.rand(()) < self.negative_fraction) and last_audio > 0
+            if negative:  # any other audio start: 1 frame up to the clip length away
+                a = int(torch.randint(0, last_audio, ()))
+                a += a >= t - d
+            s0 = int(round(a * spec.sample_rate / spec.fps))
+            frames.append(video[i, t:t + n_win])
+            waves.append(audio[i, s0:s0 + n_samp])
+            flags.append(not negative)
+        return torch.stack(frames), torch.stack(waves), torch.tensor(flags, device=video.device)
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        frames, wav, in_sync = self.training_pairs(batch)
+        spec = self.input_spec
+        d = DiVAS.distance(*self.embed(frames, wav, spec.fps, spec.sample_rate))
+        loss = contrastive_loss(d, in_sync, self.margin)
+        n = len(d)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        if in_sync.any():
+            self.log("train/dist_pos", d[in_sync].mean().detach(), on_step=True, batch_size=n)
+        if (~in_sync).any():
+            self.log("train/dist_neg", d[~in_sync].mean().detach(), on_step=True, batch_size=n)
+        return loss
+
+    # -- evaluation -------------------------------------------------------------------------
+    def predict_clip(self, frames: Tensor, wav: Tensor, fps: float | None = None,
+                     sample_rate: int | None = None) -> dict[str, Any]:
+        """One clip (T, H, W, 3) uint8 + (S,) -> predicted offset (frames, s), confidence and the
+        W x O distance matrix (§4.1: offset = argmin of the window-averaged distances)."""
+        fps = float(fps or self.input_spec.fps)
+        sample_rate = int(sample_rate or self.input_spec.sample_rate)
+        scores = shift_scores(self.scorer(fps, sample_rate), frames, wav, fps=fps, sample_rate=sample_rate,
+                              window_frames=self.window_frames(fps), max_shift=self.max_shift,
+                              batch_windows=self.eval_batch_windows)
+        pred, confidence = predict_offsets(scores, context=len(scores))
+        return {"pred_frames": int(pred[0]), "pred_sec": float(pred[0]) / fps,
+                "confidence": float(confidence[0]), "distances": -scores}
+
+    def _evaluate(self, batch: dict, stage: str) -> list[dict]:
+        results = [self.predict_clip(v, a) for v, a in zip(batch["video"], batch["audio"])]
+        fps = self.input_spec.fps
+        pred_sec = torch.tensor([r["pred_sec"] for r in results], dtype=torch.float64, device=self.device)
+        true_sec = batch["target"].detach().double().to(self.device) / fps
+        for i in range(len(self.tolerances_ms)):
+            self.metrics[f"{stage}_{i}"].update_seconds(pred_sec, true_sec)
+        self.log(f"{stage}/confidence", sum(r["confidence"] for r in results) / len(results),
+                 batch_size=len(results))
+        if not self._figure_logged.get(stage) and self.log_figures:
+            self._log_distance_curve(stage, results[0]["distances"], int(batch["target"][0]))
+            self._figure_logged[stage] = True
+        return results
+
+    def _log_distance_curve(self, stage: str, distances: Tensor, true_frames: int) -> None:
+        """The first clip's distance curve (paper Fig. 2) once per evaluation epoch."""
+        writer = getattr(self.logger, "experiment", None) if self._trainer is not None else None
+        if writer is None or not hasattr(writer, "add_figure") or not self.trainer.is_global_zero:
+            return
+        import matplotlib.pyplot as plt
+
+        from avsync.lit.divas_plots import distance_curve_figure
+
+        fig = distance_curve_figure(distances, self.input_spec.fps, true_frames, f"{stage} clip 0")
+        writer.add_figure(f"{stage}/distance_curve", fig, global_step=self.global_step)
+        plt.close(fig)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Any]:
+        results = [self.predict_clip(v, a) for v, a in zip(batch["video"], batch["audio"])]
+        return {"key": batch.get("key"), "pred_offset_sec": [r["pred_sec"] for r in results],
+                "confidence": [r["confidence"] for r in results],
+                "true_offset_sec": (batch["target"].double() / self.input_spec.fps).tolist()}
+
+    def _epoch_end(self, stage: str) -> None:
+        self._figure_logged[stage] = False
+        for i, window in enumerate(self.tolerances_ms):
+            metric = self.metrics[f"{stage}_{i}"]
+            if not metric.update_called:
+                continue
+            self.log(f"{stage}/{tolerance_name(window)}", metric.compute()["acc_tol"].float(), prog_bar=True)
+            metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._epoch_end("test")
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+def _check_frames(frames: Tensor, wav: Tensor) -> None:
+    if frames.dtype != torch.uint8 or frames.ndim != 5 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 (N, F, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
+    if wav.ndim != 2 or len(wav) != len(frames):
+        raise ValueError(f"wav must be (N, S) with one row per video window, got {tuple(wav.shape)} "
+                         f"for {len(frames)} windows")
+
+
+def _runs(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Index of each row's run of identical consecutive rows, and one row per run."""
+    flat = x.reshape(len(x), -1)
+    new = torch.ones(len(x), dtype=torch.bool, device=x.device)
+    if len(x) > 1:
+        new[1:] = (flat[1:] != flat[:-1]).any(1)
+    return torch.cumsum(new, 0) - 1, x[new]

@@ -1,0 +1,83 @@
+"""SyncNet as a LightningModule: the two-stream baseline with its contrastive loss.
+
+Pairs are the balanced in-sync / shifted pairs of :mod:`avsync.lit.pair_scoring`; the loss is
+SyncNet's contrastive loss on the Euclidean distance of the two embeddings, and the pair score
+of the search is −distance, so the offset is the argmin distance over ±15 frames and the
+confidence median − min (:func:`~avsync.protocols.score_search.predict_offsets`). The network
+fixes the window to 5 frames (0.2 s); ``eval_contexts`` up to the clip length average its
+distances over consecutive windows, and a context spanning every window gives SyncNet's
+clip-level answer.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from avsync.lit.offset_classification import load_matching_weights
+from avsync.lit.pair_scoring import PairScoringModule, runs_of_equal_rows
+from avsync.models.syncnet import FRAME_SIZE, MFCC, MFCC_PER_FRAME, WINDOW_FRAMES, build_syncnet, contrastive_loss
+
+
+class SyncNetFrames(nn.Module):
+    """uint8 (B, T, H, W, 3) RGB -> float (B, 3, T, 224, 224), BGR 0..255 as the reference feeds OpenCV frames."""
+
+    def forward(self, frames: Tensor) -> Tensor:
+        if frames.ndim != 5 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be (B, T, H, W, 3) uint8, got {tuple(frames.shape)}")
+        x = frames.permute(0, 1, 4, 2, 3).float().flip(2)            # (B, T, 3, H, W), BGR
+        if x.shape[-2:] != (FRAME_SIZE, FRAME_SIZE):
+            b, t = x.shape[:2]
+            x = F.interpolate(x.flatten(0, 1), size=(FRAME_SIZE, FRAME_SIZE), mode="bilinear",
+                              align_corners=False, antialias=True).unflatten(0, (b, t))
+        return x.transpose(1, 2)
+
+
+class SyncNetModule(PairScoringModule):
+    """SyncNet trained with the contrastive loss (``margin`` on the distance of shifted pairs).
+
+    The margin is not given by the SPEC; 20 (as DiVAS for the same loss on unnormalised
+    embeddings) is the default. Other arguments as :class:`~avsync.lit.vocalist.VocaLiSTModule`.
+    """
+
+    def __init__(self, arch: str = "syncnet", arch_overrides: dict | None = None,
+                 input_overrides: dict | None = None, clip_frames: int = 50, max_shift: int = 15,
+                 tolerance_frames: int = 1, eval_contexts: Sequence[int] = (5, 7, 9, 11, 13, 15),
+                 artificial_offsets: bool = False, margin: float = 20.0, lr: float = 1e-4,
+                 eval_batch_windows: int = 4, init_from: str | None = None, log_figures: bool = True):
+        super().__init__(window_frames=WINDOW_FRAMES, clip_frames=clip_frames, max_shift=max_shift,
+                         tolerance_frames=tolerance_frames, eval_contexts=eval_contexts,
+                         artificial_offsets=artificial_offsets, train_window_frames=None, lr=lr,
+                         eval_batch_windows=eval_batch_windows, log_figures=log_figures)
+        self.save_hyperparameters()
+        self.net = build_syncnet(arch, arch_overrides)
+        self.margin = float(margin)
+        spec = {"frame_size": FRAME_SIZE, "resize_short_side": None, "crop": "face", **(input_overrides or {})}
+        self.input_spec = dataclasses.replace(self.base_spec(), **spec)
+        self.frames = SyncNetFrames()
+        self.mfcc = MFCC(sample_rate=self.sample_rate)
+        if init_from:
+            missing = load_matching_weights(self.net, init_from, prefix="net.")
+            if missing:
+                raise ValueError(f"{init_from} does not fit {arch}: {len(missing)} tensors missing, e.g. {missing[:3]}")
+
+    def forward(self, frames: Tensor, wav: Tensor) -> Tensor:
+        """Embedding distances (N,) of uint8 frames (N, 5, H, W, 3) and waveforms (N, S)."""
+        mfcc = self.mfcc(wav, num_frames=frames.shape[1] * MFCC_PER_FRAME)
+        return self.net(self.frames(frames), mfcc)
+
+    def pair_scores(self, frames: Tensor, wav: Tensor) -> Tensor:
+        """−distance; in eval mode each distinct visual window is embedded once (same values)."""
+        if self.training:
+            return -self(frames, wav)
+        first, group = runs_of_equal_rows(frames)
+        lip = self.net.forward_lip(self.frames(frames[first]))[group]
+        aud = self.net.forward_aud(self.mfcc(wav, num_frames=frames.shape[1] * MFCC_PER_FRAME))
+        return -F.pairwise_distance(lip, aud)
+
+    def pair_loss(self, frames: Tensor, wav: Tensor, in_sync: Tensor) -> tuple[Tensor, Tensor]:
+        distance = self(frames, wav)
+        return contrastive_loss(distance, in_sync, self.margin), -distance.detach()

@@ -1,0 +1,114 @@
+"""Pair-scoring training and evaluation: balanced pairs cut like the score search, context accuracy."""
+import pytest
+import torch
+
+from avsync.lit.pair_scoring import PairScoringModule, cut_pairs, runs_of_equal_rows
+from avsync.protocols.score_search import shift_scores
+
+FPS, SR = 25.0, 16000
+SPF = int(SR / FPS)  # 640 samples per frame
+
+
+def labelled_clip(n_frames: int, delta: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Video frame t shows the value t; the audio is at offset delta (audio leads by delta frames), so
+    its samples at clip frame p carry the source frame p + delta."""
+    video = torch.arange(n_frames, dtype=torch.uint8).view(-1, 1, 1, 1).expand(n_frames, 2, 2, 3).contiguous()
+    audio = (torch.arange(n_frames * SPF) // SPF + delta).float()
+    return video, audio
+
+
+class FrameMatchScorer(PairScoringModule):
+    """Scores a pair by how well the source frames of its audio and its picture agree."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{"window_frames": 5, "clip_frames": 40, "max_shift": 15, "tolerance_frames": 1,
+                            "eval_contexts": (5, 7), "artificial_offsets": True, "train_window_frames": None,
+                            "lr": 1e-3, **kwargs})
+
+    def pair_scores(self, frames, wav):
+        picture = frames[:, 0, 0, 0, 0].float()
+        sound = wav[:, 0]
+        return -(picture - sound).abs()
+
+
+@pytest.mark.parametrize("delta", [0, 7, -15])
+def test_draw_pairs_is_balanced_and_in_sync_pairs_match(delta):
+    torch.manual_seed(0)
+    module = FrameMatchScorer()
+    video, audio = labelled_clip(40, delta)
+    batch = {"video": video.expand(400, *video.shape), "audio": audio.expand(400, -1),
+             "target": torch.full((400,), delta)}
+    frames, wav, in_sync = module.draw_pairs(batch, 5)
+    assert frames.shape == (400, 5, 2, 2, 3) and wav.shape == (400, 3200)
+    assert 0.4 < in_sync.mean() < 0.6
+    match = frames[:, 0, 0, 0, 0].float() == wav[:, 0]
+    assert torch.equal(match, in_sync.bool())        # in-sync pairs line up, shifted ones never do
+
+
+def test_cut_pairs_cuts_what_the_score_search_scores():
+    torch.manual_seed(1)
+    video = torch.randint(0, 256, (40, 2, 2, 3), dtype=torch.uint8)
+    audio = torch.randn(40 * SPF)
+
+    class Recorder:
+        def pair_scores(self, frames, wav):
+            return frames.float().mean((1, 2, 3, 4)) * 1000 + wav.sum(1)
+
+    scores = shift_scores(Recorder(), video, audio, fps=FPS, sample_rate=SR, window_frames=5, max_shift=15)
+    starts = torch.tensor([15, 16, 20]), torch.tensor([-15, 3, 15])
+    frames, wav = cut_pairs(video[None].expand(3, -1, -1, -1, -1), audio[None].expand(3, -1), *starts,
+                            fps=FPS, sample_rate=SR, window_frames=5)
+    expected = scores[starts[0] - 15, starts[1] + 15]
+    assert torch.allclose(Recorder().pair_scores(frames, wav), expected)
+    with pytest.raises(ValueError, match="outside"):
+        cut_pairs(video[None], audio[None], torch.tensor([2]), torch.tensor([5]), fps=FPS, sample_rate=SR,
+                  window_frames=5)
+
+
+@pytest.mark.parametrize("delta", [0, 4, -9])
+def test_evaluation_finds_the_offset_and_counts_it_per_context(delta):
+    module = FrameMatchScorer()
+    video, audio = labelled_clip(40, delta)
+    module._eval_step({"video": video[None], "audio": audio[None], "target": torch.tensor([delta])}, "val")
+    for c, windows in ((5, 6), (7, 4)):
+        result = module.metrics[f"val_acc_{c}f"].compute()
+        assert result["acc@1"] == 1.0
+        assert result["confusion"].sum() == windows  # one prediction per run of c - 4 windows
+
+
+def test_a_wrong_scorer_is_counted_wrong_with_the_tolerance():
+    class OffByTwo(FrameMatchScorer):
+        def pair_scores(self, frames, wav):
+            return -(frames[:, 0, 0, 0, 0].float() + 2 - wav[:, 0]).abs()
+
+    for tol, expected in ((1, 0.0), (2, 1.0)):
+        module = OffByTwo(tolerance_frames=tol)
+        video, audio = labelled_clip(40, 0)
+        module._eval_step({"video": video[None], "audio": audio[None], "target": torch.tensor([0])}, "test")
+        result = module.metrics["test_acc_5f"].compute()
+        assert result["acc@1"] == 0.0 and result["acc_tol"] == expected
+
+
+def test_protocol_arguments_are_checked():
+    with pytest.raises(ValueError, match="cannot hold"):
+        FrameMatchScorer(clip_frames=30)
+    with pytest.raises(ValueError, match="eval_contexts"):
+        FrameMatchScorer(eval_contexts=(15,))
+    spec = FrameMatchScorer(artificial_offsets=False).base_spec()
+    assert spec.offset_classes is None and spec.max_frame_shift == 0 and spec.num_frames == 40
+
+
+def test_runs_of_equal_rows():
+    x = torch.tensor([[1, 2], [1, 2], [3, 4], [3, 4], [1, 2]])
+    first, group = runs_of_equal_rows(x)
+    assert first.tolist() == [True, False, True, False, True] and group.tolist() == [0, 0, 1, 1, 2]
+
+
+def test_predict_step_gives_one_clip_level_offset_with_confidence():
+    module = FrameMatchScorer()
+    clips = [labelled_clip(40, d) for d in (3, -2)]
+    batch = {"video": torch.stack([v for v, _ in clips]), "audio": torch.stack([a for _, a in clips]),
+             "target": torch.tensor([3, -2]), "key": ["a", "b"]}
+    out = module.predict_step(batch, 0)
+    assert out["pred_offset_frames"].tolist() == [3, -2]
+    assert (out["confidence"] > 0).all()  # the best candidate stands out from the median
