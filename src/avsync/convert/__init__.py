@@ -53,6 +53,18 @@ def get_converter(name: str) -> ModuleType:
     return module
 
 
+def check_fit(state: Mapping[str, torch.Tensor], model: torch.nn.Module, name: str) -> None:
+    """Raise a readable ``ValueError`` when ``state`` would not load into ``model`` with strict=True."""
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        raise ValueError(f"converted {name} state dict does not fit the model: "
+                         f"{len(missing)} missing {missing[:5]}, {len(unexpected)} unexpected {unexpected[:5]}, "
+                         f"{len(shapes)} shape mismatches {shapes[:5]}")
+
+
 # -- reading official checkpoints -------------------------------------------------------------------
 class _Inert:
     """Stand-in for a class a checkpoint refers to but that need not (or must not) be imported.

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from avsync.convert import read_state_dict
+from avsync.convert import check_fit, read_state_dict
 from avsync.models.sparsesync import SPARSESYNC_CONFIGS, SparseSync, SparseSyncConfig
 
 _VIS = "vfeat_extractor."
@@ -78,19 +78,8 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], model: nn.Modul
             key = _VIS + convert_s3d_key(key[len(_VIS):])
         out[key] = value
     if model is not None:
-        _check_against(out, model)
+        check_fit(out, model, "SparseSync")
     return out
-
-
-def _check_against(state: Mapping[str, torch.Tensor], model: nn.Module) -> None:
-    own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        raise ValueError("converted SparseSync state dict does not fit the model: "
-                         f"{len(missing)} missing {missing[:5]}, {len(unexpected)} unexpected {unexpected[:5]}, "
-                         f"{len(shapes)} shape mismatches {shapes[:5]}")
 
 
 def _count_blocks(state: Mapping[str, torch.Tensor], prefix: str) -> int:
@@ -129,7 +118,7 @@ def load_official(path_or_state: str | Path | Mapping, arch: str = "sparsesync")
     """Build a ``SparseSync`` shaped like the official checkpoint and load it with ``strict=True``."""
     state = checkpoint_filter_fn(path_or_state)
     model = SparseSync(infer_config(state, arch))
-    _check_against(state, model)  # a readable error before load_state_dict's long one
+    check_fit(state, model, "SparseSync")  # a readable error before load_state_dict's long one
     model.load_state_dict(state, strict=True)
     return model
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from avsync.convert import read_state_dict
+from avsync.convert import check_fit, read_state_dict
 from avsync.models.synchformer import SYNCHFORMER_CONFIGS, Synchformer, SynchformerConfig
 
 # tensors of the official modules that the synchronisation model does not use
@@ -35,19 +35,8 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor] | str | Path, mo
     """
     out = {k: v for k, v in read_state_dict(state_dict).items() if not k.startswith(_UNUSED)}
     if model is not None:
-        _check_against(out, model)
+        check_fit(out, model, "Synchformer")
     return out
-
-
-def _check_against(state: Mapping[str, torch.Tensor], model: nn.Module) -> None:
-    own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        raise ValueError("converted Synchformer state dict does not fit the model: "
-                         f"{len(missing)} missing {missing[:5]}, {len(unexpected)} unexpected {unexpected[:5]}, "
-                         f"{len(shapes)} shape mismatches {shapes[:5]}")
 
 
 def infer_config(state: Mapping[str, torch.Tensor], arch: str = "synchformer") -> SynchformerConfig:
@@ -76,7 +65,7 @@ def load_official(path_or_state: str | Path | Mapping, arch: str = "synchformer"
     state = checkpoint_filter_fn(path_or_state)
     with torch.device("meta"):  # no random init of 237M parameters that are overwritten at once
         model = Synchformer(infer_config(state, arch))
-    _check_against(state, model)
+    check_fit(state, model, "Synchformer")
     model.load_state_dict(state, strict=True, assign=True)
     return model
 

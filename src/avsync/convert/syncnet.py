@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from avsync.convert import read_state_dict
-from avsync.convert.vocalist import check_fit, lightning_checkpoint_of
+from avsync.convert import check_fit, read_state_dict
+from avsync.convert.vocalist import lightning_checkpoint_of
 from avsync.models.syncnet import SYNCNET_CONFIGS, SyncNet, SyncNetConfig
 
 # Sequential indices of the convolutions in each stream of the reference

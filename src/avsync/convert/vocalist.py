@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from avsync.convert import read_state_dict
+from avsync.convert import check_fit, read_state_dict
 from avsync.models.vocalist import VOCALIST_CONFIGS, VocaLiST, VocaLiSTConfig
 
 _DROPPED = (".version", ".embed_positions._float_tensor")
@@ -36,18 +36,6 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], model: nn.Modul
     if model is not None:
         check_fit(out, model, "VocaLiST")
     return out
-
-
-def check_fit(state: Mapping[str, torch.Tensor], model: nn.Module, name: str) -> None:
-    """Raise a readable ``ValueError`` when ``state`` would not load into ``model`` with strict=True."""
-    own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        raise ValueError(f"converted {name} state dict does not fit the model: "
-                         f"{len(missing)} missing {missing[:5]}, {len(unexpected)} unexpected {unexpected[:5]}, "
-                         f"{len(shapes)} shape mismatches {shapes[:5]}")
 
 
 def infer_config(state: Mapping[str, torch.Tensor], arch: str = "vocalist") -> VocaLiSTConfig:

@@ -42,6 +42,20 @@ class OffsetClassificationModule(L.LightningModule):
         self.warmup_steps = warmup_steps
         self.log_figures = log_figures
 
+    # -- frozen parts (pre-trained extractors) -----------------------------------------------------
+    def freeze(self, *modules: nn.Module) -> None:
+        """Keep ``modules`` fixed: no gradients, and eval mode (batch-norm statistics) whatever mode
+        the rest of the model is put in."""
+        self._frozen = tuple(modules)  # a plain attribute: they stay registered where they are
+        for module in modules:
+            module.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for module in getattr(self, "_frozen", ()):
+            module.eval()
+        return self
+
     # -- the part a subclass provides ---------------------------------------------------------
     def model_inputs(self, batch: dict) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError

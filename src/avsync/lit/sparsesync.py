@@ -66,16 +66,7 @@ class SparseSyncModule(OffsetClassificationModule):
                      ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else ""))
         self.freeze_extractors = freeze_extractors
         if freeze_extractors:
-            for extractor in (self.net.vfeat_extractor, self.net.afeat_extractor):
-                extractor.requires_grad_(False)
-
-    def train(self, mode: bool = True):
-        """Frozen extractors stay in eval mode (batch-norm statistics fixed) while the rest trains."""
-        super().train(mode)
-        if self.freeze_extractors:
-            self.net.vfeat_extractor.eval()
-            self.net.afeat_extractor.eval()
-        return self
+            self.freeze(self.net.vfeat_extractor, self.net.afeat_extractor)
 
     def model_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         return self.frames(batch["video"]), self.spectrogram(batch["audio"])

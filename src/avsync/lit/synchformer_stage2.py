@@ -96,16 +96,7 @@ class SynchformerStage2Module(OffsetClassificationModule):
             self.net.load_state_dict(state, strict=False)
         self.freeze_extractors = freeze_extractors
         if freeze_extractors:
-            for extractor in (self.net.vfeat_extractor, self.net.afeat_extractor):
-                extractor.requires_grad_(False)
-
-    def train(self, mode: bool = True):
-        """Frozen extractors stay in eval mode while the rest trains."""
-        super().train(mode)
-        if self.freeze_extractors:
-            self.net.vfeat_extractor.eval()
-            self.net.afeat_extractor.eval()
-        return self
+            self.freeze(self.net.vfeat_extractor, self.net.afeat_extractor)
 
     def segment_features(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-segment features of a batch: from the cache when it carries them, else from the extractors."""
