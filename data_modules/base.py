@@ -49,6 +49,7 @@ from avsync.offsets import (
     seconds_to_frames,
     stable_hash,
 )
+from avsync.resume import ResumableTrainLoader
 
 __all__ = ["ClipRecord", "AVClipDataset", "BadMediaEntry", "BadMediaReport", "AVSyncDataModule"]
 
@@ -588,11 +589,17 @@ class AVSyncDataModule(L.LightningDataModule):
         collate = None
         if train and self.spec.train_durations:
             collate = RandomDurationCollate(self.spec.train_durations, self.spec.fps, self.spec.sample_rate)
+        if train:  # shuffled, checkpointable, resumable mid-epoch (avsync.resume)
+            return ResumableTrainLoader(
+                self.datasets[split], batch_size=self.batch_size, drop_last=True, num_workers=self.num_workers,
+                pin_memory=self.pin_memory, persistent_workers=self.persistent_workers and self.num_workers > 0,
+                collate_fn=collate,
+            )
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
-            shuffle=train,
-            drop_last=train,
+            shuffle=False,
+            drop_last=False,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
