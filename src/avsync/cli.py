@@ -84,6 +84,7 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "reproduce": _reproduce,
     "generate-toy": _generate_toy,
     "title-report": lambda argv: importlib.import_module("avsync.title.report").main(argv),
+    "detect": lambda argv: importlib.import_module("avsync.detect.cli").main(argv),
 }
 
 
