@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from avsync.cli import main
-from avsync.detect.cli import write_corrected
+from avsync.detect.cli import detect_file, timeline_series, write_corrected
+from avsync.detect.detectors import ScoreSearchDetector, SearchSetup
 from avsync.detect.loading import load_module
 from avsync.detect.result import describe_offset
+from avsync.inputs import InputSpec
 from avsync.lit.divas import DiVASModule
 from avsync.lit.sparsesync import SparseSyncModule
 from avsync.lit.syncnet import SyncNetModule
@@ -113,3 +115,25 @@ def test_corrected_copy_is_back_in_sync(tmp_path):
     assert abs(_oracle_offset_frames(corrected)) <= 1
     wrong_way = write_corrected(shifted, tmp_path / "worse.mp4", -lead)  # the sign matters: 0.4 s lead
     assert abs(_oracle_offset_frames(wrong_way) - 10) <= 1
+
+
+class _OracleModule:
+    """Stands in for a trained score-search model: the toy oracle at 25 fps on full 32 px frames."""
+
+    input_spec = InputSpec(fps=25.0, frame_size=32, resize_short_side=None, offset_classes=None)
+    device = torch.device("cpu")
+
+
+def test_timeline_follows_an_offset_that_changes(tmp_path):
+    """In sync for 5 s, then the audio leads by 0.2 s: the moving window sees the step, the file-level
+    answer and the timeline use the same rows."""
+    title = write_title(tmp_path / "step.mp4", 10.0, lambda t: np.where(t < 5.0, 0.0, 200.0), seed=4)
+    detector = ScoreSearchDetector(_OracleModule(), SearchSetup(ToyOracleScorer(), 25.0, 16000, 10, 15, 16))
+    detection, scores, decoded = detect_file(detector, title)
+    assert detection.offset_sec in (0.0, 0.2) and len(detection.alternatives) == 3
+    times, rows, window = timeline_series(detector, decoded, scores, window_sec=1.0)
+    assert window == 1.0 and rows.shape == (len(times), 31)
+    best = scores.offsets_sec[rows.argmax(1)]
+    early, late = best[times < 4.0], best[times > 6.5]
+    assert np.mean(np.abs(early) < 0.05) > 0.9, early
+    assert np.mean(np.abs(late - 0.2) < 0.05) > 0.9, late

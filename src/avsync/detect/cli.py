@@ -14,15 +14,18 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 from avsync.detect.decoding import decode_for_model
 from avsync.detect.detectors import OffsetScores, detector_for
 from avsync.detect.loading import CheckpointError, load_module
+from avsync.detect.plots import moving_average, save, score_curve_figure, timeline_figure
 from avsync.detect.result import Detection, detection_from_curve
 from avsync.media import MediaError, shift_audio_copy
 from avsync.protocols.score_search import ClipTooShortForSearch
 
-__all__ = ["detect_file", "write_corrected", "timeline", "main"]
+__all__ = ["detect_file", "write_corrected", "timeline_series", "main"]
 
 
 def detect_file(detector, path: str | Path, *, max_crops: int | None = 8) -> tuple[Detection, OffsetScores, tuple]:
@@ -41,21 +44,18 @@ def write_corrected(video: str | Path, out: str | Path, offset_sec: float) -> Pa
     return shift_audio_copy(video, out, -offset_sec)
 
 
-def timeline(detector, decoded: tuple, scores: OffsetScores, detection: Detection, out: Path,
-             window_sec: float | None, hop_sec: float | None) -> Path:
-    """Grid classifiers: one crop of the model's length every ``hop_sec`` (default 0.2 s); score
-    search: the file's per-frame scores averaged over ``window_sec`` (default 1 s), stride one frame."""
-    from avsync.detect.plots import moving_average, save, timeline_figure
-
+def timeline_series(detector, decoded: tuple, scores: OffsetScores, window_sec: float | None = None,
+                    hop_sec: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """(window centres (N,), scores (N, O), window length) along the clip. Grid classifiers: one
+    crop of the model's length every ``hop_sec`` (default 0.2 s); score search: the per-frame rows
+    of ``scores`` averaged over ``window_sec`` (default 1 s) with a stride of one frame (AVST Fig. 7)."""
     if detector.kind == "probability":
-        scores = detector.scores(*decoded, hop_sec=hop_sec or 0.2, max_crops=None)
-        times, rows, window_sec = scores.times_sec, scores.rows, detector.spec.duration_sec
-    else:
-        window_sec = window_sec or 1.0
-        width = max(1, min(round(window_sec * detector.setup.fps), len(scores.rows)))
-        rows = moving_average(scores.rows, width)
-        times = moving_average(scores.times_sec[:, None], width)[:, 0]
-    return save(timeline_figure(times, rows, scores, detection, window_sec), out)
+        grid = detector.scores(*decoded, hop_sec=hop_sec or 0.2, max_crops=None)
+        return grid.times_sec, grid.rows, detector.spec.duration_sec
+    window_sec = window_sec or 1.0
+    width = max(1, min(round(window_sec * detector.setup.fps), len(scores.rows)))
+    times = moving_average(scores.times_sec[:, None], width)[:, 0]
+    return times, moving_average(scores.rows, width), width / detector.setup.fps
 
 
 def _output(template: str | None, video: str, several: bool) -> Path | None:
@@ -97,12 +97,11 @@ def main(argv: list[str] | None = None) -> int:
             print(detection.line(), flush=True)
             record = detection.as_dict()
             if args.plot:
-                from avsync.detect.plots import save, score_curve_figure
-
                 record["plot"] = str(save(score_curve_figure(scores, detection), _output(args.plot, video, several)))
             if args.timeline:
-                record["timeline"] = str(timeline(detector, decoded, scores, detection, _output(args.timeline, video, several),
-                                                  args.timeline_window, args.timeline_hop))
+                series = timeline_series(detector, decoded, scores, args.timeline_window, args.timeline_hop)
+                figure = timeline_figure(*series[:2], scores, detection, series[2])
+                record["timeline"] = str(save(figure, _output(args.timeline, video, several)))
             if args.write_corrected:
                 record["corrected"] = str(write_corrected(video, _output(args.write_corrected, video, several),
                                                           detection.offset_sec))

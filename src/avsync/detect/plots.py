@@ -43,7 +43,8 @@ def timeline_figure(times_sec: np.ndarray, rows: np.ndarray, scores: OffsetScore
     """Top: score of every candidate offset along the clip; bottom: the sync score — the score of the
     file's offset — and the window's own best offset, for a moving window of ``window_sec``."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
-    extent = (times_sec[0], times_sec[-1], scores.offsets_sec[0], scores.offsets_sec[-1])
+    half = 0.5 * (scores.offsets_sec[1] - scores.offsets_sec[0]) if len(scores.offsets_sec) > 1 else 0.5
+    extent = (times_sec[0], times_sec[-1], scores.offsets_sec[0] - half, scores.offsets_sec[-1] + half)
     top.imshow(rows.T, aspect="auto", origin="lower", extent=extent, cmap="viridis", interpolation="nearest")
     top.plot(times_sec, scores.offsets_sec[rows.argmax(1)], "w.", ms=3, label="best offset of the window")
     top.axhline(detection.offset_sec, color="tab:red", lw=1, label=f"file: {detection.verdict}")
