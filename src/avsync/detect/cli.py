@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         module = load_module(args.ckpt, args.device)
-    except (CheckpointError, TypeError) as err:
+    except CheckpointError as err:
         print(f"avsync detect: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     detector = detector_for(module)

@@ -41,7 +41,11 @@ def _import(path: str):
 def module_class(hparams: dict) -> type[L.LightningModule]:
     """The LightningModule class of a checkpoint's hyper-parameters."""
     if "_class_path" in hparams:
-        return _import(hparams["_class_path"])
+        try:
+            return _import(hparams["_class_path"])
+        except (ImportError, AttributeError) as err:
+            raise CheckpointError(f"the checkpoint's model {hparams['_class_path']} is not in this install "
+                                  f"({err})") from err
     arch = hparams.get("arch")
     for class_path, (registry_module, registry) in MODULE_ARCHS.items():
         if arch in getattr(importlib.import_module(registry_module), registry):
@@ -63,6 +67,10 @@ def load_module(ckpt: str | Path, device: str = "cpu") -> L.LightningModule:
     cls = module_class(hparams)
     kwargs = {k: v for k, v in hparams.items() if k not in _INTERNAL_KEYS}
     kwargs.update({k: None for k in _WEIGHT_FILE_ARGS if kwargs.get(k)})
-    module = cls(**kwargs)
-    module.load_state_dict(state["state_dict"], strict=True)
+    try:
+        module = cls(**kwargs)
+        module.load_state_dict(state["state_dict"], strict=True)
+    except (TypeError, ValueError, RuntimeError) as err:  # arguments or weights that do not fit the class
+        first_line = (str(err).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"{ckpt}: cannot rebuild {cls.__name__}: {first_line[:300]}") from err
     return module.to(device).eval()
