@@ -5,6 +5,7 @@ in a subprocess) at a random step and resumed with ``--ckpt_path last`` must end
 metrics and weights of the uninterrupted run.
 """
 import json
+import os
 import random
 import subprocess
 import sys
@@ -15,15 +16,15 @@ import torch
 
 from avsync.cli import cli_main
 
-STEPS = 10          # 8 clips / batch 2 = 4 batches per epoch: the run crosses two epoch ends
-VAL_EVERY = 5       # validation at steps 5 and 10
+STEPS = 8           # 6 clips / batch 2 = 3 batches per epoch: the run crosses two epoch ends
+VAL_EVERY = 4       # validation at steps 4 and 8
 
 
 def _args(toy_root: str, run_dir) -> list[str]:
     checkpoint = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                   "init_args": {"dirpath": str(run_dir / "ckpt"), "save_last": True, "every_n_train_steps": 1}}
     return ["--config", "experiments/sparsesync_toy_dense.yaml", "--data.init_args.root", toy_root,
-            "--data.init_args.num_train", "8", "--data.init_args.num_valid", "2", "--data.init_args.num_test", "2",
+            "--data.init_args.num_train", "6", "--data.init_args.num_valid", "2", "--data.init_args.num_test", "2",
             "--data.init_args.batch_size", "2", "--data.init_args.num_workers", "0",
             "--model.init_args.log_figures", "false", "--model.init_args.warmup_steps", "3",
             "--trainer.default_root_dir", str(run_dir), "--trainer.logger", "false",
@@ -57,7 +58,8 @@ def test_seeded_run_repeats_and_killed_run_resumes_exactly(toy_root, tmp_path, r
     assert first[0] and "val/acc_tol" in first[0]
     _assert_same(first, _fit(_args(toy_root, tmp_path / "b")), "second seeded run")
 
-    kill_step = random.SystemRandom().randint(1, STEPS - 1)  # a random step, printed on failure
+    # a random step, named in every failure message; AVSYNC_KILL_STEP replays one
+    kill_step = int(os.environ.get("AVSYNC_KILL_STEP") or random.SystemRandom().randint(1, STEPS - 1))
     run_dir = tmp_path / "killed"
     script = tmp_path / "killed_fit.py"
     script.write_text(textwrap.dedent(f"""

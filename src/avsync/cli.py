@@ -19,7 +19,7 @@ from lightning.pytorch.cli import LightningCLI
 
 import avsync.data_modules
 import avsync.lit
-from avsync.resume import StepSeeding
+from avsync.resume import ExactResume
 
 
 def _import_all(package) -> None:
@@ -63,7 +63,7 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> AVSyncCLI:
     return AVSyncCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True,
                      subclass_mode_data=True, save_config_kwargs={"overwrite": True},
                      auto_configure_optimizers=False, args=args, run=run,
-                     trainer_defaults={"callbacks": [StepSeeding()]})  # exact resume (avsync.resume)
+                     trainer_defaults={"callbacks": [ExactResume()]})  # exact resume (avsync.resume)
 
 
 def _reproduce(argv: list[str]) -> int:
