@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from avsync.cli import main
+from avsync.cli import cli_main, main
 from avsync.detect.cli import detect_file, timeline_series, write_corrected
 from avsync.detect.detectors import ScoreSearchDetector, SearchSetup
 from avsync.detect.loading import load_module
@@ -137,3 +137,15 @@ def test_timeline_follows_an_offset_that_changes(tmp_path):
     early, late = best[times < 4.0], best[times > 6.5]
     assert np.mean(np.abs(early) < 0.05) > 0.9, early
     assert np.mean(np.abs(late - 0.2) < 0.05) > 0.9, late
+
+
+def test_checkpoint_written_through_lightning_cli(videos, tmp_path, capsys, repo_root_cwd):
+    """A real Lightning checkpoint of a CLI-built model (``_class_path``, ``_instantiator``, loop and
+    callback states) loads with ``weights_only=True`` and detects."""
+    cli = cli_main(["--config", "experiments/divas_toy_dense.yaml", "--trainer.logger", "false"], run=False)
+    cli.trainer.strategy.connect(cli.model)
+    ckpt = tmp_path / "cli.ckpt"
+    cli.trainer.save_checkpoint(ckpt)
+    assert torch.load(ckpt, weights_only=True)["hyper_parameters"]["_class_path"] == "avsync.lit.divas.DiVASModule"
+    assert main(["detect", "--ckpt", str(ckpt), str(videos[1])]) == 0
+    assert "confidence" in capsys.readouterr().out
