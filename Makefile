@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast reproduce-sparsesync bench clean
+.PHONY: install test test-fast reproduce-sparsesync reproduce-sparsesync-artefacts bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ test-fast: install
 
 reproduce-sparsesync: install
 	$(BIN)/avsync reproduce sparsesync $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+
+# SparseSync Table 1 (codec artefacts): writes the clips with PyAV, trains the start-time probes
+reproduce-sparsesync-artefacts: install
+	$(BIN)/python reproductions/sparsesync/artefacts.py
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

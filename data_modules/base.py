@@ -28,15 +28,18 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from avsync.inputs import InputSpec
 from avsync.media import MediaError, probe, read_clip
+from .face_boxes import crop_faces, read_face_boxes, window_boxes
+from .listing import SPLITS, MissingLog, ProbeCache, stage_of
 from avsync.offsets import (
     ClipTooShortError,
     CropPlan,
@@ -55,7 +58,6 @@ __all__ = ["ClipRecord", "AVClipDataset", "BadMediaEntry", "BadMediaReport", "AV
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "valid", "test")
 _STAGE_SPLITS = {
     "fit": ("train", "valid"),
     "validate": ("valid",),
@@ -235,8 +237,13 @@ class AVClipDataset(Dataset):
         stage: str | None = None,
         reject_silent: bool = False,
         cache_decoded: bool = False,
+        reject_still: bool = False,
+        face_box_scale: float = 1.0,
     ) -> None:
         self.records = list(records)
+        self.reject_still = bool(reject_still)
+        self.face_box_scale = float(face_box_scale)
+        self._boxes: dict[str, np.ndarray] = {}
         # opt-in memo of whole decoded clips: small sets (the toy set) are decoded once instead
         # of once per item; windows are then sliced on the same frame grid
         self.cache_decoded = cache_decoded
@@ -326,7 +333,9 @@ class AVClipDataset(Dataset):
                 record.path, video_start, audio_start, spec.duration_sec, spec.fps, spec.sample_rate,
                 size=self.decode_size, reject_silent=self.reject_silent,
             )
-        video = self._crop(clip["video"], rng)
+        if self.reject_silent and _is_flat(clip["audio"]):
+            raise MediaError(record.path, "silent audio (constant in the window)")
+        video = self._frames(record, clip["video"], video_start, rng)
         return {
             "video": torch.from_numpy(video),
             "audio": torch.from_numpy(np.ascontiguousarray(clip["audio"], dtype=np.float32)),
@@ -354,6 +363,25 @@ class AVClipDataset(Dataset):
             return None
         return {"video": frames[v0 : v0 + spec.num_frames], "audio": audio[a0 : a0 + spec.num_samples]}
 
+    def _frames(self, record: ClipRecord, video: np.ndarray, video_start: float, rng) -> np.ndarray:
+        """The model's frames: a face-box crop when the spec wants a face or mouth and the record
+        has LRS3 boxes (``extra["face_boxes"]``), else a square crop; still video rejected if asked."""
+        if self.reject_still and _is_still(video):
+            raise MediaError(record.path, "still video (no frame differs from the first)")
+        box_file = record.extra.get("face_boxes")
+        if self.spec.crop == "full" or not box_file:
+            return self._crop(video, rng)
+        box_file = str(box_file)
+        if box_file not in self._boxes:
+            self._boxes[box_file] = read_face_boxes(box_file)
+        boxes = window_boxes(self._boxes[box_file], video_start, len(video), self.spec.fps)
+        out = crop_faces(video, boxes, self.spec.frame_size, self.face_box_scale)
+        if self.spec.crop == "mouth":  # lower half of the face, e.g. VocaLiST's 48x96
+            out = out[:, self.spec.frame_size // 2 :]
+        if rng is not None and self.spec.hflip and bool(rng.random() < 0.5):
+            out = out[:, :, ::-1]
+        return np.ascontiguousarray(out)
+
     def centre_crop(self, video: np.ndarray) -> np.ndarray:
         """The evaluation crop of decoded frames (T, H, W, 3): centred, no flip."""
         return self._crop(video, None)
@@ -377,16 +405,40 @@ class AVClipDataset(Dataset):
         return np.ascontiguousarray(out)
 
 
+_FLAT_STEP = 1e-5  # median |sample-to-sample change| below this (about -100 dB): no sound to sync to
+
+
+def _is_flat(audio: np.ndarray) -> bool:
+    """True for silence and for constant (DC) audio: the decoder's peak test misses DC that went
+    through AAC, which rings at frame edges but is flat in between."""
+    return len(audio) < 2 or float(np.median(np.abs(np.diff(audio)))) < _FLAT_STEP
+
+
+_STILL_LEVEL = 1.0  # mean absolute change (uint8 levels) between frames below which video is still
+
+
+def _is_still(video: np.ndarray) -> bool:
+    """True when no frame of the window differs visibly from the first (a still image, a
+    frozen stream): such a clip carries no visual timing and cannot be synchronised."""
+    if len(video) < 2:
+        return True
+    first = video[0].astype(np.int16)
+    return all(np.abs(f.astype(np.int16) - first).mean() < _STILL_LEVEL for f in video[1:])
+
+
 # --------------------------------------------------------------------------------------------
 # Data module
 # --------------------------------------------------------------------------------------------
 def read_skip_list(path: str | os.PathLike) -> set[str]:
-    """Clip keys of a skip list: one clip per line (id, relative or absolute path); ``#`` comments."""
+    """Clip keys of a skip list: one clip per line (id, relative or absolute path); ``#`` comments.
+
+    This is the format of the authors' filter lists (``filtered_examples_*``): pass them as
+    ``skip_list`` (one file or several) to leave out the clips they filtered."""
     keys = set()
     for line in Path(path).read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            keys.add(key_for(line))
+        fields = line.split("#", 1)[0].replace(",", " ").split()
+        if fields:
+            keys.add(key_for(fields[0]))
     return keys
 
 
@@ -410,7 +462,16 @@ class AVSyncDataModule(L.LightningDataModule):
     ``eval_plans_per_clip`` > 1 evaluates each clip at that many fixed plans (Synchformer: 2 per
     LRS3 test clip, 25 per VGGSound-Sparse clip).
 
-    Subclasses implement :meth:`list_records` and may override ``prepare_data``.
+    Bad media: ``skip_list`` (one file or several, e.g. the authors' ``filtered_examples_*``)
+    leaves clips out; ``reject_silent`` / ``reject_still`` also treat silent or constant audio and
+    still video as bad; every skipped clip is listed in ``<report_dir or log dir>/bad_media.tsv``.
+    ``face_box_scale`` sizes the face crops cut from LRS3 boxes (1 = LRS3's own strict crop).
+    ``probe_cache_dir`` / ``probe_workers``: where and how durations are probed once and cached.
+    ``pin_memory`` None pins batches when CUDA is available.
+
+    Subclasses implement :meth:`list_records` (usually through :meth:`records_under`, which
+    counts the clips a partial copy lacks and probes durations through the cache); the default
+    ``prepare_data`` lists the splits of the running stage once, filling that cache.
     """
 
     def __init__(
@@ -424,11 +485,16 @@ class AVSyncDataModule(L.LightningDataModule):
         fixed_offsets_csv: dict[str, str] | None = None,
         eval_plans_per_clip: int = 1,
         input_spec: InputSpec | None = None,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         persistent_workers: bool = True,
-        skip_list: str | None = None,
+        skip_list: str | list[str] | None = None,
         report_dir: str | None = None,
         cache_decoded: bool = False,
+        probe_cache_dir: str | None = None,
+        probe_workers: int = 4,
+        reject_silent: bool = False,
+        reject_still: bool = False,
+        face_box_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.root = root
@@ -448,6 +514,13 @@ class AVSyncDataModule(L.LightningDataModule):
         self.skip_list = skip_list
         self.report_dir = report_dir
         self.cache_decoded = cache_decoded
+        self.probe_cache_dir = probe_cache_dir
+        self.probe_workers = int(probe_workers)
+        self.reject_silent = bool(reject_silent)
+        self.reject_still = bool(reject_still)
+        self.face_box_scale = float(face_box_scale)
+        self._missing = MissingLog()
+        self._probe_caches: dict[Path, ProbeCache] = {}
 
         self.spec: InputSpec | None = None
         self.sampler: WindowSampler | None = None
@@ -460,6 +533,55 @@ class AVSyncDataModule(L.LightningDataModule):
     def list_records(self, split: str) -> list[ClipRecord]:
         """All clips of ``split`` ("train", "valid" or "test"); filtering happens in setup."""
         raise NotImplementedError(f"{type(self).__name__} must implement list_records(split)")
+
+    # -- listing helpers shared by the real datasets ----------------------------------------
+    @property
+    def missing(self) -> dict[str, int]:
+        """Per split: clips its list names that are not on disk (a partial copy; not fatal)."""
+        return self._missing.counts
+
+    def probe_cache(self, folder: str | os.PathLike) -> ProbeCache:
+        """The duration cache of one dataset folder (one per folder, made on first use)."""
+        folder = Path(folder)
+        if folder not in self._probe_caches:
+            self._probe_caches[folder] = ProbeCache(folder, self.probe_cache_dir, self.probe_workers)
+        return self._probe_caches[folder]
+
+    def records_under(
+        self,
+        split: str,
+        folder: str | os.PathLike,
+        rels: Sequence[str],
+        missing: Sequence[str] = (),
+        source: str = "the split",
+        describe: Callable[[str], dict] | None = None,
+        durations: Mapping[str, float | None] | None = None,
+    ) -> list[ClipRecord]:
+        """Records of the clips ``rels`` (paths relative to ``folder``) of ``split``.
+
+        ``missing`` (listed clips absent on disk) is counted in :attr:`missing` and logged once
+        per split and ``source``. Durations come from the probe cache unless ``durations`` gives
+        them; a clip that vanished since it was listed is left out. ``describe(rel)`` returns
+        extra :class:`ClipRecord` fields (``label``, ``extra``).
+        """
+        folder = Path(folder)
+        self._missing.note(split, str(source), list(missing), len(rels) + len(missing), folder)
+        if durations is None:
+            durations = self.probe_cache(folder).durations(rels)
+        records = []
+        for rel in rels:
+            if rel not in durations:
+                continue
+            fields = describe(rel) if describe is not None else {}
+            records.append(ClipRecord(key=rel, path=folder / rel, duration_sec=durations[rel], split=split,
+                                      **fields))
+        return records
+
+    def prepare_data(self) -> None:
+        """List (and so probe and cache the durations of) the splits the running stage needs;
+        Lightning runs this once per node, before the DDP ranks set up."""
+        for split in _STAGE_SPLITS.get(stage_of(self.trainer), SPLITS):
+            self.list_records(split)
 
     # -- setup ------------------------------------------------------------------------------
     def resolve_spec(self) -> InputSpec:
@@ -510,23 +632,27 @@ class AVSyncDataModule(L.LightningDataModule):
             if not records:
                 raise RuntimeError(f"{type(self).__name__}: no usable training clips")
             return AVClipDataset(records, self.spec, True, self.sampler, report=self.report, stage=split,
-                                 cache_decoded=self.cache_decoded)
+                                 **self._dataset_options())
         fixed = self.fixed_offsets(split, records)
         records = self._drop(split, records, lambda r: r.key not in fixed, "not_in_fixed_offsets")
         self.fixed[split] = fixed
         return AVClipDataset(records, self.spec, False, self.sampler, fixed, self.eval_plans_per_clip,
-                             self.report, stage=split, cache_decoded=self.cache_decoded)
+                             self.report, stage=split, **self._dataset_options())
+
+    def _dataset_options(self) -> dict:
+        return dict(cache_decoded=self.cache_decoded, reject_silent=self.reject_silent,
+                    reject_still=self.reject_still, face_box_scale=self.face_box_scale)
 
     def filter_records(self, split: str, records: Iterable[ClipRecord]) -> list[ClipRecord]:
         """Drop skip-listed clips, unreadable ones (duration unknown and probe fails), and clips
         too short for any offset; counted in ``self.dropped[split]`` and logged once."""
         records = list(records)
         self.dropped[split] = {}
-        skip = read_skip_list(self.skip_list) if self.skip_list else set()
+        lists = [self.skip_list] if isinstance(self.skip_list, (str, os.PathLike)) else (self.skip_list or [])
+        skip = set().union(*(read_skip_list(p) for p in lists))
         records = self._drop(split, records, lambda r: _skipped(r, skip), "skip_list")
         records = self._drop(split, records, lambda r: not self._has_duration(r), "unreadable")
-        records = self._drop(split, records, lambda r: not self.sampler.feasible(r.duration_sec),
-                             "too_short")
+        records = self._drop(split, records, lambda r: not self._long_enough(r), "too_short")
         counts = {k: v for k, v in self.dropped[split].items() if v}
         if counts:
             total = sum(counts.values())
@@ -534,7 +660,17 @@ class AVSyncDataModule(L.LightningDataModule):
                         split, total, total + len(records),
                         ", ".join(f"{k}: {v}" for k, v in counts.items()),
                         self.spec.duration_sec, self.sampler.min_duration_sec)
+        if split in self.missing:  # not on disk at all: counted, and warned about when listed
+            self.dropped[split]["missing"] = self.missing[split]
         return records
+
+    def _long_enough(self, record: ClipRecord) -> bool:
+        """Whether any offset fits in the clip; a clip that cannot is listed in the bad-media report."""
+        if self.sampler.feasible(record.duration_sec):
+            return True
+        self.report.record(record.key, record.path, f"shorter than the crop: {record.duration_sec:.3f} s, "
+                           f"needs {self.sampler.min_duration_sec:.3f} s", f"setup:{record.split}")
+        return False
 
     def fixed_offsets(self, split: str, records: Sequence[ClipRecord]) -> FixedOffsets:
         """Fixed plans of an evaluation split: the official CSV if given, else seeded draws."""
@@ -584,24 +720,36 @@ class AVSyncDataModule(L.LightningDataModule):
 
     # -- loaders ----------------------------------------------------------------------------
     def _loader(self, split: str, train: bool) -> DataLoader:
+        """Training: shuffled, full batches; in one process a ResumableTrainLoader (exact mid-epoch
+        resume, avsync.resume), under DDP a plain loader that Lightning gives its DistributedSampler.
+        Evaluation: in order; under DDP every rank gets a disjoint share with no padding
+        (``UnrepeatedDistributedSampler``), so each item is scored exactly once per epoch —
+        Lightning's default sampler would repeat items to even out the ranks."""
         if split not in self.datasets:
             raise RuntimeError(f"{type(self).__name__}: split {split!r} is not set up; call setup() first")
         collate = None
         if train and self.spec.train_durations:
             collate = RandomDurationCollate(self.spec.train_durations, self.spec.fps, self.spec.sample_rate)
-        if train:  # shuffled, checkpointable, resumable mid-epoch (avsync.resume)
+        sampler = None
+        world = getattr(self.trainer, "world_size", 1) if self.trainer is not None else 1
+        if not train and world > 1:
+            sampler = UnrepeatedDistributedSampler(self.datasets[split], num_replicas=world,
+                                                   rank=self.trainer.global_rank, shuffle=False)
+        pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
+        if train and world == 1:  # shuffled, checkpointable, resumable mid-epoch (avsync.resume)
             return ResumableTrainLoader(
                 self.datasets[split], batch_size=self.batch_size, drop_last=True, num_workers=self.num_workers,
-                pin_memory=self.pin_memory, persistent_workers=self.persistent_workers and self.num_workers > 0,
+                pin_memory=pin, persistent_workers=self.persistent_workers and self.num_workers > 0,
                 collate_fn=collate,
             )
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
-            shuffle=False,
-            drop_last=False,
+            shuffle=train,
+            sampler=sampler,
+            drop_last=train,
             num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
+            pin_memory=pin,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
             collate_fn=collate,
         )

@@ -269,7 +269,9 @@ class FeatureBankDataModule(L.LightningDataModule):
             if name.startswith(prefixes):
                 digest.update(name.encode())
                 digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        digest.update(repr((_BANK_VERSION, dataset.spec, dataset.decode_size, self.start_step_sec, self.seed,
+        spec = dataset.spec  # only what the windows depend on: not the labels (3- and 21-class stages share a bank)
+        window = (spec.fps, spec.duration_sec, spec.frame_size, spec.resize_short_side, spec.crop, spec.sample_rate)
+        digest.update(repr((_BANK_VERSION, window, dataset.decode_size, self.start_step_sec, self.seed,
                             self.source.max_source_sec, self.source.audio_jitter_sec)).encode())
         for record in dataset.records:
             stat = Path(record.path).stat() if Path(record.path).exists() else None

@@ -1,10 +1,14 @@
-"""LRS3 as preprocessed by SparseSync / Synchformer, and the helpers the real-dataset modules share.
+"""LRS3 as preprocessed by SparseSync / Synchformer, and LRS3-multfps (DiVAS).
 
 Layout (``root`` is the folder that holds one or both variants)::
 
     <root>/h264_uncropped_25fps_256side_16000hz_aac/      variant="full_frame" ("no face crop")
     <root>/h264_orig_strict_crop_25fps_224side_16000hz_aac/  variant="face_crop"
+    <root>/h264_orig_strict_crop_origfps_aac/              variant="multfps" (DiVAS: original rates)
         {pretrain,trainval,test}/<ytid>/<utt>.mp4            (+ the LRS3 <utt>.txt beside each clip)
+
+``variant_dir`` names another folder for the chosen variant (e.g. your own ``avsync prepare
+--keep-rates`` output).
 
 ``root`` may also be the variant folder itself. Clip keys are ``<subset>/<ytid>/<utt>``, the keys
 of the official fixed-offset files (``pretrain/C8zY0oAdQrs/00018``; see
@@ -31,6 +35,20 @@ train/valid/test *by video id*, only clips longer than 9 s):
   lists, which are not distributed: to use their exact splits pass their ``lrs3_{train,valid,
   test}.txt`` as ``split_files``.
 
+``subset_splits`` takes splits from LRS3's own subsets instead (e.g. ``{"train": ["pretrain",
+"trainval"], "test": ["test"]}``); those splits get no 9 s filter either.
+
+Face crops: with ``InputSpec(crop="face")`` (or ``"mouth"``, VocaLiST's lower half) a
+full-frame clip is cropped around the per-frame boxes of its LRS3 ``.txt`` (see
+:mod:`.face_boxes`). The boxes are read from the face-crop folder's ``.txt`` when it is there
+(the full-frame folder's own ``.txt`` holds whole-frame boxes), else from the clip's. Face-crop
+clips already show the face; they are only centre-cropped.
+
+multfps (DiVAS): clips at their original frame rates (23.976 ... 60 fps). The rate of every clip
+is probed with its duration; clips above 30 fps are left out of every split, or with
+``high_fps_test=True`` they *are* the test split (59.94/60 fps, kept apart as in DiVAS) while
+train and valid are drawn from the others.
+
 Durations come from :class:`ProbeCache`: every clip is probed once (header only) and the result
 kept in ``$AVSYNC_CACHE_DIR/probe/<folder>-<hash of its path>.json`` (default
 ``~/.cache/avsync/probe/``), keyed by the clip's path relative to the dataset folder and checked
@@ -40,20 +58,20 @@ DDP ranks set up).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import random
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from avsync.media import MediaError, probe
-from avsync.offsets import key_for
-
-from .base import _STAGE_SPLITS, SPLITS, AVSyncDataModule, ClipRecord
+from .base import AVSyncDataModule, ClipRecord
+from .listing import (  # re-exported: the other dataset modules used to import them from here
+    SPLITS,
+    ProbeCache,
+    check_split_files,
+    default_probe_cache_dir,
+    read_split_file,
+    seeded_split,
+)
 
 __all__ = [
     "LRS3DataModule",
@@ -69,182 +87,10 @@ log = logging.getLogger(__name__)
 LRS3_VARIANTS = {
     "full_frame": "h264_uncropped_25fps_256side_16000hz_aac",
     "face_crop": "h264_orig_strict_crop_25fps_224side_16000hz_aac",
+    "multfps": "h264_orig_strict_crop_origfps_aac",
 }
 LRS3_SUBSETS = ("pretrain", "trainval", "test")
-_CUT_ORDER = ("test", "valid", "train")  # official order: test ids first, then valid, train the rest
-
-
-# --------------------------------------------------------------------------------------------
-# Shared helpers (also used by the VGGSound modules)
-# --------------------------------------------------------------------------------------------
-def default_probe_cache_dir() -> Path:
-    """``$AVSYNC_CACHE_DIR/probe`` or ``~/.cache/avsync/probe``."""
-    return Path(os.environ.get("AVSYNC_CACHE_DIR", "~/.cache/avsync")).expanduser() / "probe"
-
-
-class ProbeCache:
-    """Clip durations under one dataset folder, probed once and kept in a small JSON file.
-
-    The file is ``<cache_dir>/<folder name>-<16 hex of sha1(resolved folder path)>.json``:
-    ``{"version": 1, "root": ..., "clips": {relative path: [size, mtime_ns, duration or null]}}``.
-    An entry is reused while the file keeps its size and mtime; ``null`` marks a clip that could
-    not be probed (it is not probed again until it changes; the data module reports it as bad
-    media). Writes are atomic (temporary file + rename) and merge with what is on disk, so
-    concurrent processes lose no work. An unwritable cache folder only costs a warning.
-    """
-
-    VERSION = 1
-    SAVE_EVERY = 2000  # clips probed between two writes of the cache file
-
-    def __init__(self, root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
-                 workers: int = 4) -> None:
-        self.root = Path(root).expanduser().resolve()
-        folder = Path(cache_dir).expanduser() if cache_dir else default_probe_cache_dir()
-        digest = hashlib.sha1(str(self.root).encode("utf-8")).hexdigest()[:16]
-        self.path = folder / f"{self.root.name or 'root'}-{digest}.json"
-        self.workers = max(1, int(workers))
-        self._entries: dict[str, list] | None = None
-        self._warned_write = False
-
-    def durations(self, rel_paths: Iterable[str]) -> dict[str, float | None]:
-        """Duration (s) of each clip that exists, None where probing failed; absent files are
-        left out of the result (the caller counts them as missing)."""
-        entries = self._load()
-        out: dict[str, float | None] = {}
-        todo: list[tuple[str, list[int]]] = []
-        for rel in rel_paths:
-            try:
-                st = os.stat(self.root / rel)
-            except OSError:
-                continue
-            sig = [int(st.st_size), int(st.st_mtime_ns)]
-            hit = entries.get(rel)
-            if hit is not None and list(hit[:2]) == sig:
-                out[rel] = hit[2]
-            else:
-                todo.append((rel, sig))
-        if todo:
-            log.info("probing %d clip(s) under %s (once; cached in %s)", len(todo), self.root, self.path)
-            with ThreadPoolExecutor(min(self.workers, len(todo))) as pool:
-                for start in range(0, len(todo), self.SAVE_EVERY):  # saved as it goes: resumable
-                    chunk = todo[start : start + self.SAVE_EVERY]
-                    found = pool.map(self._probe_one, (rel for rel, _ in chunk))
-                    fresh = {rel: sig + [dur] for (rel, sig), dur in zip(chunk, found)}
-                    entries.update(fresh)
-                    out.update({rel: e[2] for rel, e in fresh.items()})
-                    self._save(fresh)
-                    if len(todo) > self.SAVE_EVERY:
-                        log.info("probed %d / %d clips", min(start + self.SAVE_EVERY, len(todo)), len(todo))
-        return out
-
-    def _probe_one(self, rel: str) -> float | None:
-        try:
-            return float(probe(self.root / rel).duration_sec)
-        except MediaError:
-            return None
-
-    def _read_file(self) -> dict[str, list]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(data, dict) or data.get("version") != self.VERSION or data.get("root") != str(self.root):
-            return {}
-        clips = data.get("clips")
-        return clips if isinstance(clips, dict) else {}
-
-    def _load(self) -> dict[str, list]:
-        if self._entries is None:
-            self._entries = self._read_file()
-        return self._entries
-
-    def _save(self, fresh: Mapping[str, list]) -> None:
-        merged = {**self._read_file(), **self._entries, **fresh}
-        payload = {"version": self.VERSION, "root": str(self.root), "clips": merged}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(payload, f, separators=(",", ":"))
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError as err:
-            if not self._warned_write:
-                log.warning("cannot write the probe cache %s (%s); durations will be probed again "
-                            "next time", self.path, err)
-                self._warned_write = True
-
-
-def read_split_file(path: str | os.PathLike, default_subset: str | None = None) -> list[str]:
-    """Clip keys listed in a split file, in order, duplicates removed.
-
-    One clip per line; the first whitespace-separated token is the clip (an id or a relative
-    path, extension optional), anything after it (e.g. LRS2's ``NF`` tag) and ``#`` comments
-    are ignored. With ``default_subset`` a two-part id ``<ytid>/<utt>`` gets that prefix.
-    """
-    keys: dict[str, None] = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        tokens = line.split("#", 1)[0].split()
-        if not tokens:
-            continue
-        key = key_for(tokens[0])
-        if default_subset and key.count("/") == 1:
-            key = f"{default_subset}/{key}"
-        keys[key] = None
-    return list(keys)
-
-
-def seeded_split(ids: Iterable[str], seed: int, ratios: Mapping[str, float],
-                 splits: Sequence[str] = SPLITS) -> dict[str, list[str]]:
-    """Deterministic split of ``ids`` among ``splits`` in the proportions ``ratios``.
-
-    The ids are sorted, shuffled with ``random.Random(seed)``, and cut in the order test, valid,
-    train: each split but the last gets ``int(n * ratios[s] / sum of the ratios of splits)`` ids,
-    the last one the rest. With all three splits and 8:1:1 this is Synchformer's LRS3
-    ``make_split_files`` (``hold_out_size = int(len(all_vids) * 0.1)``).
-    """
-    pool = sorted(set(ids))
-    random.Random(int(seed)).shuffle(pool)
-    order = [s for s in _CUT_ORDER if s in splits] + [s for s in splits if s not in _CUT_ORDER]
-    total = float(sum(ratios[s] for s in order))
-    out, start = {}, 0
-    for i, split in enumerate(order):
-        n = len(pool) - start if i == len(order) - 1 else int(len(pool) * (ratios[split] / total))
-        out[split] = pool[start : start + n]
-        start += n
-    return out
-
-
-def _check_split_files(split_files: Mapping[str, str] | None) -> dict[str, str]:
-    files = {k: str(v) for k, v in (split_files or {}).items() if v}
-    unknown = set(files) - set(SPLITS)
-    if unknown:
-        raise ValueError(f"split_files has unknown split(s) {sorted(unknown)}; use {SPLITS}")
-    return files
-
-
-def _stage_of(trainer) -> str | None:
-    """``fit`` / ``validate`` / ``test`` / ``predict`` of the running trainer, None without one."""
-    fn = getattr(getattr(trainer, "state", None), "fn", None)
-    return getattr(fn, "value", None)
-
-
-class _MissingLog:
-    """Counts listed-but-absent clips per split and warns once per split and source."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self._warned: set[tuple[str, str]] = set()
-
-    def note(self, split: str, source: str, missing: Sequence[str], listed: int, where: Path) -> None:
-        self.counts[split] = len(missing)
-        if missing and (split, source) not in self._warned:
-            self._warned.add((split, source))
-            log.warning("%s: %d of the %d clip(s) listed in %s are not under %s (skipped), e.g. %s",
-                        split, len(missing), listed, source, where, ", ".join(missing[:3]))
+MAX_NORMAL_FPS = 30.5  # DiVAS: up to 30 fps in train/valid/test; 59.94 and 60 fps apart
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,19 +100,21 @@ class LRS3DataModule(AVSyncDataModule):
     """LRS3 (SparseSync/Synchformer preprocessing: H.264 25 fps, AAC 16 kHz); see the module doc.
 
     Args:
-        root: folder holding ``h264_uncropped_25fps_256side_16000hz_aac/`` and/or
-            ``h264_orig_strict_crop_25fps_224side_16000hz_aac/`` (or one of those folders).
+        root: folder holding the variant folders (or one of those folders).
         variant: ``"full_frame"`` (no face crop, SparseSync's "LRS3 no crop", Synchformer's
-            "full scene") or ``"face_crop"``.
+            "full scene"), ``"face_crop"`` or ``"multfps"`` (DiVAS, original frame rates).
+        variant_dir: the variant's folder name, if it is not the default one.
         split_files: ``{split: file}`` with one ``<subset>/<ytid>/<utt>`` per line, e.g.
             ``{"test": ".../lrs3_test.txt"}``; splits without one are drawn by video id.
+        subset_splits: ``{split: [LRS3 subsets]}``: splits made of whole subsets.
         split_seed: seed of the video-id shuffle (1337, as in the official code).
         split_ratios: train:valid:test shares of the drawn split (8:1:1).
         subsets: LRS3 subsets whose videos are split (``pretrain`` in the papers).
         min_duration_sec: drawn splits keep clips strictly longer than this (9 s); None keeps all.
-        probe_cache_dir: folder of the duration cache (default ``~/.cache/avsync/probe``).
-        probe_workers: threads probing uncached clips.
-        **kwargs: :class:`AVSyncDataModule`'s (batch size, workers, fixed_offsets_csv, ...).
+        high_fps_test: multfps only: the test split is the clips above 30 fps (else they are
+            left out everywhere).
+        **kwargs: :class:`AVSyncDataModule`'s (batch size, workers, fixed_offsets_csv, probe
+            cache, ...).
 
     After ``setup``: ``missing[split]`` = clips listed in a split file but absent on disk,
     ``dropped[split]`` = clips removed by the filters (with ``missing`` included).
@@ -276,47 +124,54 @@ class LRS3DataModule(AVSyncDataModule):
         self,
         root: str | None = None,
         variant: str = "full_frame",
+        variant_dir: str | None = None,
         split_files: dict[str, str] | None = None,
+        subset_splits: dict[str, list[str]] | None = None,
         split_seed: int = 1337,
         split_ratios: tuple[float, float, float] = (8.0, 1.0, 1.0),
         subsets: tuple[str, ...] = ("pretrain",),
         min_duration_sec: float | None = 9.0,
-        probe_cache_dir: str | None = None,
-        probe_workers: int = 4,
+        high_fps_test: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(root=root, **kwargs)
         if variant not in LRS3_VARIANTS:
             raise ValueError(f"unknown LRS3 variant {variant!r}; expected one of {sorted(LRS3_VARIANTS)}")
-        bad = [s for s in subsets if s not in LRS3_SUBSETS]
+        subset_splits = {k: list(v) for k, v in (subset_splits or {}).items()}
+        named = list(subsets) + [s for v in subset_splits.values() for s in v]
+        bad = [s for s in named if s not in LRS3_SUBSETS]
         if bad:
             raise ValueError(f"unknown LRS3 subset(s) {bad}; expected some of {LRS3_SUBSETS}")
+        if set(subset_splits) - set(SPLITS):
+            raise ValueError(f"subset_splits has unknown split(s) {sorted(set(subset_splits) - set(SPLITS))}")
         if len(split_ratios) != 3 or min(split_ratios) < 0 or sum(split_ratios) <= 0:
             raise ValueError(f"split_ratios must be three non-negative train:valid:test shares, got {split_ratios}")
+        if high_fps_test and variant != "multfps":
+            raise ValueError("high_fps_test needs variant='multfps' (the other variants are all 25 fps)")
         self.variant = variant
-        self.split_files = _check_split_files(split_files)
+        self.variant_dir = variant_dir
+        self.split_files = check_split_files(split_files)
+        self.subset_splits = subset_splits
         self.split_seed = int(split_seed)
         self.split_ratios = dict(zip(("train", "valid", "test"), map(float, split_ratios)))
         self.subsets = tuple(subsets)
         self.min_duration_sec = min_duration_sec
-        self.probe_cache_dir = probe_cache_dir
-        self.probe_workers = int(probe_workers)
-        self._missing = _MissingLog()
-        self._listing: dict[str, list[str]] | None = None
-        self._cache: ProbeCache | None = None
-
-    @property
-    def missing(self) -> dict[str, int]:
-        return self._missing.counts
+        self.high_fps_test = bool(high_fps_test)
+        self._listing: dict[tuple[str, ...], dict[str, list[str]]] = {}
 
     # -- layout -----------------------------------------------------------------------------
     @property
+    def folder_name(self) -> str:
+        return self.variant_dir or LRS3_VARIANTS[self.variant]
+
+    @property
     def data_dir(self) -> Path:
         """The folder of the chosen variant (``<root>/<variant folder>``, or ``root`` itself)."""
+        name = self.folder_name
         if not self.root:
-            raise ValueError("LRS3DataModule needs root= (the folder that holds "
-                             f"{LRS3_VARIANTS[self.variant]}/); e.g. --data.root /data/lrs3")
-        root, name = Path(self.root).expanduser(), LRS3_VARIANTS[self.variant]
+            raise ValueError(f"LRS3DataModule needs root= (the folder that holds {name}/); "
+                             "e.g. --data.root /data/lrs3")
+        root = Path(self.root).expanduser()
         if (root / name).is_dir():
             return root / name
         if root.name == name and root.is_dir():
@@ -328,20 +183,16 @@ class LRS3DataModule(AVSyncDataModule):
             hint = f"; {root} is the variant={other[0]!r} folder (give its parent as root)"
         raise FileNotFoundError(f"LRS3 variant {self.variant!r} not found: no {name}/ under {root}{hint}")
 
-    @property
-    def probe_cache(self) -> ProbeCache:
-        if self._cache is None:
-            self._cache = ProbeCache(self.data_dir, self.probe_cache_dir, self.probe_workers)
-        return self._cache
-
-    def listing(self) -> dict[str, list[str]]:
-        """``{ytid: [relative clip paths]}`` of the videos on disk under ``subsets`` (listed once).
+    def listing(self, subsets: Sequence[str] | None = None) -> dict[str, list[str]]:
+        """``{ytid: [relative clip paths]}`` of the videos on disk under ``subsets`` (default: the
+        module's ``subsets``; listed once).
 
         A video id present in several subsets is one video: its clips of all of them go together.
         """
-        if self._listing is None:
+        subsets = tuple(subsets or self.subsets)
+        if subsets not in self._listing:
             listing: dict[str, list[str]] = {}
-            for subset in self.subsets:
+            for subset in subsets:
                 folder = self.data_dir / subset
                 if not folder.is_dir():
                     continue
@@ -354,9 +205,9 @@ class LRS3DataModule(AVSyncDataModule):
                         if clips:
                             listing.setdefault(vid.name, []).extend(clips)
             if not listing:
-                log.warning("no clips found under %s (subsets %s)", self.data_dir, list(self.subsets))
-            self._listing = {v: sorted(c) for v, c in sorted(listing.items())}
-        return self._listing
+                log.warning("no clips found under %s (subsets %s)", self.data_dir, list(subsets))
+            self._listing[subsets] = {v: sorted(c) for v, c in sorted(listing.items())}
+        return self._listing[subsets]
 
     # -- splits -----------------------------------------------------------------------------
     def split_clip_paths(self, split: str) -> tuple[list[str], list[str]]:
@@ -369,41 +220,54 @@ class LRS3DataModule(AVSyncDataModule):
             present = [r for r in rels if (self.data_dir / r).is_file()]
             have = set(present)
             return present, [r[:-4] for r in rels if r not in have]
+        if split in self.subset_splits:
+            videos = self.listing(self.subset_splits[split])
+            return [c for v in videos for c in videos[v]], []
         listed = {k.split("/")[-2] for f in self.split_files.values()
                   for k in read_split_file(f, "pretrain") if "/" in k}
         videos = self.listing()
         pool = [v for v in videos if v not in listed]
-        drawn = [s for s in SPLITS if s not in self.split_files]
+        drawn = [s for s in SPLITS if s not in self.split_files and s not in self.subset_splits
+                 and not (s == "test" and self.high_fps_test)]
         ids = seeded_split(pool, self.split_seed, self.split_ratios, drawn)[split]
         return [c for v in sorted(ids) for c in videos[v]], []
 
     def list_records(self, split: str) -> list[ClipRecord]:
-        rels, missing = self.split_clip_paths(split)
+        if self.high_fps_test and split == "test" and split not in self.split_files:
+            rels, missing = [c for cs in self.listing().values() for c in cs], []
+        else:
+            rels, missing = self.split_clip_paths(split)
+        if self.variant == "multfps":
+            rels = self._by_frame_rate(split, rels)
         source = self.split_files.get(split, "the drawn split")
-        self._missing.note(split, source, missing, len(rels) + len(missing), self.data_dir)
-        durations = self.probe_cache.durations(rels)
-        records = []
-        for rel in rels:
-            if rel not in durations:  # vanished between listing and probing
-                continue
-            subset, ytid, _ = rel.split("/", 2)
-            records.append(ClipRecord(key=rel, path=self.data_dir / rel, duration_sec=durations[rel],
-                                      split=split, extra={"subset": subset, "ytid": ytid}))
-        return records
+        return self.records_under(split, self.data_dir, rels, missing, source, self._describe)
+
+    def _by_frame_rate(self, split: str, rels: list[str]) -> list[str]:
+        """multfps: the > 30 fps clips form the test split (``high_fps_test``) or are left out."""
+        rates = self.probe_cache(self.data_dir).frame_rates(rels)
+        high = self.high_fps_test and split == "test"
+        return [r for r in rels if r not in rates or rates[r] is None or (rates[r] > MAX_NORMAL_FPS) == high]
+
+    def _describe(self, rel: str) -> dict:
+        subset, ytid, _ = rel.split("/", 2)
+        extra = {"subset": subset, "ytid": ytid}
+        if self.variant == "full_frame":
+            boxed = self.data_dir.parent / LRS3_VARIANTS["face_crop"] / (rel[:-4] + ".txt")
+            own = self.data_dir / (rel[:-4] + ".txt")
+            if boxed.is_file() or own.is_file():
+                extra["face_boxes"] = str(boxed if boxed.is_file() else own)
+        if self.variant == "multfps":
+            extra["fps"] = self.probe_cache(self.data_dir).frame_rates([rel]).get(rel)
+        return {"extra": extra}
 
     def filter_records(self, split: str, records: Iterable[ClipRecord]) -> list[ClipRecord]:
         records = super().filter_records(split, records)
-        if split not in self.split_files and self.min_duration_sec is not None:
+        drawn = split not in self.split_files and split not in self.subset_splits
+        if drawn and self.min_duration_sec is not None:
             floor = float(self.min_duration_sec)
             records = self._drop(split, records, lambda r: r.duration_sec <= floor,
                                  "shorter_than_min_duration")
             n = self.dropped[split]["shorter_than_min_duration"]
             if n:
                 log.info("%s: dropped %d clip(s) not longer than %g s", split, n, floor)
-        self.dropped[split]["missing"] = self.missing.get(split, 0)
         return records
-
-    def prepare_data(self) -> None:
-        """Probe (and cache) the durations of the splits the running stage needs."""
-        for split in _STAGE_SPLITS.get(_stage_of(self.trainer), SPLITS):
-            self.list_records(split)

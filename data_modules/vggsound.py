@@ -24,7 +24,7 @@ Splits:
 
 Clips of a split that are not on disk (VGGSound always misses part of YouTube) are counted in
 ``missing[split]`` and logged once. Durations are probed once and cached
-(:class:`~avsync.data_modules.lrs3.ProbeCache`); ``probe_durations=False`` takes the nominal
+(:class:`~avsync.data_modules.listing.ProbeCache`); ``probe_durations=False`` takes the nominal
 length from the file name instead (bad clips are then met, reported and replaced at load time).
 
 VGGSound-Sparse keeps the 12 classes flagged ``is_sparse == y`` in ``picked_sparse_classes.csv``
@@ -48,12 +48,14 @@ from typing import Iterable, Sequence
 
 from avsync.offsets import CropPlan, FixedOffsets, get_grid, key_for
 
-from .base import _STAGE_SPLITS, SPLITS, AVSyncDataModule, ClipRecord
-from .lrs3 import ProbeCache, _check_split_files, _MissingLog, _stage_of, read_split_file
+from .base import AVSyncDataModule, ClipRecord
+from .listing import SPLITS, check_split_files, read_split_file
 
 __all__ = [
     "VGGSoundDataModule",
     "VGGSoundSparseDataModule",
+    "VGGSoundSyncDataModule",
+    "read_class_list",
     "VGGSoundRow",
     "clip_id",
     "read_vggsound_csv",
@@ -70,6 +72,7 @@ PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 SPARSE_CLASSES_CSV = PACKAGE_DATA / "picked_sparse_classes.csv"
 SPARSE_CLEAN_CSV = PACKAGE_DATA / "vggsound_sparse_clean.csv"
 SPARSE_CLEAN_FIXED_OFFSETS_CSV = PACKAGE_DATA / "vggsound_sparse_clean_fixed_offsets.csv"
+SYNC_CLASSES_CSV = PACKAGE_DATA / "vggsound_sync_classes.csv"
 CLIP_SEC = 10
 _CLIP_NAME = re.compile(r"^(?P<ytid>.{11})_(?P<start>\d+)_(?P<end>\d+)$")
 
@@ -162,6 +165,17 @@ def read_sparse_clean(path: str | Path = SPARSE_CLEAN_CSV) -> set[str]:
     return out
 
 
+def read_class_list(path: str | Path = SYNC_CLASSES_CSV) -> list[str]:
+    """Class names of a one-column csv with a ``class`` header (labels with commas quoted)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        classes = [row["class"].strip() for row in csv.DictReader(f) if row.get("class", "").strip()]
+    if not classes:
+        raise ValueError(f"{path}: no classes (expected a 'class' column)")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"{path}: a class is listed twice")
+    return classes
+
+
 def _nominal_duration(key: str) -> float | None:
     m = _CLIP_NAME.match(key)
     return (int(m["end"]) - int(m["start"])) / 1000.0 if m else None
@@ -179,8 +193,6 @@ class VGGSoundDataModule(AVSyncDataModule):
         split_files: ``{split: file}`` of clip ids (one per line) overriding the csv's splits.
         split_seed: seed of the validation hold-out (1337, as in the official code).
         probe_durations: probe (and cache) every clip's duration; False: nominal 10 s from the name.
-        probe_cache_dir: folder of the duration cache (default ``~/.cache/avsync/probe``).
-        probe_workers: threads probing uncached clips.
         **kwargs: :class:`AVSyncDataModule`'s (batch size, workers, fixed_offsets_csv, ...).
 
     ``classes`` is the sorted class list, ``records[i].extra["class_index"]`` a record's index
@@ -194,28 +206,18 @@ class VGGSoundDataModule(AVSyncDataModule):
         split_files: dict[str, str] | None = None,
         split_seed: int = 1337,
         probe_durations: bool = True,
-        probe_cache_dir: str | None = None,
-        probe_workers: int = 4,
         **kwargs,
     ) -> None:
         super().__init__(root=root, **kwargs)
         self.meta_csv = meta_csv
-        self.split_files = _check_split_files(split_files)
+        self.split_files = check_split_files(split_files)
         self.split_seed = int(split_seed)
         self.probe_durations = bool(probe_durations)
-        self.probe_cache_dir = probe_cache_dir
-        self.probe_workers = int(probe_workers)
-        self._missing = _MissingLog()
         self._rows: list[VGGSoundRow] | None = None
         self._on_disk: set[str] | None = None
-        self._cache: ProbeCache | None = None
         self._held: set[str] | None = None
         self._unknown: dict[str, int] = {}
         self._warned_unknown: set[str] = set()
-
-    @property
-    def missing(self) -> dict[str, int]:
-        return self._missing.counts
 
     # -- layout -----------------------------------------------------------------------------
     @property
@@ -296,29 +298,18 @@ class VGGSoundDataModule(AVSyncDataModule):
         ids = [c for c in ids if c in by_clip and self.keep_row(by_clip[c])]
         present = self.on_disk()
         missing = [c for c in ids if c not in present]
-        self._missing.note(split, self.split_files.get(split, self.meta_path.name), missing, len(ids),
-                           self.data_dir)
-        ids = [c for c in ids if c in present]
-        if self.probe_durations:
-            if self._cache is None:
-                self._cache = ProbeCache(self.data_dir, self.probe_cache_dir, self.probe_workers)
-            durations = self._cache.durations(c + ".mp4" for c in ids)
-            durations = {c: durations[c + ".mp4"] for c in ids if c + ".mp4" in durations}
-        else:
-            durations = {c: _nominal_duration(c) for c in ids}
-        records = []
-        for c in ids:
-            if c not in durations:
-                continue
-            row = by_clip[c]
-            records.append(ClipRecord(key=c, path=self.data_dir / f"{c}.mp4", duration_sec=durations[c],
-                                      split=split, label=row.label,
-                                      extra={"ytid": row.ytid, "class_index": index.get(row.label)}))
-        return records
+        rels = [c + ".mp4" for c in ids if c in present]
+        durations = None if self.probe_durations else {r: _nominal_duration(r[:-4]) for r in rels}
+
+        def describe(rel: str) -> dict:
+            row = by_clip[rel[:-4]]
+            return {"label": row.label, "extra": {"ytid": row.ytid, "class_index": index.get(row.label)}}
+
+        return self.records_under(split, self.data_dir, rels, missing,
+                                  self.split_files.get(split, self.meta_path.name), describe, durations)
 
     def filter_records(self, split: str, records: Iterable[ClipRecord]) -> list[ClipRecord]:
         records = super().filter_records(split, records)
-        self.dropped[split]["missing"] = self.missing.get(split, 0)
         if self._unknown.get(split):
             self.dropped[split]["not_in_meta"] = self._unknown[split]
         return records
@@ -326,8 +317,7 @@ class VGGSoundDataModule(AVSyncDataModule):
     def prepare_data(self) -> None:
         """Probe (and cache) the durations of the splits the running stage needs."""
         if self.probe_durations:
-            for split in _STAGE_SPLITS.get(_stage_of(self.trainer), SPLITS):
-                self.list_records(split)
+            super().prepare_data()
 
     # -- fixed offsets ----------------------------------------------------------------------
     def fixed_offsets(self, split: str, records: Sequence[ClipRecord]) -> FixedOffsets:
@@ -412,3 +402,31 @@ class VGGSoundSparseDataModule(VGGSoundDataModule):
         if split == "test" and self._clean_ids is not None:
             ids = [c for c in ids if c in self._clean_ids]
         return ids
+
+
+# --------------------------------------------------------------------------------------------
+# VGGSound-Sync
+# --------------------------------------------------------------------------------------------
+class VGGSoundSyncDataModule(VGGSoundDataModule):
+    """VGGSound-Sync (AVST, BMVC 2021): the 160 VGGSound classes listed at the end of the AVST
+    paper (shipped as ``data/vggsound_sync_classes.csv``, every name checked against the
+    VGGSound class list), with VGGSound's splits restricted to them (the paper's 95k train /
+    5k test). AVST evaluates at 5 fps: that is its InputSpec's frame rate, not a data setting.
+
+    Args:
+        classes_csv: another class list (one ``class`` column); default: the shipped one.
+        **kwargs: :class:`VGGSoundDataModule`'s.
+    """
+
+    def __init__(self, classes_csv: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.classes_csv = classes_csv
+        self._sync_classes = sorted(read_class_list(classes_csv or SYNC_CLASSES_CSV))
+        self._sync_set = set(self._sync_classes)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self._sync_classes)
+
+    def keep_row(self, row: VGGSoundRow) -> bool:
+        return row.label in self._sync_set

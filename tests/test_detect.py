@@ -12,8 +12,10 @@ from avsync.detect.detectors import ScoreSearchDetector, SearchSetup
 from avsync.detect.loading import load_module
 from avsync.detect.result import describe_offset
 from avsync.inputs import InputSpec
+from avsync.lit.avst import AVSTModule
 from avsync.lit.divas import DiVASModule
 from avsync.lit.sparsesync import SparseSyncModule
+from avsync.lit.synchformer_stage2 import SynchformerStage2Module
 from avsync.lit.syncnet import SyncNetModule
 from avsync.lit.vocalist import VocaLiSTModule
 from avsync.media import probe, read_audio, read_frames
@@ -29,7 +31,10 @@ MODELS = {  # untrained toy configurations, as the experiment configs ask for th
     "syncnet": (SyncNetModule, dict(arch="syncnet_toy", input_overrides={"crop": "full", **SMALL},
                                     clip_frames=40, eval_contexts=[5])),
     "divas": (DiVASModule, dict(arch="divas_toy")),
+    "avst": (AVSTModule, dict(arch="avst_enc_mp_toy", batch_windows=10)),
+    "synchformer": (SynchformerStage2Module, dict(arch="synchformer_toy", input_overrides={"resize_short_side": 32})),
 }
+GRID = ("sparsesync", "synchformer")
 
 
 def _write_checkpoint(path, cls, kwargs, with_class_path: bool):
@@ -64,10 +69,10 @@ def test_offset_in_words():
 @pytest.mark.parametrize("name", list(MODELS))
 def test_detect_runs_for_every_model(name, videos, tmp_path, capsys):
     cls, kwargs = MODELS[name]
-    ckpt = _write_checkpoint(tmp_path / f"{name}.ckpt", cls, kwargs, with_class_path=name != "divas")
+    ckpt = _write_checkpoint(tmp_path / f"{name}.ckpt", cls, kwargs, with_class_path=name not in ("divas", "avst"))
     assert isinstance(load_module(ckpt), cls)
     long, short, broken = videos
-    clip = long if name == "sparsesync" else short
+    clip = long if name in GRID else short
     out = {k: tmp_path / f"{k}.{ext}" for k, ext in (("plot", "png"), ("timeline", "png"),
                                                      ("corrected", "mp4"), ("json", "json"))}
     status = main(["detect", "--ckpt", str(ckpt), str(broken), str(clip), "--plot", str(out["plot"]),
@@ -149,3 +154,13 @@ def test_checkpoint_written_through_lightning_cli(videos, tmp_path, capsys, repo
     assert torch.load(ckpt, weights_only=True)["hyper_parameters"]["_class_path"] == "avsync.lit.divas.DiVASModule"
     assert main(["detect", "--ckpt", str(ckpt), str(videos[1])]) == 0
     assert "confidence" in capsys.readouterr().out
+
+
+def test_module_without_offsets_is_refused_in_one_line(videos, tmp_path, capsys):
+    """Synchformer's stage 1 (segment-level contrastive pre-training) predicts no offset."""
+    from avsync.lit.synchformer_stage1 import SynchformerStage1Module
+
+    ckpt = _write_checkpoint(tmp_path / "stage1.ckpt", SynchformerStage1Module, dict(arch="synchformer_toy"), True)
+    assert main(["detect", "--ckpt", str(ckpt), str(videos[1])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not predict offsets" in err[0], err

@@ -93,7 +93,7 @@ def test_trainer_builds_the_bank_once_and_reuses_it(toy_root, tmp_path):
         torch.manual_seed(0)
         model = SparseSyncModule(arch="sparsesync_toy", input_overrides=TOY_INPUTS, freeze_extractors=True,
                                  lr=1e-3, warmup_steps=1, log_figures=False)
-        source = ToyAVDataModule(root=str(toy_root), num_train=3, num_valid=2, num_test=0, batch_size=2,
+        source = ToyAVDataModule(root=str(toy_root), source_size=32, num_train=3, num_valid=2, num_test=0, batch_size=2,
                                  num_workers=0, cache_decoded=True, report_dir=str(tmp_path))
         data = FeatureBankDataModule(source, cache_dir=str(tmp_path / "banks"), progress=False)
         trainer = L.Trainer(max_steps=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
@@ -120,3 +120,21 @@ def test_bank_refuses_trainable_extractors(module):
     batch = {"vfeat": torch.zeros(1, 128, 16, 1, 1), "afeat": torch.zeros(1, 64, 9, 20)}
     with pytest.raises(RuntimeError, match="frozen extractors"):
         trainable(batch)
+
+
+def test_three_and_twentyone_class_stages_share_one_bank(toy_root, module, tmp_path):
+    """The 3 -> 21 class curriculum keeps the same frozen extractors: the bank key ignores the labels."""
+    paths = []
+    for classes in (3, 21):
+        model = SparseSyncModule(arch="sparsesync_toy", arch_overrides={"num_classes": classes},
+                                 input_overrides=TOY_INPUTS, freeze_extractors=True)
+        model.net.vfeat_extractor.load_state_dict(module.net.vfeat_extractor.state_dict())
+        model.net.afeat_extractor.load_state_dict(module.net.afeat_extractor.state_dict())
+        source = ToyAVDataModule(root=str(toy_root), source_size=32, num_train=3, num_valid=2, num_test=0,
+                                 input_spec=model.input_spec, num_workers=0)
+        source.setup("fit")
+        paths.append(FeatureBankDataModule(source, cache_dir=str(tmp_path))._bank_path(model, source.datasets["train"]))
+    assert paths[0] == paths[1]
+    with torch.no_grad():
+        model.net.afeat_extractor.conv1.weight.add_(1e-3)  # other extractor weights: another bank
+    assert FeatureBankDataModule(source, cache_dir=str(tmp_path))._bank_path(model, source.datasets["train"]) != paths[0]

@@ -111,14 +111,15 @@ def test_lrs3_drawn_split_probe_cache_and_min_duration(real_fixtures, tmp_path, 
     train = dm.list_records("train")
     assert [r.key for r in train] == [LRS3_KEY]
     assert train[0].duration_sec == pytest.approx(15.72, abs=0.05)
-    assert train[0].extra == {"subset": "pretrain", "ytid": "C8zY0oAdQrs"}
+    assert train[0].extra == {"subset": "pretrain", "ytid": "C8zY0oAdQrs", "face_boxes": str(
+        real_fixtures / "lrs3" / "h264_orig_strict_crop_25fps_224side_16000hz_aac" / (LRS3_KEY + ".txt"))}
     assert dm.list_records("valid") == [] and dm.list_records("test") == []
     assert len(list(cache.glob("*.json"))) == 1
 
     # a second module reads the durations from the cache: nothing is probed again
     def no_probe(path):
         raise AssertionError(f"probed {path} again")
-    monkeypatch.setattr("avsync.data_modules.lrs3.probe", no_probe)
+    monkeypatch.setattr("avsync.data_modules.listing.probe", no_probe)
     again = LRS3DataModule(**kw).list_records("train")
     assert again[0].duration_sec == train[0].duration_sec
     assert ProbeCache(dm.data_dir, cache).durations([LRS3_KEY + ".mp4", "pretrain/x/1.mp4"]) == {

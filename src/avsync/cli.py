@@ -83,7 +83,10 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "convert": lambda argv: importlib.import_module("avsync.convert.cli").main(argv),
     "reproduce": _reproduce,
     "generate-toy": _generate_toy,
+    "prepare": lambda argv: importlib.import_module("avsync.prepare").main(argv),
+    "probe-artefacts": lambda argv: importlib.import_module("avsync.artefact_probe").main(argv),
     "title-report": lambda argv: importlib.import_module("avsync.title.report").main(argv),
+    "cache-features": lambda argv: importlib.import_module("avsync.feature_cache").main(argv),
     "detect": lambda argv: importlib.import_module("avsync.detect.cli").main(argv),
 }
 

@@ -36,7 +36,7 @@ CONVERTERS: dict[str, str] = {
     "sparsesync": "avsync.convert.sparsesync",
     "vocalist": "avsync.convert.vocalist",
     "syncnet": "avsync.convert.syncnet",
-    # "synchformer": "avsync.convert.synchformer", "vocalist": ..., "syncnet": ...
+    "synchformer": "avsync.convert.synchformer",
 }
 
 _REQUIRED = ("checkpoint_filter_fn", "load_official", "lightning_checkpoint")

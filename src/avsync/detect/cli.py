@@ -85,11 +85,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        module = load_module(args.ckpt, args.device)
-    except CheckpointError as err:
-        print(f"avsync detect: {' '.join(str(err).split())}", file=sys.stderr)
+        detector = detector_for(load_module(args.ckpt, args.device))
+    except (CheckpointError, TypeError) as err:  # unreadable, unknown model, or one that predicts no offset
+        print(f"avsync detect: {args.ckpt}: {' '.join(str(err).split())}" if isinstance(err, TypeError)
+              else f"avsync detect: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
-    detector = detector_for(module)
     several, failed, results = len(args.videos) > 1, 0, []
     for video in args.videos:
         try:

@@ -5,9 +5,9 @@ file (a model-length crop for grid classifiers, a short visual window for score-
 with the window's centre time. The file-level answer averages the rows; the timeline averages
 them over a moving window.
 
-* :class:`GridDetector` — SparseSync (and any :class:`OffsetClassificationModule`): softmax over
+* :class:`GridDetector` — SparseSync, Synchformer (any :class:`OffsetClassificationModule`): softmax over
   the offset grid of each crop of the model's length; crops every ``hop_sec``.
-* :class:`ScoreSearchDetector` — VocaLiST, SyncNet (:class:`PairScoringModule`) and DiVAS:
+* :class:`ScoreSearchDetector` — VocaLiST, SyncNet (:class:`PairScoringModule`), AVST and DiVAS:
   :func:`~avsync.protocols.score_search.shift_scores` rows (one per frame), the clip-level
   answer by :func:`~avsync.protocols.score_search.predict_offsets` over all rows.
 """
@@ -20,6 +20,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from avsync.lit.avst import AVSTModule
 from avsync.lit.divas import DiVASModule
 from avsync.lit.offset_classification import OffsetClassificationModule
 from avsync.lit.pair_scoring import PairScoringModule
@@ -135,11 +136,18 @@ def _divas(module: DiVASModule) -> ScoreSearchDetector:
                                                    module.max_shift, module.eval_batch_windows))
 
 
+def _avst(module: AVSTModule) -> ScoreSearchDetector:
+    spec = module.input_spec
+    return ScoreSearchDetector(module, SearchSetup(module, spec.fps, spec.sample_rate, module.eval_window_frames,
+                                                   module.max_shift, module.batch_windows))
+
+
 #: LightningModule class -> detector factory; subclasses of these bases are found through the MRO
 DETECTORS: dict[type, Callable[[L.LightningModule], GridDetector | ScoreSearchDetector]] = {
     OffsetClassificationModule: GridDetector,
     PairScoringModule: _pair_scoring,
     DiVASModule: _divas,
+    AVSTModule: _avst,
 }
 
 
@@ -147,4 +155,5 @@ def detector_for(module: L.LightningModule) -> GridDetector | ScoreSearchDetecto
     for cls in type(module).__mro__:
         if cls in DETECTORS:
             return DETECTORS[cls](module)
-    raise TypeError(f"no detector for {type(module).__name__}; register one in avsync.detect.detectors.DETECTORS")
+    raise TypeError(f"{type(module).__name__} does not predict offsets (no detector registered in "
+                    f"avsync.detect.detectors.DETECTORS)")

@@ -4,8 +4,8 @@ The class comes from the checkpoint's hyper-parameters: LightningCLI stores it a
 a checkpoint written without the CLI (``Trainer.fit`` in a script) is recognised by its ``arch``,
 looked up in the model families' registries (``MODULE_ARCHS``). How a module is run on a file is
 the detector's business (:mod:`avsync.detect.detectors`): a grid classifier or a score search.
-Adding a model (AVST, Synchformer) is one entry in ``MODULE_ARCHS`` and, unless it subclasses one
-of the two base modules, one in :data:`avsync.detect.detectors.DETECTORS`.
+Adding a model is one entry in ``MODULE_ARCHS`` and, unless it subclasses one of the two base
+modules, one in :data:`avsync.detect.detectors.DETECTORS` (AVST and Synchformer have theirs).
 """
 from __future__ import annotations
 
@@ -23,9 +23,11 @@ MODULE_ARCHS: dict[str, tuple[str, str]] = {
     "avsync.lit.vocalist.VocaLiSTModule": ("avsync.models.vocalist", "VOCALIST_CONFIGS"),
     "avsync.lit.syncnet.SyncNetModule": ("avsync.models.syncnet", "SYNCNET_CONFIGS"),
     "avsync.lit.divas.DiVASModule": ("avsync.models.divas", "DIVAS_CONFIGS"),
+    "avsync.lit.avst.AVSTModule": ("avsync.models.avst", "AVST_CONFIGS"),
+    "avsync.lit.synchformer_stage2.SynchformerStage2Module": ("avsync.models.synchformer", "SYNCHFORMER_CONFIGS"),
 }
 # constructor arguments that point at other weight files: the checkpoint's own weights replace them
-_WEIGHT_FILE_ARGS = ("init_from", "s3d_weights", "audio_weights")
+_WEIGHT_FILE_ARGS = ("init_from", "s3d_weights", "audio_weights", "extractors_from")
 _INTERNAL_KEYS = ("_class_path", "_instantiator")
 
 

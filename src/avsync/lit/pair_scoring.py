@@ -29,7 +29,7 @@ from avsync.inputs import InputSpec
 from avsync.lit.plots import per_offset_figure
 from avsync.metrics import OffsetAccuracy
 from avsync.offsets import FrameShifts
-from avsync.protocols.score_search import _audio_start, predict_offsets, shift_scores, window_samples
+from avsync.protocols.score_search import frame_start_sample, predict_offsets, shift_scores, window_samples
 
 EVAL_STAGES = ("val", "test")
 
@@ -42,7 +42,7 @@ def cut_pairs(video: Tensor, audio: Tensor, starts: Tensor, shifts: Tensor, *, f
     video (B, T, H, W, 3), audio (B, S) -> frames (B, window, H, W, 3), wav (B, window_samples).
     """
     win_s = window_samples(window_frames, fps, sample_rate)
-    a0 = _audio_start(starts - shifts, fps, sample_rate)
+    a0 = frame_start_sample(starts - shifts, fps, sample_rate)
     if (starts < 0).any() or (starts + window_frames > video.shape[1]).any() or (a0 < 0).any() \
             or (a0 + win_s > audio.shape[1]).any():
         raise ValueError("a pair window falls outside its clip; draw starts from the search rows")

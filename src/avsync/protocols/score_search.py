@@ -24,7 +24,8 @@ from torch import Tensor
 
 from avsync.offsets import FrameShifts
 
-__all__ = ["PairScorer", "ClipTooShortForSearch", "shift_scores", "predict_offsets", "window_samples"]
+__all__ = ["PairScorer", "ClipTooShortForSearch", "shift_scores", "predict_offsets", "window_samples",
+           "frame_start_sample"]
 
 
 class PairScorer(Protocol):
@@ -46,7 +47,7 @@ def window_samples(window_frames: int, fps: float, sample_rate: int) -> int:
     return int(round(window_frames / float(fps) * sample_rate))
 
 
-def _audio_start(frame: Tensor, fps: float, sample_rate: int) -> Tensor:
+def frame_start_sample(frame: Tensor, fps: float, sample_rate: int) -> Tensor:
     """Sample index where video frame ``frame`` starts (frames may be fractional or negative)."""
     return torch.round(frame.double() / float(fps) * sample_rate).long()
 
@@ -73,7 +74,7 @@ def shift_scores(scorer: PairScorer, frames: Tensor, wav: Tensor, *, fps: float,
     last = max(min(last_by_video, last_by_audio), max_shift - 1)
     starts = torch.arange(max_shift, last + 1, stride, device=wav.device)
     # rounding may still push the very last audio window one sample past the end
-    while len(starts) and int(_audio_start(starts[-1:] + max_shift, fps, sample_rate)) + win_s > n_samples:
+    while len(starts) and int(frame_start_sample(starts[-1:] + max_shift, fps, sample_rate)) + win_s > n_samples:
         starts = starts[:-1]
     if len(starts) == 0:
         raise ClipTooShortForSearch(
@@ -81,7 +82,7 @@ def shift_scores(scorer: PairScorer, frames: Tensor, wav: Tensor, *, fps: float,
             f"(window {window_frames}, ±{max_shift} shifts); the clip has {n_frames} frames and "
             f"{n_samples / sample_rate:.3f} s of audio")
 
-    audio_starts = _audio_start(starts[:, None] - shifts[None, :], fps, sample_rate)  # (W, O)
+    audio_starts = frame_start_sample(starts[:, None] - shifts[None, :], fps, sample_rate)  # (W, O)
     sample_idx = torch.arange(win_s, device=wav.device)
     n_shifts = len(shifts)
     rows = []

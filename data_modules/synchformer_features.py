@@ -1,0 +1,112 @@
+"""Synchformer stage II from cached segment features (``avsync cache-features``) instead of decoded media.
+
+Wraps any data module (``data``): its records, training sampler and fixed evaluation plans are used
+unchanged, so the examples are the same offsets and windows as with decoding; only the content is
+read from the cache (:func:`avsync.feature_cache.gather_segments`). A batch then carries
+``vis_feats`` (B, S, tv, D) and ``aud_feats`` (B, S, ta, D) besides ``target`` / ``offset_sec`` /
+``key``, which :class:`~avsync.lit.synchformer_stage2.SynchformerStage2Module` consumes directly.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from avsync.feature_cache import INDEX, extractor_fingerprint, gather_segments
+
+from .base import AVClipDataset, AVSyncDataModule
+
+__all__ = ["CachedFeatureDataset", "SynchformerFeatureDataModule"]
+
+
+class CachedFeatureDataset(Dataset):
+    """The plans of ``base`` (an :class:`AVClipDataset`), with features gathered from ``folder``."""
+
+    def __init__(self, base: AVClipDataset, folder: Path, files: dict[str, str], num_segments: int,
+                 step_sec: float, keep_in_memory: bool = True):
+        missing = [r.key for r in base.records if r.key not in files]
+        if missing:
+            raise ValueError(f"{len(missing)} clip(s) are not in the feature cache {folder}, e.g. {missing[:3]}; "
+                             "run `avsync cache-features` with the same data configuration")
+        self.base, self.folder, self.files = base, folder, files
+        self.num_segments, self.step_sec = num_segments, step_sec
+        self.memo: dict[str, dict] | None = {} if keep_in_memory else None
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def _entry(self, key: str) -> dict:
+        if self.memo is not None and key in self.memo:
+            return self.memo[key]
+        entry = torch.load(self.folder / self.files[key], map_location="cpu", weights_only=True)
+        if self.memo is not None:
+            self.memo[key] = entry
+        return entry
+
+    def __getitem__(self, index: int) -> dict:
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item())) if self.base.train else None
+        record, plan = self.base.record_of(index), self.base.plan_for(index, rng)
+        vis, aud = gather_segments(self._entry(record.key), plan.video_start_sec, plan.audio_start_sec,
+                                   self.num_segments, self.step_sec)
+        return {"vis_feats": vis, "aud_feats": aud,
+                "target": torch.tensor(self.base.target_of(plan), dtype=torch.int64),
+                "offset_sec": float(plan.offset_sec), "video_start_sec": float(plan.video_start_sec),
+                "audio_start_sec": float(plan.audio_start_sec), "key": record.key, "index": int(index)}
+
+
+class SynchformerFeatureDataModule(L.LightningDataModule):
+    """Cached-feature examples over the clips, samplers and fixed plans of ``data``.
+
+    Args:
+        data: the data module the cache was written from (same configuration).
+        cache_dir: folder written by ``avsync cache-features``.
+        check_fingerprint: refuse a cache written by other extractor weights than the model's.
+    """
+
+    def __init__(self, data: AVSyncDataModule, cache_dir: str, check_fingerprint: bool = True):
+        super().__init__()
+        self.data = data
+        self.cache_dir = Path(cache_dir)
+        self.check_fingerprint = check_fingerprint
+        self.datasets: dict[str, CachedFeatureDataset] = {}
+
+    def prepare_data(self) -> None:
+        if not (self.cache_dir / INDEX).is_file():
+            raise FileNotFoundError(f"no feature cache at {self.cache_dir} ({INDEX} missing): "
+                                    "run `avsync cache-features` first")
+
+    def setup(self, stage: str | None = None) -> None:
+        index = json.loads((self.cache_dir / INDEX).read_text())
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        if model is None:
+            raise RuntimeError("SynchformerFeatureDataModule reads the segment layout from the model; attach a trainer")
+        if self.check_fingerprint and index["fingerprint"] != extractor_fingerprint(model.net):
+            raise ValueError(f"the feature cache {self.cache_dir} was written by other extractor weights than "
+                             "the model's; rebuild it or pass check_fingerprint=false")
+        self.data.input_spec = model.input_spec
+        self.data.setup(stage)
+        cfg = model.net.cfg
+        step_sec = model.segment_step * cfg.segment_frames / cfg.fps
+        for split, base in self.data.datasets.items():
+            if split not in self.datasets:
+                self.datasets[split] = CachedFeatureDataset(base, self.cache_dir / split,
+                                                            index["splits"].get(split, {}), cfg.num_segments,
+                                                            step_sec)
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        return DataLoader(self.datasets[split], batch_size=self.data.batch_size, shuffle=train, drop_last=train,
+                          num_workers=self.data.num_workers,
+                          persistent_workers=self.data.persistent_workers and self.data.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)

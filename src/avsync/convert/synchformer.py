@@ -1,0 +1,98 @@
+"""Official Synchformer checkpoints (v-iashin/Synchformer) -> :class:`avsync.models.synchformer.Synchformer`.
+
+Our modules carry the official names (``vfeat_extractor`` = Motionformer, ``afeat_extractor`` =
+HuggingFace-layout AST, ``vproj``/``aproj``, ``transformer.*``), so the key map is the identity;
+what the filter does is unwrap the checkpoint (``{'model': ...}``, ``module.``), drop tensors the
+official modules hold but never use in the synchronisation model (classifier heads, the stage-I
+global aggregation and projection heads, the temporal aggregation of stage I), and check the result.
+The computation is the same (checked against the official source): see the module docstrings of
+:mod:`avsync.models.motionformer` and :mod:`avsync.models.ast`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from avsync.convert import read_state_dict
+from avsync.models.synchformer import SYNCHFORMER_CONFIGS, Synchformer, SynchformerConfig
+
+# tensors of the official modules that the synchronisation model does not use
+_UNUSED = ("vfeat_extractor.head.", "vfeat_extractor.pre_logits.", "afeat_extractor.classifier.",
+           "vfeat_extractor.global_attn_agg.", "afeat_extractor.global_attn_agg.",
+           "vfeat_extractor.temp_attn_agg.", "afeat_extractor.temp_attn_agg.")
+
+
+def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor] | str | Path, model: nn.Module | None = None
+                         ) -> dict[str, torch.Tensor]:
+    """Official Synchformer state dict -> ``Synchformer`` state dict (timm style); idempotent.
+
+    With ``model`` the result is checked against its keys and shapes (a ``ValueError`` names a mismatch).
+    """
+    out = {k: v for k, v in read_state_dict(state_dict).items() if not k.startswith(_UNUSED)}
+    if model is not None:
+        _check_against(out, model)
+    return out
+
+
+def _check_against(state: Mapping[str, torch.Tensor], model: nn.Module) -> None:
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        raise ValueError("converted Synchformer state dict does not fit the model: "
+                         f"{len(missing)} missing {missing[:5]}, {len(unexpected)} unexpected {unexpected[:5]}, "
+                         f"{len(shapes)} shape mismatches {shapes[:5]}")
+
+
+def infer_config(state: Mapping[str, torch.Tensor], arch: str = "synchformer") -> SynchformerConfig:
+    """The configuration of a converted state dict, starting from ``arch``: classes and width from the
+    head, depth from the blocks, the number of segments from the positional table. Extractor sizes
+    and head counts are not changed (they are those of ``arch``)."""
+    if arch not in SYNCHFORMER_CONFIGS:
+        raise ValueError(f"unknown Synchformer arch {arch!r}; registered: {sorted(SYNCHFORMER_CONFIGS)}")
+    base = SYNCHFORMER_CONFIGS[arch]
+    try:
+        num_classes, dim = state["transformer.off_head.weight"].shape
+        positions = state["transformer.pos_emb_cfg.pos_emb"].shape[1]
+    except KeyError as err:
+        raise ValueError(f"not a Synchformer synchronisation checkpoint: {err.args[0]} is missing") from err
+    depth = 1 + max((int(m.group(1)) for k in state if (m := re.match(r"transformer\.blocks\.(\d+)\.", k))),
+                    default=-1)
+    per_segment = base.motionformer.time_tokens + base.ast.time_tokens
+    if (positions - 2) % per_segment:
+        raise ValueError(f"positional table of {positions} does not fit 2 + S x {per_segment} tokens")
+    return dataclasses.replace(base, num_classes=int(num_classes), dim=int(dim), depth=depth,
+                               num_segments=(positions - 2) // per_segment)
+
+
+def load_official(path_or_state: str | Path | Mapping, arch: str = "synchformer") -> Synchformer:
+    """Build a ``Synchformer`` shaped like the official checkpoint and load it with ``strict=True``."""
+    state = checkpoint_filter_fn(path_or_state)
+    with torch.device("meta"):  # no random init of 237M parameters that are overwritten at once
+        model = Synchformer(infer_config(state, arch))
+    _check_against(state, model)
+    model.load_state_dict(state, strict=True, assign=True)
+    return model
+
+
+def lightning_checkpoint(path_or_state: str | Path | Mapping, arch: str = "synchformer") -> dict:
+    """A checkpoint dict for ``SynchformerStage2Module`` (``torch.save`` it; loads with ``weights_only=True``):
+    the network under ``net.`` and the ``arch`` / ``arch_overrides`` that rebuild it."""
+    import lightning
+
+    model = load_official(path_or_state, arch)
+    base = SYNCHFORMER_CONFIGS[arch]
+    overrides = {f.name: getattr(model.cfg, f.name) for f in dataclasses.fields(base)
+                 if f.name not in ("motionformer", "ast") and getattr(model.cfg, f.name) != getattr(base, f.name)}
+    return {
+        "state_dict": {f"net.{k}": v for k, v in model.state_dict().items()},
+        "hyper_parameters": {"arch": arch, "arch_overrides": overrides},
+        "pytorch-lightning_version": lightning.__version__,
+        "converted_from": "official Synchformer checkpoint",
+    }
