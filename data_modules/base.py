@@ -52,6 +52,7 @@ from avsync.offsets import (
     seconds_to_frames,
     stable_hash,
 )
+from avsync.resume import ResumableTrainLoader
 
 __all__ = ["ClipRecord", "AVClipDataset", "BadMediaEntry", "BadMediaReport", "AVSyncDataModule"]
 
@@ -719,7 +720,8 @@ class AVSyncDataModule(L.LightningDataModule):
 
     # -- loaders ----------------------------------------------------------------------------
     def _loader(self, split: str, train: bool) -> DataLoader:
-        """Training: shuffled, full batches (Lightning adds its DistributedSampler under DDP).
+        """Training: shuffled, full batches; in one process a ResumableTrainLoader (exact mid-epoch
+        resume, avsync.resume), under DDP a plain loader that Lightning gives its DistributedSampler.
         Evaluation: in order; under DDP every rank gets a disjoint share with no padding
         (``UnrepeatedDistributedSampler``), so each item is scored exactly once per epoch —
         Lightning's default sampler would repeat items to even out the ranks."""
@@ -734,6 +736,12 @@ class AVSyncDataModule(L.LightningDataModule):
             sampler = UnrepeatedDistributedSampler(self.datasets[split], num_replicas=world,
                                                    rank=self.trainer.global_rank, shuffle=False)
         pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
+        if train and world == 1:  # shuffled, checkpointable, resumable mid-epoch (avsync.resume)
+            return ResumableTrainLoader(
+                self.datasets[split], batch_size=self.batch_size, drop_last=True, num_workers=self.num_workers,
+                pin_memory=pin, persistent_workers=self.persistent_workers and self.num_workers > 0,
+                collate_fn=collate,
+            )
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,

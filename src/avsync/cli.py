@@ -19,6 +19,7 @@ from lightning.pytorch.cli import LightningCLI
 
 import avsync.data_modules
 import avsync.lit
+from avsync.resume import ExactResume
 
 
 def _import_all(package) -> None:
@@ -61,7 +62,8 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> AVSyncCLI:
     _import_all(avsync.data_modules)
     return AVSyncCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True,
                      subclass_mode_data=True, save_config_kwargs={"overwrite": True},
-                     auto_configure_optimizers=False, args=args, run=run)
+                     auto_configure_optimizers=False, args=args, run=run,
+                     trainer_defaults={"callbacks": [ExactResume()]})  # exact resume (avsync.resume)
 
 
 def _reproduce(argv: list[str]) -> int:
@@ -85,6 +87,7 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "probe-artefacts": lambda argv: importlib.import_module("avsync.artefact_probe").main(argv),
     "title-report": lambda argv: importlib.import_module("avsync.title.report").main(argv),
     "cache-features": lambda argv: importlib.import_module("avsync.feature_cache").main(argv),
+    "detect": lambda argv: importlib.import_module("avsync.detect.cli").main(argv),
 }
 
 

@@ -1,0 +1,159 @@
+"""How each kind of model turns one decoded file into scores over its candidate offsets.
+
+Both kinds give an :class:`OffsetScores`: one row of scores over the offsets per *window* of the
+file (a model-length crop for grid classifiers, a short visual window for score-search models),
+with the window's centre time. The file-level answer averages the rows; the timeline averages
+them over a moving window.
+
+* :class:`GridDetector` — SparseSync, Synchformer (any :class:`OffsetClassificationModule`): softmax over
+  the offset grid of each crop of the model's length; crops every ``hop_sec``.
+* :class:`ScoreSearchDetector` — VocaLiST, SyncNet (:class:`PairScoringModule`), AVST and DiVAS:
+  :func:`~avsync.protocols.score_search.shift_scores` rows (one per frame), the clip-level
+  answer by :func:`~avsync.protocols.score_search.predict_offsets` over all rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import lightning as L
+import numpy as np
+import torch
+
+from avsync.lit.avst import AVSTModule
+from avsync.lit.divas import DiVASModule
+from avsync.lit.offset_classification import OffsetClassificationModule
+from avsync.lit.pair_scoring import PairScoringModule
+from avsync.offsets import FrameShifts
+from avsync.protocols.score_search import ClipTooShortForSearch, PairScorer, predict_offsets, shift_scores
+
+__all__ = ["OffsetScores", "GridDetector", "ScoreSearchDetector", "DETECTORS", "detector_for"]
+
+
+@dataclass
+class OffsetScores:
+    """Scores of the windows of one file: ``rows[i, j]`` = window i (centred at ``times_sec[i]``),
+    candidate offset ``offsets_sec[j]`` (SPEC §1 sign). ``kind``: "probability" or "score"."""
+
+    offsets_sec: np.ndarray
+    times_sec: np.ndarray
+    rows: np.ndarray
+    kind: str
+
+    def file_curve(self) -> np.ndarray:
+        return self.rows.mean(0)
+
+
+class GridDetector:
+    """A grid classifier on crops of its own length (``input_spec.duration_sec``)."""
+
+    kind = "probability"
+
+    def __init__(self, module: OffsetClassificationModule):
+        self.module, self.spec = module, module.input_spec
+        self.offsets_sec = np.asarray(module.grid.values, dtype=np.float64)
+
+    def crop_starts(self, num_frames: int, hop_sec: float | None, max_crops: int | None) -> list[int]:
+        """First frames of the crops: every ``hop_sec`` (default: back to back), at most ``max_crops``
+        of them spread evenly over the file."""
+        length = self.spec.num_frames
+        if num_frames < length:
+            raise ClipTooShortForSearch(f"too short: the model takes {self.spec.duration_sec:g} s crops, the file "
+                                        f"has {num_frames / self.spec.fps:.2f} s")
+        hop = max(1, round((hop_sec or self.spec.duration_sec) * self.spec.fps))
+        starts = list(range(0, num_frames - length + 1, hop))
+        if max_crops and len(starts) > max_crops:
+            starts = [starts[round(i)] for i in np.linspace(0, len(starts) - 1, max_crops)]
+        return starts
+
+    @torch.inference_mode()
+    def scores(self, frames: torch.Tensor, wav: torch.Tensor, hop_sec: float | None = None,
+               max_crops: int | None = 8) -> OffsetScores:
+        spec, device = self.spec, self.module.device
+        samples = spec.num_samples
+        rows, times = [], []
+        for start in self.crop_starts(len(frames), hop_sec, max_crops):
+            s0 = round(start / spec.fps * spec.sample_rate)
+            audio = wav[s0:s0 + samples]
+            if len(audio) < samples:
+                audio = torch.nn.functional.pad(audio, (0, samples - len(audio)))
+            batch = {"video": frames[start:start + spec.num_frames][None].to(device), "audio": audio[None].to(device)}
+            rows.append(self.module(batch).softmax(-1)[0].double().cpu().numpy())
+            times.append((start + spec.num_frames / 2) / spec.fps)
+        return OffsetScores(self.offsets_sec, np.asarray(times), np.stack(rows), self.kind)
+
+    def file_prediction(self, scores: OffsetScores) -> tuple[int, float]:
+        """(index of the offset, confidence = its mean probability over the crops)."""
+        curve = scores.file_curve()
+        best = int(curve.argmax())
+        return best, float(curve[best])
+
+
+@dataclass
+class SearchSetup:
+    scorer: PairScorer
+    fps: float
+    sample_rate: int
+    window_frames: int
+    max_shift: int
+    batch_windows: int
+
+
+class ScoreSearchDetector:
+    """A pair-scoring model searched over ±max_shift frames, with clip-level context."""
+
+    kind = "score"
+
+    def __init__(self, module: L.LightningModule, setup: SearchSetup):
+        self.module, self.spec, self.setup = module, module.input_spec, setup
+        self.offsets_sec = np.asarray(FrameShifts(setup.max_shift).offsets_sec(setup.fps), dtype=np.float64)
+
+    @torch.inference_mode()
+    def scores(self, frames: torch.Tensor, wav: torch.Tensor, **_) -> OffsetScores:
+        s = self.setup
+        device = self.module.device
+        rows = shift_scores(s.scorer, frames.to(device), wav.to(device), fps=s.fps, sample_rate=s.sample_rate,
+                            window_frames=s.window_frames, max_shift=s.max_shift, batch_windows=s.batch_windows)
+        times = (s.max_shift + np.arange(len(rows)) + s.window_frames / 2) / s.fps
+        return OffsetScores(self.offsets_sec, times, rows.double().cpu().numpy(), self.kind)
+
+    def file_prediction(self, scores: OffsetScores) -> tuple[int, float]:
+        """(index of the offset, SyncNet confidence max − median) with every window as context."""
+        rows = torch.from_numpy(scores.rows)
+        pred, confidence = predict_offsets(rows, context=len(rows))
+        return int(pred[0]) + self.setup.max_shift, float(confidence[0])
+
+
+def _pair_scoring(module: PairScoringModule) -> ScoreSearchDetector:
+    return ScoreSearchDetector(module, SearchSetup(module, module.fps, module.sample_rate, module.window_frames,
+                                                   module.max_shift, module.eval_batch_windows))
+
+
+def _divas(module: DiVASModule) -> ScoreSearchDetector:
+    spec = module.input_spec
+    return ScoreSearchDetector(module, SearchSetup(module.scorer(spec.fps, spec.sample_rate), spec.fps,
+                                                   spec.sample_rate, module.window_frames(spec.fps),
+                                                   module.max_shift, module.eval_batch_windows))
+
+
+def _avst(module: AVSTModule) -> ScoreSearchDetector:
+    spec = module.input_spec
+    return ScoreSearchDetector(module, SearchSetup(module, spec.fps, spec.sample_rate, module.eval_window_frames,
+                                                   module.max_shift, module.batch_windows))
+
+
+#: LightningModule class -> detector factory; subclasses of these bases are found through the MRO
+DETECTORS: dict[type, Callable[[L.LightningModule], GridDetector | ScoreSearchDetector]] = {
+    OffsetClassificationModule: GridDetector,
+    PairScoringModule: _pair_scoring,
+    DiVASModule: _divas,
+    AVSTModule: _avst,
+}
+
+
+def detector_for(module: L.LightningModule) -> GridDetector | ScoreSearchDetector:
+    for cls in type(module).__mro__:
+        if cls in DETECTORS:
+            return DETECTORS[cls](module)
+    raise TypeError(f"{type(module).__name__} does not predict offsets (no detector registered in "
+                    f"avsync.detect.detectors.DETECTORS)")
