@@ -44,3 +44,29 @@ def test_full_size_stage_builds_the_papers_model(stage, repo_root_cwd):
     assert cfg.visual_block[0] == math.ceil(math.ceil(25 * seconds / 2) / 2) // 2
     assert cfg.audio_block[1] == math.ceil((1 + 125 * seconds) / 32)
     assert cli.datamodule.root.startswith("/nonexistent")
+
+
+@pytest.mark.slow
+def test_full_size_stage_runs_as_configured_on_the_real_lrs3_clip(real_fixtures, repo_root_cwd, tmp_path):
+    """With a data root the full-size configs run unchanged: the paper's model (54.3M parameters,
+    224 px, 5 s) takes one training step on the real LRS3 fixture clip and is tested on it at its
+    official fixed offset. Only what a CPU-only machine forces is overridden (fp32, no workers)."""
+    key = "pretrain/C8zY0oAdQrs/00018"
+    split = tmp_path / "split.txt"
+    split.write_text(key + "\n")
+    stage = next(s for s in PLAN["full"] if s["name"] == "lrs3_full_21cls")
+    splits = "{" + ", ".join(f"{s}: {split}" for s in ("train", "valid", "test")) + "}"
+    offsets = real_fixtures / "metadata" / "lrs3_test_fixed_offsets_size21_crop5.csv"
+    cli = cli_main(["fit", *_args(stage, data_root=str(real_fixtures)),
+                    "--data.init_args.split_files", splits,
+                    "--data.init_args.fixed_offsets_csv", f"{{test: {offsets}}}",
+                    "--data.init_args.batch_size", "1", "--data.init_args.num_workers", "0",
+                    "--data.init_args.pin_memory", "false", "--data.init_args.report_dir", str(tmp_path),
+                    "--trainer.precision", "32", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+                    "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1",
+                    "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)])
+    assert cli.trainer.global_step == 1
+    assert sum(p.numel() for p in cli.model.net.parameters()) == 54_348_652
+    tested = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
+    assert 0.0 <= tested["test/acc_tol"] <= 1.0 and math.isfinite(tested["test/loss"])
+    assert [r.key for r in cli.datamodule.datasets["test"].records] == [key]
