@@ -18,13 +18,14 @@ from torch import nn
 from avsync.inputs import InputSpec
 from avsync.lit.optim import adam_with_warmup
 from avsync.lit.plots import confusion_figure, per_offset_figure
+from avsync.lit.stage_steps import StageSteps
 from avsync.metrics import OffsetAccuracy
 from avsync.offsets import get_grid
 
 STAGES = ("train", "val", "test")
 
 
-class OffsetClassificationModule(L.LightningModule):
+class OffsetClassificationModule(StageSteps, L.LightningModule):
     """Subclasses set ``self.net`` (logits from ``self.model_inputs(batch)``) and ``self.input_spec``."""
 
     net: nn.Module
@@ -71,15 +72,6 @@ class OffsetClassificationModule(L.LightningModule):
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
                  batch_size=logits.shape[0], sync_dist=stage != "train")
         return loss
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._step(batch, "test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Any]:
         probs = self(batch).softmax(-1)

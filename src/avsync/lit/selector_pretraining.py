@@ -39,9 +39,10 @@ import torch.nn.functional as F
 from avsync.inputs import FrameNormalize, InputSpec, LogSpectrogram
 from avsync.lit.optim import adam_with_warmup
 from avsync.lit.sparsesync import build_sparsesync
+from avsync.lit.stage_steps import StageSteps
 
 
-class SelectorContrastivePretraining(L.LightningModule):
+class SelectorContrastivePretraining(StageSteps, L.LightningModule):
     """InfoNCE between matching visual/audio selector outputs of in-sync clips.
 
     Args:
@@ -105,15 +106,6 @@ class SelectorContrastivePretraining(L.LightningModule):
         for name, value in out.items():
             self.log(f"{stage}/{name}", value, **log)
         return out["loss"]
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._step(batch, "test")
 
     def configure_optimizers(self):
         return adam_with_warmup(self.parameters(), self.lr, self.warmup_steps)

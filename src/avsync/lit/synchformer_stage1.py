@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avsync.inputs import InputSpec
+from avsync.lit.stage_steps import StageSteps
 from avsync.models.synchformer import SegmentInputs, Synchformer, get_config, xavier_linears
 
 
@@ -46,7 +47,7 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class SynchformerStage1Module(L.LightningModule):
+class SynchformerStage1Module(StageSteps, L.LightningModule):
     """Segment AVCLIP.
 
     Args:
@@ -115,15 +116,6 @@ class SynchformerStage1Module(L.LightningModule):
         if stage == "train":
             self.log("train/temperature", self.temperature.detach(), on_step=True, on_epoch=False)
         return loss
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._step(batch, "test")
 
     def configure_optimizers(self):
         hp = self.hparams
