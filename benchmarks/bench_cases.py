@@ -24,7 +24,7 @@ class Case:
     make: Callable[[bool], L.LightningModule]
     train_frames: int | None = None            # frames of a training clip (None: the InputSpec's length)
     frame_hw: tuple[int, int] | None = None    # delivered frame size (None: square InputSpec.frame_size)
-    heavy: bool = False                         # tens of seconds per step at full size on a CPU
+    heavy: bool = False                         # tens of seconds per step or clip at full size on a CPU
     note: str = ""
 
 
@@ -84,8 +84,8 @@ CASES: dict[str, Case] = {c.key: c for c in [
          _synchformer_stage1, heavy=True,
          note=f"Segment AVCLIP InfoNCE; {STAGE1_SEGMENTS} adjacent 0.64 s segments per clip instead of 14 "
               "(memory); extractors run per segment, so a 14-segment step costs ~7x"),
-    Case("avst_enc", "AVST enc (15 frames, 224 px)", _avst("enc"), train_frames=15,
-         note="InfoNCE over the 2x2 pair scores"),
+    Case("avst_enc", "AVST enc (15 frames, 224 px)", _avst("enc"), train_frames=15, heavy=True,
+         note="InfoNCE over the 2x2 pair scores; evaluation runs the ~1000-token transformer per pair"),
     Case("avst_enc_mp", "AVST enc-mp (15 frames, 224 px)", _avst("enc_mp"), train_frames=15,
          note="InfoNCE over the 2x2 pair scores"),
     Case("avst_dec", "AVST dec (15 frames, 224 px)", _avst("dec"), train_frames=15,

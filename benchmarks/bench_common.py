@@ -172,8 +172,8 @@ def to_channels_last(module: nn.Module) -> nn.Module:
     """Convolution weights in channels-last order (2D convs ``channels_last``, 3D ``channels_last_3d``);
     convolutions then produce channels-last outputs, so the activations follow."""
     for m in module.modules():
-        fmt = {nn.Conv2d: torch.channels_last, nn.Conv3d: torch.channels_last_3d}.get(type(m))
-        if fmt is not None:
+        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+            fmt = torch.channels_last_3d if isinstance(m, nn.Conv3d) else torch.channels_last
             m.weight.data = m.weight.data.contiguous(memory_format=fmt)
     return module
 
