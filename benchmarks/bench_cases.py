@@ -24,7 +24,7 @@ class Case:
     make: Callable[[bool], L.LightningModule]
     train_frames: int | None = None            # frames of a training clip (None: the InputSpec's length)
     frame_hw: tuple[int, int] | None = None    # delivered frame size (None: square InputSpec.frame_size)
-    heavy: bool = False                         # tens of seconds per step or clip at full size on a CPU
+    slow_search: bool = False                   # minutes per clip in the score search: --quick skips it
     note: str = ""
 
 
@@ -79,12 +79,12 @@ CASES: dict[str, Case] = {c.key: c for c in [
     Case("sparsesync", "SparseSync (depth 3, 5 s, 224 px)", _sparsesync,
          note="end to end: S3D + ResNet18 extractors train too"),
     Case("synchformer_stage2", "Synchformer stage II (14 segments, 4.8 s, 224 px)", _synchformer_stage2,
-         heavy=True, note="frozen extractors (forward only), sync module trains"),
+         note="frozen extractors (forward only), sync module trains"),
     Case("synchformer_stage1", f"Synchformer stage I ({STAGE1_SEGMENTS} of 14 segments, 224 px)",
-         _synchformer_stage1, heavy=True,
+         _synchformer_stage1,
          note=f"Segment AVCLIP InfoNCE; {STAGE1_SEGMENTS} adjacent 0.64 s segments per clip instead of 14 "
               "(memory); extractors run per segment, so a 14-segment step costs ~7x"),
-    Case("avst_enc", "AVST enc (15 frames, 224 px)", _avst("enc"), train_frames=15, heavy=True,
+    Case("avst_enc", "AVST enc (15 frames, 224 px)", _avst("enc"), train_frames=15, slow_search=True,
          note="InfoNCE over the 2x2 pair scores; evaluation runs the ~1000-token transformer per pair"),
     Case("avst_enc_mp", "AVST enc-mp (15 frames, 224 px)", _avst("enc_mp"), train_frames=15,
          note="InfoNCE over the 2x2 pair scores"),

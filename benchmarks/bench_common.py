@@ -129,6 +129,20 @@ def time_calls(fn: Callable[[], object], device: str, warmup: int, min_calls: in
     return times
 
 
+def time_quick(fn: Callable[[], object], device: str, max_calls: int, budget_s: float,
+               slow_s: float = 10.0) -> tuple[list[float], int]:
+    """``--quick`` timing: a first call longer than ``slow_s`` is the measurement itself (one call,
+    no warm-up: one-time costs are small next to it); otherwise it was the warm-up and up to
+    ``max_calls`` more are timed. Returns (times, warm-up calls)."""
+    t0 = time.perf_counter()
+    fn()
+    sync(device)
+    first = time.perf_counter() - t0
+    if first > slow_s:
+        return [first], 0
+    return time_calls(fn, device, 0, 1, max_calls, budget_s), 1
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cases import CASES, select, synthetic_batch, to_device, trainable_parameters  # noqa: E402
 from bench_common import (RESULTS, PeakMemory, autocast, fmt, header, markdown_table, median,  # noqa: E402
-                          run_isolated, time_calls, write_report)
+                          run_isolated, time_calls, time_quick, write_report)
 
 PAPER_FPS = {"syncnet": 265.0, "vocalist": 13.0, "divas_face": 4500.0}  # DiVAS Table 1, RTX 3090
 SEARCH_WINDOW, MAX_SHIFT = 5, 15
@@ -46,10 +46,11 @@ def measure(key: str, args: argparse.Namespace) -> dict:
         with autocast(args.device, args.bf16):
             module.predict_step(batch, 0)
 
-    quick_heavy = args.quick and case.heavy and not args.toy
-    warmup = 0 if quick_heavy else args.warmup
     with PeakMemory(args.device) as mem:
-        times = time_calls(predict, args.device, warmup, 1, 1 if quick_heavy else args.calls, args.budget)
+        if args.quick:
+            times, warmup = time_quick(predict, args.device, args.calls, args.budget)
+        else:
+            times, warmup = time_calls(predict, args.device, args.warmup, 1, args.calls, args.budget), args.warmup
     sec = median(times)
     frames = batch["video"].shape[1]
     grid = module.input_spec.offset_classes is not None
@@ -124,7 +125,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--calls", type=int, default=10, help="most timed clips per model")
     p.add_argument("--budget", type=float, default=30.0, help="stop timing a model after this many seconds")
-    p.add_argument("--quick", action="store_true", help="make bench: fewer clips; heavy models 1 clip, no warm-up")
+    p.add_argument("--quick", action="store_true", help="make bench: up to 3 clips; a clip over 10 s is timed once without warm-up; "
+                   "AVST enc skipped")
     p.add_argument("--toy", action="store_true", help="toy configs (smoke run)")
     p.add_argument("--no-isolate", action="store_true", help="all models in this process (memory is approximate)")
     p.add_argument("--timeout", type=float, default=600.0, help="per model, isolated runs")
@@ -151,7 +153,9 @@ def main(argv: list[str] | None = None) -> None:
     cases = select(args.cases) if args.cases else [c for c in CASES.values() if c.key not in TRAINING_ONLY]
     for case in cases:
         print(f"-- {case.key}", flush=True)
-        if args.no_isolate:
+        if args.quick and case.slow_search and not args.toy:
+            results.append({"case": case.key, "error": "skipped by --quick (minutes per clip on a CPU)"})
+        elif args.no_isolate:
             results.append(measure(case.key, args))
         else:
             worker = [a for a in argv if a != "--quick"] + ["--worker", case.key] + \

@@ -10,9 +10,9 @@ contiguous fp32 weights):
   model has convolutions that matter (SparseSync's S3D + ResNet; a ViT has one patch stem);
 * **bf16 autocast**: ``torch.autocast(<device>, torch.bfloat16)``.
 
-Measured on SparseSync (training step, batch 2, 5 s at 224 px, end to end), Synchformer's
-Motionformer (ViT-B, divided space-time attention over 8x14x14 tokens: forward of one 0.64 s
-segment) and DiVAS-frame (ViT, offset prediction of a 2 s clip, 16 windows x 31 offsets). The
+Measured on SparseSync (training step, batch 2, 5 s at 224 px, end to end; 2 s clips with
+``--quick``), Synchformer's Motionformer (ViT-B, divided space-time attention over 8x14x14 tokens:
+forward of one 0.64 s segment) and DiVAS-frame (ViT, offset prediction of a 2 s clip, 16 windows x 31 offsets). The
 variants of one model are timed in turns (round robin) so that a change of machine load hits
 all alike; the speed-up is the median time of the default over the median time of the variant.
 
@@ -48,7 +48,8 @@ def sparsesync_step(args, channels_last: bool) -> Callable[[], torch.Tensor]:
     module = CASES["sparsesync"].make(args.toy)
     module = to_channels_last(module) if channels_last else module
     module = module.to(args.device).train()
-    batch = to_device(synthetic_batch(module, CASES["sparsesync"], 2), args.device)
+    frames = int(round(args.sparsesync_seconds * module.input_spec.fps))
+    batch = to_device(synthetic_batch(module, CASES["sparsesync"], 2, frames), args.device)
     opt = first_optimizer(module.configure_optimizers())
 
     def step(bf16: bool) -> torch.Tensor:
@@ -95,7 +96,7 @@ def divas_predict(args, channels_last: bool) -> Callable[[], torch.Tensor]:
 
 
 MODELS = {
-    "sparsesync": ("SparseSync training step (batch 2, 5 s, 224 px)", sparsesync_step, True),
+    "sparsesync": ("SparseSync training step (batch 2, {sparsesync_seconds:g} s, 224 px)", sparsesync_step, True),
     "motionformer": ("Synchformer Motionformer forward (1 segment, 16x224x224)", motionformer_forward, False),
     "divas_frame": ("DiVAS-frame offset prediction (2 s clip, 240 px)", divas_predict, False),
 }
@@ -164,7 +165,7 @@ def report(results: dict, args: argparse.Namespace, argv: list[str]) -> None:
         for name in VARIANTS:
             t = median(r["times"][name])
             diff = r["diffs"].get(name)
-            rows.append([MODELS[key][0] if name == default else "", name, fmt(t, 3),
+            rows.append([MODELS[key][0].format(**vars(args)) if name == default else "", name, fmt(t, 3),
                          f"{base / t:.2f}x", "—" if diff is None else f"{diff:.1e}"])
     lines = header("Speed-ups: fused attention, channels-last, bf16 autocast", argv, args.device)
     lines += [f"Device `{args.device}`, {'toy configs' if args.toy else 'the papers’ configs'}; median of "
@@ -184,7 +185,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="*", choices=list(MODELS), default=list(MODELS))
     p.add_argument("--device", default="cpu")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="make bench: 2 rounds")
+    p.add_argument("--sparsesync-seconds", type=float, default=5.0, help="clip length of the SparseSync step")
+    p.add_argument("--quick", action="store_true", help="make bench: 1 round, SparseSync on 2 s clips")
     p.add_argument("--toy", action="store_true", help="toy configs (smoke run)")
     p.add_argument("--out", type=Path, default=None)
     return p
@@ -195,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     warnings.filterwarnings("ignore")
     if args.quick:
-        args.rounds = min(args.rounds, 2)
+        args.rounds, args.sparsesync_seconds = 1, min(args.sparsesync_seconds, 2.0)
     suffix = ("_" + args.device.split(":")[0] if args.device != "cpu" else "") + ("_toy" if args.toy else "")
     args.out = args.out or RESULTS / f"speedups{suffix}.md"
     args.out.parent.mkdir(parents=True, exist_ok=True)

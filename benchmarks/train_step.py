@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cases import CASES, first_optimizer, select, synthetic_batch, to_device, trainable_parameters  # noqa: E402
 from bench_common import (RESULTS, PeakMemory, autocast, fmt, header, markdown_table, median,  # noqa: E402
-                          run_isolated, time_calls, write_report)
+                          run_isolated, time_calls, time_quick, write_report)
 
 
 def measure(key: str, args: argparse.Namespace) -> dict:
@@ -44,10 +44,11 @@ def measure(key: str, args: argparse.Namespace) -> dict:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    quick_heavy = args.quick and case.heavy and not args.toy
-    warmup = 0 if quick_heavy else args.warmup
     with PeakMemory(args.device) as mem:
-        times = time_calls(step, args.device, warmup, 1, 1 if quick_heavy else args.steps, args.budget)
+        if args.quick:
+            times, warmup = time_quick(step, args.device, args.steps, args.budget)
+        else:
+            times, warmup = time_calls(step, args.device, args.warmup, 1, args.steps, args.budget), args.warmup
     total, trainable = trainable_parameters(module)
     sec = median(times)
     return {"case": key, "params": total, "trainable": trainable, "sec_per_step": sec,
@@ -121,7 +122,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=5, help="most timed steps per model")
     p.add_argument("--budget", type=float, default=60.0, help="stop timing a model after this many seconds")
     p.add_argument("--quick", action="store_true",
-                   help="make bench: at most 2 timed steps; heavy models 1 step without warm-up")
+                   help="make bench: at most 2 timed steps; a step over 10 s is timed once without warm-up")
     p.add_argument("--toy", action="store_true", help="toy configs (smoke run)")
     p.add_argument("--no-isolate", action="store_true", help="all models in this process (memory is approximate)")
     p.add_argument("--timeout", type=float, default=900.0, help="per model, isolated runs")

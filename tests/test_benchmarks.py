@@ -20,7 +20,7 @@ def _script(name: str):
 
 def test_benchmark_scripts_run_their_tiny_mode(tmp_path, monkeypatch):
     runs = {
-        "train_step": ["--toy", "--cases", "divas_face", "--no-isolate", "--warmup", "0", "--steps", "1"],
+        "train_step": ["--toy", "--cases", "divas_face", "--no-isolate", "--quick", "--steps", "1"],
         "inference": ["--toy", "--cases", "divas_face", "--no-isolate", "--warmup", "0", "--calls", "1"],
         "sparsesync_memory": ["--width", "toy", "--seconds", "1", "--no-isolate", "--steps", "1"],
         "speedups": ["--toy", "--models", "divas_frame", "--rounds", "1"],
