@@ -106,7 +106,7 @@ def report(results: list[dict], args: argparse.Namespace, argv: list[str]) -> No
     lines += [f"One clip per call through the module's `predict_step` (offset prediction incl. model-side "
               f"spectrograms/normalisation; decoding excluded), {precision}, device `{args.device}`, "
               f"{'toy configs' if args.toy else 'the papers’ configs'}; median of the timed clips after "
-              f"{args.warmup} warm-up clip(s). Peak memory: rise over the state after building the model.", ""]
+              f"{warmup_text(args)}. Peak memory: rise over the state after building the model.", ""]
     lines += markdown_table(["model", "params (M)", "clip", "work per clip", "s / clip", "clips / s",
                              "video frames / s", "Table 1 FPS (RTX 3090)", "peak GiB"], rows)
     if ratios:
@@ -117,6 +117,12 @@ def report(results: list[dict], args: argparse.Namespace, argv: list[str]) -> No
     write_report(args.out, lines)
 
 
+def warmup_text(args: argparse.Namespace) -> str:
+    if args.quick:
+        return "one warm-up clip, except that a first clip over 10 s is itself the (only) timed one"
+    return f"{args.warmup} warm-up clip(s)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="cases: " + ", ".join(CASES))
     p.add_argument("--cases", nargs="*", help="subset of models (default: all)")
@@ -125,8 +131,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--calls", type=int, default=10, help="most timed clips per model")
     p.add_argument("--budget", type=float, default=30.0, help="stop timing a model after this many seconds")
-    p.add_argument("--quick", action="store_true", help="make bench: up to 3 clips; a clip over 10 s is timed once without warm-up; "
-                   "AVST enc skipped")
+    p.add_argument("--quick", action="store_true",
+                   help="make bench: up to 3 clips; a clip over 10 s is timed once without warm-up; AVST skipped")
     p.add_argument("--toy", action="store_true", help="toy configs (smoke run)")
     p.add_argument("--no-isolate", action="store_true", help="all models in this process (memory is approximate)")
     p.add_argument("--timeout", type=float, default=600.0, help="per model, isolated runs")

@@ -60,16 +60,17 @@ def token_grids(seconds: float) -> tuple[tuple[int, int, int], tuple[int, int]]:
     return tuple(v.shape[2:]), tuple(a.shape[2:])
 
 
-def config(width: str, vis: tuple[int, int, int], aud: tuple[int, int]):
+def config(width: str, vis: tuple[int, int, int], aud: tuple[int, int], dropout: float | None):
     base = SPARSESYNC_CONFIGS["sparsesync" if width == "full" else "sparsesync_toy"]
     # positional tables as long as this input (the paper's tables cover 5 s)
-    return dataclasses.replace(base, visual_block=vis, audio_block=aud)
+    cfg = dataclasses.replace(base, visual_block=vis, audio_block=aud)
+    return cfg if dropout is None else dataclasses.replace(cfg, dropout=dropout)
 
 
 def measure(model: str, attention: str, seconds: float, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     vis_grid, aud_grid = token_grids(seconds)
-    cfg = config(args.width, vis_grid, aud_grid)
+    cfg = config(args.width, vis_grid, aud_grid, args.dropout)
     net = (SelectorSyncTransformer if model == "selectors" else AllTokensTransformer)(cfg).to(args.device).train()
     b = args.batch_size
     vis = torch.randn(b, *vis_grid, cfg.dim, device=args.device)
@@ -135,8 +136,10 @@ def report(results: list[dict], args: argparse.Namespace, argv: list[str]) -> No
         "**toy width** (64-d, depth 2, 4 heads) — not the paper's size"
     lines = header("SparseSync memory vs input length: selectors vs a plain transformer (Fig. 4)", argv,
                    args.device)
-    lines += [f"Transformer part only (extractors excluded, as in Fig. 4), {width}, batch {args.batch_size}, "
-              f"fp32, device `{args.device}`; one training pass = forward + cross-entropy + backward; "
+    dropout = "the config's dropout 0.1" if args.dropout is None else f"dropout {args.dropout:g}"
+    lines += [f"Transformer part only (extractors excluded, as in Fig. 4), {width}, {dropout}, "
+              f"batch {args.batch_size}, fp32, device `{args.device}`; one training pass = forward + "
+              f"cross-entropy + backward; "
               f"memory = peak rise over the state after building the model and token maps (fresh process "
               f"per cell), time = median of up to {args.steps} passes after one warm-up.", ""]
     lines += markdown_table(["input (s)", "tokens visual (t,h,w) / audio (f,t)", "plain: tokens"] +
@@ -153,8 +156,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--width", choices=("full", "toy"), default="full")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--dropout", type=float, default=None,
+                   help="attention/residual dropout (default: the config's 0.1; on CPU SDPA only takes its "
+                        "flash path without attention dropout)")
     p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="make bench: 1, 2, 4, 6, 8, 10 s and 2 timed passes")
+    p.add_argument("--quick", action="store_true", help="make bench: 1, 2, 5 and 10 s, 2 timed passes")
     p.add_argument("--no-isolate", action="store_true", help="one process (memory is approximate)")
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--out", type=Path, default=None)
@@ -170,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(measure(model, attention, float(seconds), args)))
         return
     if args.quick:
-        args.seconds, args.steps = [s for s in (1, 2, 4, 6, 8, 10) if s in args.seconds] or args.seconds, 2
+        args.seconds, args.steps = [s for s in (1, 2, 5, 10) if s in args.seconds] or args.seconds, 2
     suffix = ("_" + args.device.split(":")[0] if args.device != "cpu" else "") + ("_toy" if args.width == "toy" else "")
     args.out = args.out or RESULTS / f"sparsesync_memory{suffix}.md"
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -182,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
                     r = measure(model, attention, seconds, args)
                 else:
                     worker = ["--width", args.width, "--device", args.device, "--batch-size", str(args.batch_size),
+                              *(["--dropout", str(args.dropout)] if args.dropout is not None else []),
                               "--steps", str(args.steps), "--worker", model, attention, str(seconds)]
                     r = run_isolated(Path(__file__), worker, args.timeout)
                 results.append({"model": model, "attention": attention, "seconds": seconds, **r})

@@ -97,7 +97,7 @@ def report(results: list[dict], args: argparse.Namespace, argv: list[str]) -> No
     lines = header("Training-step throughput and peak memory", argv, args.device)
     lines += [f"Batch {args.batch_size}, {precision}, device `{args.device}`, "
               f"{'toy configs' if args.toy else 'the papers’ configs and input sizes'}; median of the timed "
-              f"steps after {args.warmup} warm-up step(s). Memory: {mem_name} during the steps over the "
+              f"steps after {warmup_text(args)}. Memory: {mem_name} during the steps over the "
               f"state after building the model and batch (activations, gradients, Adam state). Synthetic "
               f"uint8 clips / float waveforms of the delivered shapes; the step is the module's own "
               f"`training_step` + `backward` + its optimiser.", ""]
@@ -110,6 +110,12 @@ def report(results: list[dict], args: argparse.Namespace, argv: list[str]) -> No
     plot(results, stem.with_suffix(".png"), f"Training step, batch {args.batch_size}, {args.device} {precision}")
     lines += ["", f"![training step]({stem.with_suffix('.png').name})"]
     write_report(args.out, lines)
+
+
+def warmup_text(args: argparse.Namespace) -> str:
+    if args.quick:
+        return "one warm-up step, except that a first step over 10 s is itself the (only) timed step"
+    return f"{args.warmup} warm-up step(s)"
 
 
 def parser() -> argparse.ArgumentParser:
