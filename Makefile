@@ -29,5 +29,16 @@ reproduce-sparsesync: install
 reproduce-sparsesync-artefacts: install
 	$(BIN)/python reproductions/sparsesync/artefacts.py
 
+# speed and memory benchmarks -> benchmarks/results/*.md + *.png (~20 min on the 2-core CPU with
+# the default --quick; `make bench BENCH_FLAGS=` for the longer runs, BENCH_DEVICE=cuda on a GPU)
+BENCH_FLAGS  ?= --quick
+BENCH_DEVICE ?= cpu
+bench: install
+	$(BIN)/python benchmarks/loader_throughput.py $(BENCH_FLAGS)
+	$(BIN)/python benchmarks/train_step.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
+	$(BIN)/python benchmarks/inference.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
+	$(BIN)/python benchmarks/sparsesync_memory.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
+	$(BIN)/python benchmarks/speedups.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
+
 clean:
 	rm -rf runs lightning_logs .pytest_cache

@@ -11,7 +11,7 @@ Raw and same-process loader reads alternate clip by clip, so a busy machine slow
 the table gives the median clips/s of the repeats and the ratio. The worker row includes the
 workers' start-up. Usage::
 
-    python benchmarks/loader_throughput.py [clip.mp4 ...] [--repeats 5] [--workers 2]
+    python benchmarks/loader_throughput.py [clip.mp4 ...] [--repeats 5] [--workers 2] [--quick]
     # default clips: the real fixtures (../shared/fixtures/real); table -> benchmarks/results/
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +32,9 @@ from avsync.data_modules import AVClipDataset, ClipRecord
 from avsync.inputs import InputSpec
 from avsync.media import probe
 from avsync.offsets import CropPlan, FixedOffsets, RandomOffsetSampler, get_grid
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import header  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("AVSYNC_SHARED", REPO.parent / "shared")) / "fixtures" / "real"
@@ -92,8 +96,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--copies", type=int, default=4, help="each clip is read this many times per run")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="make bench: 3 repeats, each clip read once")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "loader_throughput.md")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.copies = min(args.repeats, 3), 1
     clips = args.clips or default_clips()
     if not clips:
         raise SystemExit("no clips given and no real fixtures found")
@@ -110,9 +117,8 @@ def main() -> None:
         runs["loader, 0 workers"].append(item)
         runs[f"loader, {args.workers} workers"].append(loader(paths, args.workers))
     raw = statistics.median(runs["raw decord (1 process)"])
-    lines = [
-        "# Loader throughput vs raw decord decode",
-        "",
+    lines = header("Loader throughput vs raw decord decode", ["benchmarks/loader_throughput.py", *sys.argv[1:]],
+                   "cpu") + [
         f"{len(clips)} clip(s) x {args.copies} reads per run, median of {args.repeats} alternating runs; "
         f"5 s at 25 fps, short side 256, 224 crop + 16 kHz audio for the loader. "
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s), "
@@ -128,8 +134,29 @@ def main() -> None:
     lines += ["", f"Same-process ratio: **{ratio:.2f}x** of raw decode (target >= 0.8x): "
               + ("met." if ratio >= 0.8 else "NOT met."), ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    plot(runs, args.out.with_suffix(".png"))
+    lines += [f"![loader throughput]({args.out.with_suffix('.png').name})", ""]
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def plot(runs: dict[str, list[float]], path: Path) -> None:
+    """Median clips/s per reader, whiskers from the slowest to the fastest run."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(runs)
+    med = [statistics.median(runs[n]) for n in names]
+    err = [[m - min(runs[n]) for m, n in zip(med, names)], [max(runs[n]) - m for m, n in zip(med, names)]]
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.barh(names, med, xerr=err, color="tab:purple", capsize=4)
+    ax.set_xlabel("clips / s (5 s at 25 fps, 224 px + 16 kHz audio)")
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
