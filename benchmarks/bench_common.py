@@ -8,6 +8,7 @@ Benchmarks are never asserted in tests; these helpers only measure and write.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -220,3 +221,51 @@ def fmt(value: float | None, digits: int = 2) -> str:
     if value is None or value != value:  # None or NaN
         return "—"
     return f"{value:.{digits}f}"
+
+
+# -- the per-model runner shared by train_step.py and inference.py --------------------------------
+def add_case_arguments(p: argparse.ArgumentParser, timeout_s: float) -> None:
+    """The options every per-model benchmark takes (which models, device, isolation, output)."""
+    p.add_argument("--cases", nargs="*", help="subset of models (default: all)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (cuda or cpu)")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--toy", action="store_true", help="toy configs (smoke run)")
+    p.add_argument("--no-isolate", action="store_true", help="all models in this process (memory is approximate)")
+    p.add_argument("--timeout", type=float, default=timeout_s, help="per model, isolated runs")
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+
+
+def check_device(args: argparse.Namespace) -> None:
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("--device cuda asked for but torch sees no GPU")
+
+
+def result_path(args: argparse.Namespace, name: str) -> Path:
+    """``--out`` or ``results/<name>[_cuda][_bf16][_toy].md`` (its folder created)."""
+    suffix = ("_" + args.device.split(":")[0] if args.device != "cpu" else "") + ("_bf16" if args.bf16 else "") \
+        + ("_toy" if args.toy else "")
+    path = args.out or RESULTS / f"{name}{suffix}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run_cases(script: Path, cases, argv: list[str], args: argparse.Namespace, measure: Callable,
+              worker_flags: list[str], skip: Callable[[object], str | None] = lambda case: None) -> list[dict]:
+    """Measure each case, in its own process unless ``--no-isolate``; ``skip(case)`` may give a
+    reason to record instead of measuring. ``worker_flags`` carry the limits the parent settled."""
+    results = []
+    for case in cases:
+        print(f"-- {case.key}", flush=True)
+        reason = skip(case)
+        if reason:
+            results.append({"case": case.key, "error": reason})
+        elif args.no_isolate:
+            results.append(measure(case.key, args))
+        else:
+            worker = [a for a in argv if a != "--quick"] + ["--worker", case.key] + \
+                (["--quick"] if args.quick else []) + worker_flags
+            results.append({"case": case.key, **run_isolated(script, worker, args.timeout)})
+        print(json.dumps(results[-1]), flush=True)
+    return results

@@ -25,8 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cases import CASES, select, synthetic_batch, to_device, trainable_parameters  # noqa: E402
-from bench_common import (RESULTS, PeakMemory, autocast, fmt, header, markdown_table, median,  # noqa: E402
-                          run_isolated, time_calls, time_quick, write_report)
+from bench_common import (PeakMemory, add_case_arguments, autocast, check_device, fmt, header,  # noqa: E402
+                          markdown_table, median, result_path, run_cases, time_calls, time_quick, write_report)
 
 PAPER_FPS = {"syncnet": 265.0, "vocalist": 13.0, "divas_face": 4500.0}  # DiVAS Table 1, RTX 3090
 SEARCH_WINDOW, MAX_SHIFT = 5, 15
@@ -125,49 +125,29 @@ def warmup_text(args: argparse.Namespace) -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="cases: " + ", ".join(CASES))
-    p.add_argument("--cases", nargs="*", help="subset of models (default: all)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (cuda or cpu)")
-    p.add_argument("--warmup", type=int, default=1)
+    add_case_arguments(p, timeout_s=600.0)
     p.add_argument("--calls", type=int, default=10, help="most timed clips per model")
     p.add_argument("--budget", type=float, default=30.0, help="stop timing a model after this many seconds")
     p.add_argument("--quick", action="store_true",
                    help="make bench: up to 3 clips; a clip over 10 s is timed once without warm-up; AVST skipped")
-    p.add_argument("--toy", action="store_true", help="toy configs (smoke run)")
-    p.add_argument("--no-isolate", action="store_true", help="all models in this process (memory is approximate)")
-    p.add_argument("--timeout", type=float, default=600.0, help="per model, isolated runs")
-    p.add_argument("--out", type=Path, default=None)
-    p.add_argument("--worker", help=argparse.SUPPRESS)
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("--device cuda asked for but torch sees no GPU")
+    check_device(args)
     if args.worker:
         print(json.dumps(measure(args.worker, args)))
         return
     if args.quick:
         args.calls, args.budget = min(args.calls, 3), min(args.budget, 10.0)
-    suffix = ("_" + args.device.split(":")[0] if args.device != "cpu" else "") + ("_bf16" if args.bf16 else "") \
-        + ("_toy" if args.toy else "")
-    args.out = args.out or RESULTS / f"inference{suffix}.md"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    results = []
+    args.out = result_path(args, "inference")
     cases = select(args.cases) if args.cases else [c for c in CASES.values() if c.key not in TRAINING_ONLY]
-    for case in cases:
-        print(f"-- {case.key}", flush=True)
-        if args.quick and case.slow_search and not args.toy:
-            results.append({"case": case.key, "error": "skipped by --quick (minutes per clip on a CPU)"})
-        elif args.no_isolate:
-            results.append(measure(case.key, args))
-        else:
-            worker = [a for a in argv if a != "--quick"] + ["--worker", case.key] + \
-                (["--quick"] if args.quick else []) + ["--calls", str(args.calls), "--budget", str(args.budget)]
-            results.append({"case": case.key, **run_isolated(Path(__file__), worker, args.timeout)})
-        print(json.dumps(results[-1]), flush=True)
+    results = run_cases(Path(__file__), cases, argv, args, measure,
+                        ["--calls", str(args.calls), "--budget", str(args.budget)],
+                        skip=lambda case: "skipped by --quick (minutes per clip on a CPU)"
+                        if args.quick and case.slow_search and not args.toy else None)
     report(results, args, [str(Path("benchmarks") / Path(__file__).name), *argv])
 
 

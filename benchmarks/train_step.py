@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cases import CASES, first_optimizer, select, synthetic_batch, to_device, trainable_parameters  # noqa: E402
-from bench_common import (RESULTS, PeakMemory, autocast, fmt, header, markdown_table, median,  # noqa: E402
-                          run_isolated, time_calls, time_quick, write_report)
+from bench_common import (PeakMemory, add_case_arguments, autocast, check_device, fmt, header,  # noqa: E402
+                          markdown_table, median, result_path, run_cases, time_calls, time_quick, write_report)
 
 
 def measure(key: str, args: argparse.Namespace) -> dict:
@@ -120,47 +120,27 @@ def warmup_text(args: argparse.Namespace) -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="cases: " + ", ".join(CASES))
-    p.add_argument("--cases", nargs="*", help="subset of models (default: all)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (cuda or cpu)")
+    add_case_arguments(p, timeout_s=900.0)
     p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--steps", type=int, default=5, help="most timed steps per model")
     p.add_argument("--budget", type=float, default=60.0, help="stop timing a model after this many seconds")
     p.add_argument("--quick", action="store_true",
                    help="make bench: at most 2 timed steps; a step over 10 s is timed once without warm-up")
-    p.add_argument("--toy", action="store_true", help="toy configs (smoke run)")
-    p.add_argument("--no-isolate", action="store_true", help="all models in this process (memory is approximate)")
-    p.add_argument("--timeout", type=float, default=900.0, help="per model, isolated runs")
-    p.add_argument("--out", type=Path, default=None)
-    p.add_argument("--worker", help=argparse.SUPPRESS)
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("--device cuda asked for but torch sees no GPU")
+    check_device(args)
     if args.worker:
         print(json.dumps(measure(args.worker, args)))
         return
     if args.quick:
         args.steps, args.budget = min(args.steps, 2), min(args.budget, 20.0)
-    suffix = ("_" + args.device.split(":")[0] if args.device != "cpu" else "") + ("_bf16" if args.bf16 else "") \
-        + ("_toy" if args.toy else "")
-    args.out = args.out or RESULTS / f"train_step{suffix}.md"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    results = []
-    for case in select(args.cases):
-        print(f"-- {case.key}", flush=True)
-        if args.no_isolate:
-            results.append(measure(case.key, args))
-        else:
-            worker = [a for a in argv if a not in ("--quick",)] + ["--worker", case.key] + \
-                (["--quick"] if args.quick else []) + ["--steps", str(args.steps), "--budget", str(args.budget)]
-            results.append({"case": case.key, **run_isolated(Path(__file__), worker, args.timeout)})
-        print(json.dumps(results[-1]), flush=True)
+    args.out = result_path(args, "train_step")
+    results = run_cases(Path(__file__), select(args.cases), argv, args, measure,
+                        ["--steps", str(args.steps), "--budget", str(args.budget)])
     report(results, args, [str(Path("benchmarks") / Path(__file__).name), *argv])
 
 
