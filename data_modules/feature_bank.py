@@ -137,11 +137,11 @@ def _clip_features(dataset: AVClipDataset, record: ClipRecord, encode_video, enc
     audio_starts = np.clip(starts + jitter, 0.0, usable - crop)
 
     v0 = np.round(starts * spec.fps).astype(int)
-    video = np.stack([dataset.centre_crop(frames[s:s + spec.num_frames]) for s in v0])
     a0 = np.round(audio_starts * spec.sample_rate).astype(int)
-    audio = np.stack([wav[s:s + spec.num_samples] for s in a0])
-    if video.shape[1] != spec.num_frames or audio.shape[1] != spec.num_samples:
+    if v0.max() + spec.num_frames > len(frames) or a0.max() + spec.num_samples > len(wav):
         raise ClipTooShortError(f"decoded {len(frames)} frames / {len(wav)} samples: too few for the windows")
+    video = np.stack([dataset.centre_crop(frames[s:s + spec.num_frames]) for s in v0])
+    audio = np.stack([wav[s:s + spec.num_samples] for s in a0])
     vfeat = encode_video(torch.from_numpy(video).to(device)).to("cpu", dtype)
     afeat = encode_audio(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).to(device)).to("cpu", dtype)
     return ClipFeatures(record.key, usable, torch.from_numpy(starts), vfeat, torch.from_numpy(audio_starts), afeat)
