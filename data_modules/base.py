@@ -15,6 +15,7 @@ One example, as returned by :class:`AVClipDataset`::
     audio_start_sec  float                 where the audio window starts (= video + Δ + jitter)
     key              str                   clip id (offsets.key_for), as in fixed-offset files
     index            int                   data set index of the example actually delivered
+    class_index      int                   the clip's dataset class (``classes`` of the data module), −1: none
 
 A subclass of :class:`AVSyncDataModule` (one per dataset) only lists its clips
 (:meth:`AVSyncDataModule.list_records`) and, if it needs to, prepares them
@@ -90,6 +91,12 @@ class ClipRecord:
     def __post_init__(self) -> None:
         self.path = Path(self.path)
         self.key = key_for(self.key)
+
+
+def _class_index(record: ClipRecord) -> int:
+    """``record.extra["class_index"]`` (set by data modules with classes), −1 for a clip without one."""
+    index = record.extra.get("class_index")
+    return -1 if index is None else int(index)
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,6 +352,7 @@ class AVClipDataset(Dataset):
             "audio_start_sec": audio_start,
             "key": record.key,
             "index": int(index),
+            "class_index": _class_index(record),
         }
 
     def _cached_window(self, record: ClipRecord, video_start: float, audio_start: float) -> dict | None:

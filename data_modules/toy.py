@@ -2,6 +2,7 @@
 written as real H.264/AAC mp4 files by :mod:`avsync.toy.generate` and read like any dataset."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from avsync.offsets import key_for
@@ -10,7 +11,20 @@ from avsync.toy.render import frame_size
 
 from .base import AVSyncDataModule, ClipRecord
 
-__all__ = ["ToyAVDataModule"]
+__all__ = ["ToyAVDataModule", "SPARSE_EVENT_CLASSES", "sparse_event_class"]
+
+#: the sparse variant's "dataset classes": how many sound events the clip holds (sparser = harder),
+#: standing in for VGGSound-Sparse's sound classes in the per-class plots
+SPARSE_EVENT_CLASSES = ("0-1 events", "2 events", "3 events", "4 events", "5+ events")
+
+
+def sparse_event_class(meta_path: Path) -> int | None:
+    """Index in :data:`SPARSE_EVENT_CLASSES` of a sparse clip, from its side file's event times."""
+    try:
+        events = len(json.loads(Path(meta_path).read_text()).get("event_times", []))
+    except (OSError, ValueError):
+        return None
+    return min(max(events - 1, 0), len(SPARSE_EVENT_CLASSES) - 1)
 
 
 class ToyAVDataModule(AVSyncDataModule):
@@ -55,6 +69,11 @@ class ToyAVDataModule(AVSyncDataModule):
         height = frame_size(self.variant, self.source_size)[0]
         return self.cache_root / set_name(self.variant, self.source_fps, height, self.generator_seed)
 
+    @property
+    def classes(self) -> list[str]:
+        """Dataset classes for the per-class accuracy: the sparse set's event counts (none for the others)."""
+        return list(SPARSE_EVENT_CLASSES) if self.variant == "sparse" else []
+
     def prepare_data(self) -> None:
         generate_toy_set(
             self.cache_root, self.variant, dict(self.num_clips), seed=self.generator_seed,
@@ -70,7 +89,13 @@ class ToyAVDataModule(AVSyncDataModule):
         return [
             ClipRecord(
                 key=key_for(r["path"], root=set_dir), path=Path(r["path"]),
-                duration_sec=r["duration_sec"], split=split, extra={"variant": r["variant"]},
+                duration_sec=r["duration_sec"], split=split, extra=self._extra(r),
             )
             for r in rows
         ]
+
+    def _extra(self, row: dict) -> dict:
+        extra = {"variant": row["variant"]}
+        if row["variant"] == "sparse":
+            extra["class_index"] = sparse_event_class(Path(row["path"]).with_suffix(".json"))
+        return extra

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from avsync.inputs import FrameNormalize, InputSpec
 from avsync.lit.attention_plots import attention_figure
+from avsync.lit.class_breakdown import ClassBreakdown
 from avsync.lit.plots import per_offset_figure
 from avsync.metrics import OffsetAccuracy
 from avsync.models.avst import AVST, AVST_CONFIGS, AudioSpectrogram
@@ -70,7 +71,7 @@ def same_window_mask(keys: list[str], video_starts: Tensor) -> Tensor:
     return (key_ids[:, None] == key_ids[None, :]) & ((starts[:, None] - starts[None, :]).abs() < 1e-6)
 
 
-class AVSTModule(L.LightningModule):
+class AVSTModule(ClassBreakdown, L.LightningModule):
     """AVST training and evaluation around the plain :class:`~avsync.models.avst.AVST` network.
 
     Args:
@@ -216,7 +217,8 @@ class AVSTModule(L.LightningModule):
             context = len(scores) if self.eval_context is None else min(self.eval_context, len(scores))
             pred, _ = predict_offsets(scores, context)
             true = batch["target"][b].expand_as(pred)
-            metric.update(pred + self.max_shift, true + self.max_shift)
+            classes = batch["class_index"][b].expand_as(pred) if "class_index" in batch else None
+            self.update_accuracy(metric, pred + self.max_shift, true + self.max_shift, classes)
         if stage == "val" and batch_idx == 0 and self._attention_example is None:
             self._keep_attention_example(batch)
 
@@ -268,6 +270,7 @@ class AVSTModule(L.LightningModule):
             fig = per_offset_figure(result["per_offset_acc@1"], result["per_offset_acc_tol"], metric.offsets_sec)
             writer.add_figure(f"{stage}/per_offset_accuracy", fig, global_step=self.global_step)
             plt.close(fig)
+        self.keep_breakdown(stage, metric, result)
         metric.reset()
 
     def on_validation_epoch_start(self) -> None:

@@ -3,7 +3,7 @@
 The architecture is a plain ``nn.Module`` built by the subclass; this base owns what every grid
 classifier shares: cross-entropy, Adam with the papers' linear warm-up from lr/100, one
 ``OffsetAccuracy`` per stage, and the TensorBoard figures (confusion over offsets, per-offset
-accuracy). Gradient-norm clipping is the Trainer's ``gradient_clip_val`` (1.0 in the configs).
+accuracy; per dataset class in the test, :mod:`~avsync.lit.class_breakdown`). Gradient-norm clipping is the Trainer's ``gradient_clip_val`` (1.0 in the configs).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avsync.inputs import InputSpec
+from avsync.lit.class_breakdown import ClassBreakdown
 from avsync.lit.optim import adam_with_warmup
 from avsync.lit.plots import confusion_figure, per_offset_figure
 from avsync.lit.stage_steps import StageSteps
@@ -25,7 +26,7 @@ from avsync.offsets import get_grid
 STAGES = ("train", "val", "test")
 
 
-class OffsetClassificationModule(StageSteps, L.LightningModule):
+class OffsetClassificationModule(ClassBreakdown, StageSteps, L.LightningModule):
     """Subclasses set ``self.net`` (logits from ``self.model_inputs(batch)``) and ``self.input_spec``."""
 
     net: nn.Module
@@ -68,7 +69,7 @@ class OffsetClassificationModule(StageSteps, L.LightningModule):
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         logits = self(batch)
         loss = F.cross_entropy(logits, batch["target"])
-        self.metrics[f"{stage}_acc"].update(logits.detach(), batch["target"])
+        self.update_accuracy(self.metrics[f"{stage}_acc"], logits.detach(), batch["target"], batch.get("class_index"))
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
                  batch_size=logits.shape[0], sync_dist=stage != "train")
         return loss
@@ -89,6 +90,7 @@ class OffsetClassificationModule(StageSteps, L.LightningModule):
         self.log(f"{stage}/acc_tol", result["acc_tol"], prog_bar=True, sync_dist=False)
         if self.log_figures and stage != "train" and self.trainer.is_global_zero:
             self._log_figures(stage, result)
+        self.keep_breakdown(stage, metric, result)
         metric.reset()
 
     def on_train_epoch_end(self) -> None:
