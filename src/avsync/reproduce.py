@@ -9,6 +9,9 @@ root the plan's ``toy`` stages run on the embedded synthetic set (results labell
 ``--data-root`` its ``full`` stages run at the paper's scale, and a result outside the stated
 tolerance of the paper makes the command exit non-zero.
 
+Beside the table, each tested stage gets PNGs of its accuracy per true offset and, where its test
+data had classes, per class (:mod:`avsync.reproduce_plots`), linked from the table.
+
 A finished stage leaves ``result.json`` and is skipped when the command runs again, so an
 interrupted reproduction resumes where it stopped.
 """
@@ -23,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from avsync.reproduce_plots import PLOT_KINDS, stage_plot_paths, write_stage_plots
 
 log = logging.getLogger("avsync.reproduce")
 
@@ -91,6 +96,8 @@ def run_stage(stage: Stage, plan_dir: Path, out: Path, ckpts: dict[str, str], da
     if stage.test:
         tested = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True)
         result["test"] = {k: float(v) for k, v in tested[0].items()}
+        if getattr(cli.model, "test_breakdown", None):  # per offset / per class (avsync.lit.class_breakdown)
+            result["breakdown"] = cli.model.test_breakdown
     result["seconds"] = round(time.time() - start, 1)
     (stage_dir / "result.json").write_text(json.dumps(result, indent=2))
     return result
@@ -128,9 +135,11 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
     for r in rows:
         lines.append(f"| {r['table']} | {r['setting']} | {r['metric']} | {fmt(r['paper'])} | {fmt(r[label])} "
                      f"| {fmt(r['difference'])} | {r['stage']} |")
-    lines += ["", "| stage | seconds | checkpoint |", "|---|---|---|"]
+    lines += ["", "| stage | seconds | checkpoint | plots |", "|---|---|---|---|"]
     for name, res in results.items():
-        lines.append(f"| {name} | {res.get('seconds', '—')} | {res.get('checkpoint', '')} |")
+        plots = " · ".join(f"[{PLOT_KINDS[k]}]({p.name})" for k, p in stage_plot_paths(out, name).items()
+                           if p.exists())
+        lines.append(f"| {name} | {res.get('seconds', '—')} | {res.get('checkpoint', '')} | {plots} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -165,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results[stage.name] = run_stage(stage, plan_dir, out, ckpts, args.data_root)
         ckpts[stage.name] = results[stage.name]["checkpoint"]
+        write_stage_plots(out, stage.name, results[stage.name])
         write_table(numbers, results, out, mode, args.paper)  # keep the table current while it runs
     from avsync.curves import plot_learning_curves
 
