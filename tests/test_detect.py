@@ -7,11 +7,9 @@ import pytest
 import torch
 
 from avsync.cli import cli_main, main
-from avsync.detect.cli import detect_file, timeline_series, write_corrected
-from avsync.detect.detectors import ScoreSearchDetector, SearchSetup
+from avsync.detect.cli import detect_file, write_corrected
 from avsync.detect.loading import load_module
 from avsync.detect.result import describe_offset
-from avsync.inputs import InputSpec
 from avsync.lit.avst import AVSTModule
 from avsync.lit.divas import DiVASModule
 from avsync.lit.sparsesync import SparseSyncModule
@@ -92,6 +90,10 @@ def test_detect_runs_for_every_model(name, videos, tmp_path, capsys):
         assert result[key] == str(out[key].with_name(f"{out[key].stem}_clip{out[key].suffix}")), key
         assert out[key].with_name(f"{out[key].stem}_clip{out[key].suffix}").stat().st_size > 0, key
     assert abs(probe(result["corrected"]).duration_sec - probe(clip).duration_sec) < 0.1
+    timeline = result["timeline_data"]  # the moving window of the model's input length, every 0.5 s
+    assert timeline["csv"] == str(out["timeline"].with_name("timeline_clip.csv")) and timeline["windows"]
+    assert timeline["window_sec"] >= load_module(ckpt).input_spec.duration_sec - 1e-6 or name not in GRID
+    assert all(w["end_sec"] <= probe(clip).duration_sec + 1e-3 for w in timeline["windows"])
 
 
 def test_bad_checkpoint_is_one_line_and_status_2(videos, tmp_path, capsys):
@@ -120,28 +122,6 @@ def test_corrected_copy_is_back_in_sync(tmp_path):
     assert abs(_oracle_offset_frames(corrected)) <= 1
     wrong_way = write_corrected(shifted, tmp_path / "worse.mp4", -lead)  # the sign matters: 0.4 s lead
     assert abs(_oracle_offset_frames(wrong_way) - 10) <= 1
-
-
-class _OracleModule:
-    """Stands in for a trained score-search model: the toy oracle at 25 fps on full 32 px frames."""
-
-    input_spec = InputSpec(fps=25.0, frame_size=32, resize_short_side=None, offset_classes=None)
-    device = torch.device("cpu")
-
-
-def test_timeline_follows_an_offset_that_changes(tmp_path):
-    """In sync for 5 s, then the audio leads by 0.2 s: the moving window sees the step, the file-level
-    answer and the timeline use the same rows."""
-    title = write_title(tmp_path / "step.mp4", 10.0, lambda t: np.where(t < 5.0, 0.0, 200.0), seed=4)
-    detector = ScoreSearchDetector(_OracleModule(), SearchSetup(ToyOracleScorer(), 25.0, 16000, 10, 15, 16))
-    detection, scores, decoded = detect_file(detector, title)
-    assert detection.offset_sec in (0.0, 0.2) and len(detection.alternatives) == 3
-    times, rows, window = timeline_series(detector, decoded, scores, window_sec=1.0)
-    assert window == 1.0 and rows.shape == (len(times), 31)
-    best = scores.offsets_sec[rows.argmax(1)]
-    early, late = best[times < 4.0], best[times > 6.5]
-    assert np.mean(np.abs(early) < 0.05) > 0.9, early
-    assert np.mean(np.abs(late - 0.2) < 0.05) > 0.9, late
 
 
 def test_checkpoint_written_through_lightning_cli(videos, tmp_path, capsys, repo_root_cwd):

@@ -12,8 +12,9 @@ import numpy as np  # noqa: E402
 
 from avsync.detect.detectors import OffsetScores  # noqa: E402
 from avsync.detect.result import Detection  # noqa: E402
+from avsync.detect.timeline import Timeline  # noqa: E402
 
-__all__ = ["score_curve_figure", "moving_average", "timeline_figure", "save"]
+__all__ = ["score_curve_figure", "timeline_figure", "save"]
 
 
 def score_curve_figure(scores: OffsetScores, detection: Detection) -> plt.Figure:
@@ -31,31 +32,33 @@ def score_curve_figure(scores: OffsetScores, detection: Detection) -> plt.Figure
     return fig
 
 
-def moving_average(rows: np.ndarray, width: int) -> np.ndarray:
-    """Mean of ``width`` consecutive rows (stride 1): (N − width + 1, O)."""
-    width = max(1, min(int(width), len(rows)))
-    kernel = np.cumsum(np.vstack([np.zeros((1, rows.shape[1])), rows]), axis=0)
-    return (kernel[width:] - kernel[:-width]) / width
-
-
-def timeline_figure(times_sec: np.ndarray, rows: np.ndarray, scores: OffsetScores, detection: Detection,
-                    window_sec: float) -> plt.Figure:
-    """Top: score of every candidate offset along the clip; bottom: the sync score — the score of the
-    file's offset — and the window's own best offset, for a moving window of ``window_sec``."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
-    half = 0.5 * (scores.offsets_sec[1] - scores.offsets_sec[0]) if len(scores.offsets_sec) > 1 else 0.5
-    extent = (times_sec[0], times_sec[-1], scores.offsets_sec[0] - half, scores.offsets_sec[-1] + half)
-    top.imshow(rows.T, aspect="auto", origin="lower", extent=extent, cmap="viridis", interpolation="nearest")
-    top.plot(times_sec, scores.offsets_sec[rows.argmax(1)], "w.", ms=3, label="best offset of the window")
-    top.axhline(detection.offset_sec, color="tab:red", lw=1, label=f"file: {detection.verdict}")
+def timeline_figure(line: Timeline, detection: Detection) -> plt.Figure:
+    """Top: the score of every candidate offset (colour) along the clip, each window's best offset
+    (white) and the file's (red); bottom: each window's confidence and the score of the file's offset."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, height_ratios=(3, 2),
+                                      layout="constrained")
+    offsets, centres = line.offsets_sec, line.centres_sec
+    half_offset = 0.5 * (offsets[1] - offsets[0]) if len(offsets) > 1 else 0.5
+    half_hop = 0.5 * line.hop_sec
+    extent = (centres[0] - half_hop, centres[-1] + half_hop, offsets[0] - half_offset, offsets[-1] + half_offset)
+    image = top.imshow(line.rows.T, aspect="auto", origin="lower", extent=extent, cmap="viridis",
+                       interpolation="nearest")
+    # one colour bar beside both panels keeps their time axes aligned
+    fig.colorbar(image, ax=[top, bottom], pad=0.01, label="probability" if line.kind == "probability" else "score")
+    top.plot(centres, line.best_sec, "w.-", lw=1, ms=4, label="best offset of the window")
+    top.axhline(detection.offset_sec, color="tab:red", lw=1, ls="--", label=f"file: {detection.verdict}")
     top.set_ylabel("offset (s, + = audio leads)")
     top.legend(fontsize=7, loc="upper right")
-    column = int(np.argmin(np.abs(scores.offsets_sec - detection.offset_sec)))
-    bottom.plot(times_sec, rows[:, column], color="tab:blue")
-    bottom.set_xlabel("time (s, window centre)")
-    bottom.set_ylabel("sync score" if scores.kind == "score" else "probability of the file's offset")
-    top.set_title(f"{Path(detection.path).name}: {window_sec:g} s moving window")
-    fig.tight_layout()
+    top.set_title(f"{Path(detection.path).name}: {line.window_sec:g} s window every {line.hop_sec:g} s")
+    bottom.plot(centres, line.confidence, "o-", ms=3, color="tab:green", label="confidence of the window")
+    bottom.set_ylabel("mean probability" if line.kind == "probability" else "max - median score", fontsize=8)
+    bottom.set_xlabel("time in the clip (s, window centre)")
+    column = int(np.argmin(np.abs(offsets - detection.offset_sec)))
+    twin = bottom.twinx()
+    twin.plot(centres, line.rows[:, column], color="tab:blue", lw=1, label="score of the file's offset")
+    twin.set_ylabel("sync score at the file's offset", fontsize=8)
+    handles = bottom.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    bottom.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="lower right")
     return fig
 
 
