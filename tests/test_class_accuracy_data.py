@@ -13,9 +13,9 @@ def test_vggsound_items_carry_their_class_index(clip25, tmp_path):  # noqa: F811
     place(clip25, clips, "aaaaaaaaaaa_0_10000.mp4", "bbbbbbbbbbb_0_10000.mp4")
     meta = tmp_path / "vggsound.csv"
     with open(meta, "w", newline="") as f:
-        csv.writer(f).writerows([("aaaaaaaaaaa", 0, "lions roaring", "test"), ("bbbbbbbbbbb", 0, "dog barking", "test")])
-    dm = VGGSoundSparseDataModule(root=str(clips), meta_csv=str(meta),
-                                  **common(tmp_path))
+        csv.writer(f).writerows([("aaaaaaaaaaa", 0, "lions roaring", "test"),
+                                 ("bbbbbbbbbbb", 0, "dog barking", "test")])
+    dm = VGGSoundSparseDataModule(root=str(clips), meta_csv=str(meta), **common(tmp_path))
     dm.setup("test")
     ds = dm.datasets["test"]
     labels = {ds.record_of(i).key: dm.classes[ds[i]["class_index"]] for i in range(len(ds))}

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from avsync.cli import cli_main, main
-from avsync.detect.cli import detect_file, write_corrected
+from avsync.detect.cli import write_corrected
 from avsync.detect.loading import load_module
 from avsync.detect.result import describe_offset
 from avsync.lit.avst import AVSTModule

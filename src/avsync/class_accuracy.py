@@ -89,7 +89,8 @@ def breakdown(metric: OffsetAccuracy, result: dict[str, Tensor]) -> dict:
     """Per true offset (and per class, for a :class:`ClassOffsetAccuracy` that saw classes) as lists.
     Counts come from ``result`` (synchronised across processes), not from the metric's local states."""
     out = {"offsets_sec": list(metric.offsets_sec),
-           "per_offset": {"count": result["confusion"].sum(1).cpu().tolist(), "acc@1": _floats(result["per_offset_acc@1"]),
+           "per_offset": {"count": result["confusion"].sum(1).cpu().tolist(),
+                          "acc@1": _floats(result["per_offset_acc@1"]),
                           "acc_tol": _floats(result["per_offset_acc_tol"])}}
     if "per_class_count" in result and int(result["per_class_count"].sum()) > 0:
         out["classes"] = list(metric.class_names)
