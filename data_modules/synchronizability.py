@@ -11,8 +11,8 @@ synchronisable, 0.0 not); a non-overlapping one has ``target`` = -100 (no offset
 The non-overlapping plans come from a :class:`~avsync.offsets.WindowSampler` with the two
 candidate offsets ±L over the whole clip (a clip shorter than 2L only yields synchronisable
 examples), so the offset arithmetic stays in :mod:`avsync.offsets`. Training draws are new every
-fetch; evaluation is fixed: which items are non-overlapping depends on (seed, index) only, and
-their plans on (seed, key).
+fetch; evaluation is fixed: exactly round(prob x items) of them, chosen once from the seed, are
+non-overlapping, with plans that depend on (seed, key) only.
 """
 from __future__ import annotations
 
@@ -79,17 +79,22 @@ class SynchronizabilityDataset(Dataset):
         per_clip = clips.plans_per_clip
         self.partner = [where.get(clips.record_of(i).key, -1) * per_clip + i % per_clip
                         if clips.record_of(i).key in where else -1 for i in range(len(clips))]
+        # evaluation: exactly round(prob * eligible) items, chosen once by (seed): a fixed, balanced set
+        eligible = np.flatnonzero(np.asarray(self.partner) >= 0)
+        order = np.random.default_rng([self.seed, stable_hash("synchronizability")]).permutation(eligible)
+        self.fixed_unsynchronisable = frozenset(order[: int(round(self.prob * len(eligible)))].tolist())
 
     def __len__(self) -> int:
         return len(self.synced)
 
     def is_unsynchronisable(self, index: int) -> bool:
-        """The coin of item ``index``: fresh per fetch in training, a function of (seed, index) otherwise."""
+        """The coin of item ``index``: fresh per fetch in training; in evaluation a fixed choice of
+        round(prob x eligible items) made once from ``seed``."""
         if self.partner[index] < 0:
             return False
         if self.train:
             return bool(torch.rand(()) < self.prob)
-        return bool(np.random.default_rng([self.seed, stable_hash("synchronizability"), index]).random() < self.prob)
+        return index in self.fixed_unsynchronisable
 
     def __getitem__(self, index: int) -> dict:
         if self.is_unsynchronisable(index):
