@@ -118,6 +118,29 @@ def test_evaluation_examples_are_fixed_and_the_probability_is_honoured(toy_root,
         SynchronizabilityDataModule(ToyAVDataModule(**TOY), 1.5)
 
 
+def test_reads_the_stage2_feature_cache(toy_root, stage2_ckpt, tmp_path):
+    from types import SimpleNamespace
+
+    from avsync.data_modules.synchformer_features import SynchformerFeatureDataModule
+    from avsync.feature_cache import write_cache
+
+    module = _module(stage2_ckpt).eval()
+    toy = {**TOY, "num_train": 2, "num_valid": 2}
+    write_cache(module, ToyAVDataModule(root=str(toy_root), **toy), tmp_path, ("train", "valid"), hop_frames=4)
+    dm = SynchronizabilityDataModule(SynchformerFeatureDataModule(ToyAVDataModule(root=str(toy_root), **toy),
+                                                                  str(tmp_path)))
+    dm.trainer = SimpleNamespace(lightning_module=module, log_dir=None)
+    dm.prepare_data()
+    dm.setup("fit")
+    valid = [dm.datasets["valid"][i] for i in range(2)]
+    assert sorted(float(it["sync_target"]) for it in valid) == [0.0, 1.0]
+    unsync = next(it for it in valid if it["sync_target"] == 0)
+    assert abs(unsync["offset_sec"]) == pytest.approx(4.8) and "video" not in unsync
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["vis_feats"].shape == (2, 14, 8, 64) and batch["aud_feats"].shape == (2, 14, 6, 64)
+    assert torch.isfinite(module._step(batch, "train"))
+
+
 # -- the module ------------------------------------------------------------------------------------
 def test_fine_tuning_keeps_extractors_and_the_stage2_offsets(stage2_ckpt):
     torch.manual_seed(0)
