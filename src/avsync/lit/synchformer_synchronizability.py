@@ -122,24 +122,25 @@ class SynchformerSynchronizabilityModule(SynchformerStage2Module):
         auroc = self.auroc[f"{stage}_auroc"]
         if auroc.update_called:
             targets = torch.cat([t.flatten() for t in auroc.target]) if isinstance(auroc.target, list) else None
-            if targets is None or targets.unique().numel() == 2:  # AUC needs both kinds of examples
+            both = targets is None or targets.unique().numel() == 2  # AUC needs both kinds of examples
+            if both:
                 self.log(f"{stage}/auroc", auroc.compute(), prog_bar=stage != "train", sync_dist=False)
             self.log(f"{stage}/binary_acc", self.binary_acc[f"{stage}_binary_acc"].compute(), sync_dist=False)
             if stage != "train":
-                self._log_synchronizability(stage, auroc)
+                self._log_synchronizability(stage, auroc if both else None)
             auroc.reset()
             self.binary_acc[f"{stage}_binary_acc"].reset()
         super()._epoch_end(stage)
 
-    def _log_synchronizability(self, stage: str, auroc: BinaryAUROC) -> None:
-        """Fig. 4 of the epoch: figures in TensorBoard, numbers in ``<log_dir>/synchronizability_<stage>.json``."""
+    def _log_synchronizability(self, stage: str, auroc: BinaryAUROC | None) -> None:
+        """Fig. 4 of the epoch: figures in TensorBoard, numbers in ``<log_dir>/synchronizability_<stage>.json``.
+        ``auroc`` is None when the epoch held only one kind of example (no ROC then)."""
         roc, curve = self.roc[f"{stage}_roc"], self.curves[f"{stage}_curve"]
-        record = {"stage": stage, "global_step": int(self.global_step)}
-        try:
+        record = {"stage": stage, "global_step": int(self.global_step), "auroc": None}
+        fpr = tpr = None
+        if auroc is not None:
             record["auroc"] = float(auroc.compute())
             fpr, tpr, _ = roc.compute()
-        except (ValueError, RuntimeError):
-            fpr = tpr = None
         if curve.update_called:
             record["filtered_accuracy"] = curve.compute().as_dict()
         if self.trainer.is_global_zero:
@@ -149,7 +150,7 @@ class SynchformerSynchronizabilityModule(SynchformerStage2Module):
 
                 figures = []
                 if fpr is not None:
-                    figures.append(("synchronizability_roc", roc_figure(fpr, tpr, record.get("auroc", float("nan")))))
+                    figures.append(("synchronizability_roc", roc_figure(fpr, tpr, record["auroc"])))
                 if "filtered_accuracy" in record:
                     figures.append(("filtered_accuracy", filtered_accuracy_figure(curve.compute())))
                 for name, fig in figures:
