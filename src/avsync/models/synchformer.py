@@ -21,6 +21,7 @@ data pipeline (mel 128, window 400, hop 160, n_fft 1024, log(x + 1e-6), padded t
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 
@@ -174,12 +175,17 @@ class SyncTransformer(nn.Module):
         self.off_head = nn.Linear(d, cfg.num_classes)
         self.apply(init_gpt_weights)
 
-    def forward(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    def off_token(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The final state of the OFF token (B, D): what the offset head (and the synchronizability
+        head) read."""
         b = v.shape[0]
         x = torch.cat([self.OFF_tok.expand(b, -1, -1), self.vis_in_lnorm(v),
                        self.MOD_tok.expand(b, -1, -1), self.aud_in_lnorm(a)], dim=1)
         x = self.ln_f(self.blocks(self.drop(self.pos_emb_cfg(x))))
-        return self.off_head(x[:, 0])
+        return x[:, 0]
+
+    def forward(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.off_head(self.off_token(v, a))
 
 
 def xavier_linears(module: nn.Module) -> None:
@@ -216,10 +222,45 @@ class Synchformer(nn.Module):
                              f"{tuple(audio_segments.shape[:2])}")
         return self.vfeat_extractor(video_segments), self.afeat_extractor(audio_segments)
 
+    def sync_token(self, vis: torch.Tensor, aud: torch.Tensor) -> torch.Tensor:
+        """Per-segment features (B, S, tv, D), (B, S, ta, D) -> final OFF-token state (B, dim)."""
+        vis, aud = self.vproj(vis), self.aproj(aud)
+        return self.transformer.off_token(vis.flatten(1, 2), aud.flatten(1, 2))
+
     def sync(self, vis: torch.Tensor, aud: torch.Tensor) -> torch.Tensor:
         """Per-segment features (B, S, tv, D), (B, S, ta, D) -> offset logits (B, num_classes)."""
-        vis, aud = self.vproj(vis), self.aproj(aud)
-        return self.transformer(vis.flatten(1, 2), aud.flatten(1, 2))
+        return self.transformer.off_head(self.sync_token(vis, aud))
 
     def forward(self, video_segments: torch.Tensor, audio_segments: torch.Tensor) -> torch.Tensor:
         return self.sync(*self.features(video_segments, audio_segments))
+
+
+class SynchronizabilityHead(nn.Module):
+    """Synchformer §4.2: one more linear head on the OFF token, a logit of "these streams can be
+    synchronised at all" (trained with BCE; sigmoid = synchronizability score). Kept apart from
+    :class:`Synchformer` so stage-II checkpoints (and the official ones) load unchanged."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.sync_head = nn.Linear(dim, 1)
+
+    def forward(self, off_token: torch.Tensor) -> torch.Tensor:
+        return self.sync_head(off_token).squeeze(-1)
+
+
+class OffsetReference(nn.Module):
+    """A frozen copy of a stage-II model's offset path (projections + sync transformer + offset head).
+
+    Fine-tuning the sync module for synchronizability changes what its offset head sees; Fig. 4
+    (right) filters the *synchronisation* model's predictions by the synchronizability score, so
+    the offset predictions come from this snapshot of the stage-II weights."""
+
+    def __init__(self, net: Synchformer):
+        super().__init__()
+        self.vproj = copy.deepcopy(net.vproj)
+        self.aproj = copy.deepcopy(net.aproj)
+        self.transformer = copy.deepcopy(net.transformer)
+        self.requires_grad_(False)
+
+    def forward(self, vis: torch.Tensor, aud: torch.Tensor) -> torch.Tensor:
+        return self.transformer(self.vproj(vis).flatten(1, 2), self.aproj(aud).flatten(1, 2))
