@@ -12,6 +12,17 @@ Evaluation (§4.1): every clip goes through the shared score search
 averaged over all windows, the offset is their argmin and the confidence median − min. Accuracy
 is counted in milliseconds under the three ITU-style windows [−40, 40], [−125, 45], [−185, 90],
 so it means the same at every frame rate.
+
+Frame rates: a batch may carry ``fps`` (one value per clip, all equal within the batch), the
+rate its clips were decoded at; without it the clips are at ``input_spec.fps``. A training batch
+may also be a dict of such batches (one per rate, as Lightning's CombinedLoader delivers
+:class:`~data_modules.multirate.MultiRateToyDataModule`'s loaders): their windows share one
+zero-padded batch, as in the paper's LRS3-multfps training. Evaluation reads each batch's rate.
+
+Grid evaluation (Table 5): with ``input_overrides: {offset_classes: 21}`` the clips carry offsets
+of the 21-class grid; the predicted offset (searched over ±``max_shift`` frames, which must reach
+the grid's ends) is snapped to the nearest class and ``acc@1`` / ``acc_tol`` (±1 class) are
+logged besides the millisecond accuracies.
 """
 from __future__ import annotations
 
@@ -24,8 +35,8 @@ from torch import Tensor, nn
 
 from avsync.inputs import FrameNormalize, InputSpec
 from avsync.metrics import OffsetAccuracy
-from avsync.models.divas import DIVAS_CONFIGS, DiVAS
-from avsync.offsets import FrameShifts
+from avsync.models.divas import DIVAS_CONFIGS, DiVAS, pad_windows
+from avsync.offsets import FrameShifts, get_grid
 from avsync.protocols.score_search import predict_offsets, shift_scores, window_samples
 
 WINDOW_SEC = 0.2
@@ -107,6 +118,14 @@ class DiVASModule(L.LightningModule):
         self.metrics = nn.ModuleDict({
             f"{stage}_{i}": OffsetAccuracy(offsets, window_ms=w)
             for stage in STAGES for i, w in enumerate(self.tolerances_ms)})
+        self.grid = get_grid(self.input_spec.offset_classes) if self.input_spec.offset_classes else None
+        if self.grid is not None:
+            reach = max_shift / self.input_spec.fps
+            if reach + 1e-9 < max(abs(v) for v in self.grid.values):
+                raise ValueError(f"max_shift={max_shift} frames reaches ±{reach:.2f} s at {self.input_spec.fps:g} fps; "
+                                 f"the {len(self.grid)}-class grid needs ±{max(self.grid.values):g} s")
+            self.grid_metrics = nn.ModuleDict({stage: OffsetAccuracy(self.grid.values, classes=1)
+                                               for stage in STAGES})
 
     @classmethod
     def from_checkpoint(cls, path: str, map_location: str = "cpu") -> "DiVASModule":
@@ -121,10 +140,13 @@ class DiVASModule(L.LightningModule):
         """Frames in 0.2 s at ``fps`` (5 at 25, 6 at 30, 12 at 60)."""
         return max(1, int(round(WINDOW_SEC * float(fps or self.input_spec.fps))))
 
-    def embed(self, frames: Tensor, wav: Tensor, fps: float, sample_rate: int) -> tuple[Tensor, Tensor]:
-        """uint8 frames (N, F, H, W, 3) and audio (N, S) -> common-space embeddings (N, D) each."""
+    def embed(self, frames: Tensor, wav: Tensor, fps, sample_rate, num_frames: Tensor | None = None,
+              num_samples: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """uint8 frames (N, F, H, W, 3) and audio (N, S) -> common-space embeddings (N, D) each.
+        ``fps`` / ``sample_rate`` and the valid lengths may be per item (zero-padded windows)."""
         _check_frames(frames, wav)
-        return self.net(self.frames(frames), wav.float() * self.audio_gain, fps, sample_rate)
+        return self.net(self.frames(frames), wav.float() * self.audio_gain, fps, sample_rate,
+                        num_frames, num_samples)
 
     def pair_scores(self, frames: Tensor, wav: Tensor, fps: float | None = None,
                     sample_rate: int | None = None) -> Tensor:
@@ -149,13 +171,15 @@ class DiVASModule(L.LightningModule):
 
     # -- training ---------------------------------------------------------------------------
     def training_pairs(self, batch: dict) -> tuple[Tensor, Tensor, Tensor]:
-        """One (video window, audio window, in-sync flag) per clip, drawn as in §3.1."""
+        """One (video window, audio window, in-sync flag) per clip, drawn as in §3.1, at the
+        batch's frame rate (:func:`batch_fps`)."""
         video, audio, shift = batch["video"], batch["audio"], batch["target"].long()
         spec = self.input_spec
-        n_win = self.window_frames()
-        n_samp = window_samples(n_win, spec.fps, spec.sample_rate)
+        fps = batch_fps(batch, spec.fps)
+        n_win = self.window_frames(fps)
+        n_samp = window_samples(n_win, fps, spec.sample_rate)
         last = video.shape[1] - n_win  # last window start (frames) of video and of audio
-        last_audio = int((audio.shape[1] - n_samp) * spec.fps / spec.sample_rate)
+        last_audio = int((audio.shape[1] - n_samp) * fps / spec.sample_rate)
         frames, waves, flags = [], [], []
         for i in range(len(video)):
             d = int(shift[i])
@@ -169,16 +193,27 @@ class DiVASModule(L.LightningModule):
             if negative:  # any other audio start: 1 frame up to the clip length away
                 a = int(torch.randint(0, last_audio, ()))
                 a += a >= t - d
-            s0 = int(round(a * spec.sample_rate / spec.fps))
+            s0 = int(round(a * spec.sample_rate / fps))
             frames.append(video[i, t:t + n_win])
             waves.append(audio[i, s0:s0 + n_samp])
             flags.append(not negative)
         return torch.stack(frames), torch.stack(waves), torch.tensor(flags, device=video.device)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        frames, wav, in_sync = self.training_pairs(batch)
+        parts = [batch] if "video" in batch else list(batch.values())  # dict of per-rate batches
         spec = self.input_spec
-        d = DiVAS.distance(*self.embed(frames, wav, spec.fps, spec.sample_rate))
+        if len(parts) == 1:
+            frames, wav, in_sync = self.training_pairs(parts[0])
+            d = DiVAS.distance(*self.embed(frames, wav, batch_fps(parts[0], spec.fps), spec.sample_rate))
+        else:  # windows of several rates: one zero-padded batch, per-item rates and lengths
+            pairs = [self.training_pairs(p) for p in parts]
+            fps = torch.cat([torch.full((len(f),), batch_fps(p, spec.fps), dtype=torch.float64)
+                             for p, (f, _, _) in zip(parts, pairs)])
+            frames, wav, n_f, n_s = pad_windows([w for f, _, _ in pairs for w in f],
+                                                [w for _, a, _ in pairs for w in a])
+            in_sync = torch.cat([y for _, _, y in pairs])
+            d = DiVAS.distance(*self.embed(frames, wav, fps.to(frames.device), spec.sample_rate,
+                                           n_f.to(frames.device), n_s.to(frames.device)))
         loss = contrastive_loss(d, in_sync, self.margin)
         n = len(d)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
@@ -202,21 +237,32 @@ class DiVASModule(L.LightningModule):
         return {"pred_frames": int(pred[0]), "pred_sec": float(pred[0]) / fps,
                 "confidence": float(confidence[0]), "distances": -scores}
 
+    def true_offsets_sec(self, batch: dict) -> Tensor:
+        """The batch's true offsets in seconds: grid classes or frame shifts at the batch's rate."""
+        target = batch["target"].detach().to(self.device)
+        if self.grid is not None:
+            return self.grid.as_tensor(torch.float64).to(self.device)[target.long()]
+        return target.double() / batch_fps(batch, self.input_spec.fps)
+
     def _evaluate(self, batch: dict, stage: str) -> list[dict]:
-        results = [self.predict_clip(v, a) for v, a in zip(batch["video"], batch["audio"])]
-        fps = self.input_spec.fps
+        fps = batch_fps(batch, self.input_spec.fps)
+        results = [self.predict_clip(v, a, fps=fps) for v, a in zip(batch["video"], batch["audio"])]
         pred_sec = torch.tensor([r["pred_sec"] for r in results], dtype=torch.float64, device=self.device)
-        true_sec = batch["target"].detach().double().to(self.device) / fps
+        true_sec = self.true_offsets_sec(batch)
         for i in range(len(self.tolerances_ms)):
             self.metrics[f"{stage}_{i}"].update_seconds(pred_sec, true_sec)
+        if self.grid is not None:  # the prediction snapped to the nearest class of the grid
+            values = self.grid.as_tensor(torch.float64).to(self.device)
+            snapped = values[(pred_sec[:, None] - values[None]).abs().argmin(1)]
+            self.grid_metrics[stage].update_seconds(snapped, true_sec)
         self.log(f"{stage}/confidence", sum(r["confidence"] for r in results) / len(results),
-                 batch_size=len(results))
-        if not self._figure_logged.get(stage) and self.log_figures:
-            self._log_distance_curve(stage, results[0]["distances"], int(batch["target"][0]))
+                 batch_size=len(results))  # one value per loader (frame rate) when there are several
+        if not self._figure_logged.get(stage) and self.log_figures and self.grid is None:
+            self._log_distance_curve(stage, results[0]["distances"], int(batch["target"][0]), fps)
             self._figure_logged[stage] = True
         return results
 
-    def _log_distance_curve(self, stage: str, distances: Tensor, true_frames: int) -> None:
+    def _log_distance_curve(self, stage: str, distances: Tensor, true_frames: int, fps: float) -> None:
         """The first clip's distance curve (paper Fig. 2) once per evaluation epoch."""
         writer = getattr(self.logger, "experiment", None) if self._trainer is not None else None
         if writer is None or not hasattr(writer, "add_figure") or not self.trainer.is_global_zero:
@@ -225,21 +271,22 @@ class DiVASModule(L.LightningModule):
 
         from avsync.lit.divas_plots import distance_curve_figure
 
-        fig = distance_curve_figure(distances, self.input_spec.fps, true_frames, f"{stage} clip 0")
+        fig = distance_curve_figure(distances, fps, true_frames, f"{stage} clip 0")
         writer.add_figure(f"{stage}/distance_curve", fig, global_step=self.global_step)
         plt.close(fig)
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(batch, "val")  # several loaders (frame rates) add up in the same metrics
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
+    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._evaluate(batch, "test")
 
-    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Any]:
-        results = [self.predict_clip(v, a) for v, a in zip(batch["video"], batch["audio"])]
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        fps = batch_fps(batch, self.input_spec.fps)
+        results = [self.predict_clip(v, a, fps=fps) for v, a in zip(batch["video"], batch["audio"])]
         return {"key": batch.get("key"), "pred_offset_sec": [r["pred_sec"] for r in results],
                 "confidence": [r["confidence"] for r in results],
-                "true_offset_sec": (batch["target"].double() / self.input_spec.fps).tolist()}
+                "true_offset_sec": self.true_offsets_sec(batch).tolist()}
 
     def _epoch_end(self, stage: str) -> None:
         self._figure_logged[stage] = False
@@ -249,6 +296,11 @@ class DiVASModule(L.LightningModule):
                 continue
             self.log(f"{stage}/{tolerance_name(window)}", metric.compute()["acc_tol"].float(), prog_bar=True)
             metric.reset()
+        if self.grid is not None and self.grid_metrics[stage].update_called:
+            result = self.grid_metrics[stage].compute()
+            self.log(f"{stage}/acc@1", result["acc@1"].float())
+            self.log(f"{stage}/acc_tol", result["acc_tol"].float())
+            self.grid_metrics[stage].reset()
 
     def on_validation_epoch_end(self) -> None:
         self._epoch_end("val")
@@ -258,6 +310,18 @@ class DiVASModule(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+def batch_fps(batch: dict, default: float) -> float:
+    """The frame rate a batch was decoded at: its ``fps`` entry (one value per clip, all equal)
+    or ``default`` (the model's InputSpec rate)."""
+    fps = batch.get("fps")
+    if fps is None:
+        return float(default)
+    fps = torch.as_tensor(fps, dtype=torch.float64).reshape(-1)
+    if len(fps) == 0 or bool((fps != fps[0]).any()):
+        raise ValueError(f"a batch must hold clips of one frame rate, got {sorted(set(fps.tolist()))}")
+    return float(fps[0])
 
 
 def _check_frames(frames: Tensor, wav: Tensor) -> None:
