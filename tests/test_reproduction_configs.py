@@ -70,3 +70,82 @@ def test_full_size_stage_runs_as_configured_on_the_real_lrs3_clip(real_fixtures,
     tested = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
     assert 0.0 <= tested["test/acc_tol"] <= 1.0 and math.isfinite(tested["test/loss"])
     assert [r.key for r in cli.datamodule.datasets["test"].records] == [key]
+
+
+# -- DiVAS -------------------------------------------------------------------------------------
+DIVAS_DIR = REPRODUCTIONS / "divas"
+DIVAS_PLAN = yaml.safe_load((DIVAS_DIR / "plan.yaml").read_text())
+DIVAS_NUMBERS = yaml.safe_load((DIVAS_DIR / "paper_numbers.yaml").read_text())["numbers"]
+
+
+def _divas_args(stage, data_root="/nonexistent"):
+    args = [a for cfg in stage["configs"] for a in ("--config", str(DIVAS_DIR / cfg))]
+    return args + [a.format(data_root=data_root) for a in stage.get("args", [])]
+
+
+@pytest.mark.parametrize("mode", ["toy", "full"])
+def test_divas_numbers_name_stages_of_the_plan_or_say_why_not(mode):
+    names = {s["name"] for s in DIVAS_PLAN[mode]}
+    for number in DIVAS_NUMBERS:
+        assert number["dataset"] and number["split"] and number["metric"].startswith("test/"), number
+        if number[f"{mode}_stage"] is None:
+            assert number.get("note"), number  # a cell not reproduced says why
+        else:
+            assert number[f"{mode}_stage"] in names, number
+    for stage in DIVAS_PLAN[mode]:
+        assert stage.get("fit", True) or stage.get("init_from") in names, stage
+    assert [s["name"] for s in DIVAS_PLAN["toy"]] == [s["name"] for s in DIVAS_PLAN["full"]]
+
+
+@pytest.mark.parametrize("stage", DIVAS_PLAN["toy"], ids=lambda s: s["name"])
+def test_divas_toy_stage_composes(stage, repo_root_cwd):
+    cli = cli_main(_divas_args(stage), run=False)
+    model, data, name = cli.model, cli.datamodule, stage["name"]
+    assert model.hparams.arch == "divas_toy" and model.net.cfg.time_aware == ("base" not in name)
+    assert model.lr == 3e-4 and model.audio_gain == 10.0  # the toy recipe
+    if name == "lrs2_face":
+        assert type(data).__name__ == "ToyAVDataModule" and data.source_fps == 25.0
+        return
+    assert data.rates["train"] == (24.0, 25.0, 30.0) or name == "frame_grid21"
+    if name.endswith("_60fps"):
+        assert data.rates["test"] == (60.0,) and data.children_by_rate[60.0].num_clips["train"] == 0
+    elif name == "frame_grid21":
+        assert model.grid is not None and len(model.grid) == 21 and model.max_shift == 50
+        assert data.rates["test"] == (25.0,) and data.children_by_rate[25.0].clip_duration_sec >= 7.05
+    else:
+        assert data.rates["test"] == (24.0, 25.0, 30.0)
+    frame = "frame" in name
+    # the toy "face crop" is the dense set's whole frame (a talking head); "frame" the larger scene
+    assert not frame or (model.input_spec.crop == "full" and model.net.cfg.frame_size == 64)
+    assert data.children_by_rate[25.0].variant == ("dense_scene" if frame else "dense")
+
+
+@pytest.mark.parametrize("stage", DIVAS_PLAN["full"], ids=lambda s: s["name"])
+def test_divas_full_stage_builds_the_papers_model(stage, repo_root_cwd):
+    cli = cli_main(_divas_args(stage), run=False)
+    model, name = cli.model, stage["name"]
+    params = sum(p.numel() for p in model.net.parameters())
+    frame = "frame" in name
+    assert params == (17_049_192 if frame else 4_838_568)  # paper: 17M / 4.8M
+    assert model.lr == 1e-5 and model.audio_gain == 1.0 and model.margin == 20.0
+    assert model.net.cfg.time_aware == ("base" not in name)
+    assert model.input_spec.frame_size == (240 if frame else 96)
+    assert cli.datamodule.root.startswith("/nonexistent")
+    if name.endswith("_60fps"):
+        assert model.input_spec.fps == 60.0 and cli.datamodule.high_fps_test
+    if name == "frame_grid21":
+        assert model.grid is not None and model.max_shift == 50 and model.input_spec.duration_sec == 5.0
+
+
+def test_table_lists_dataset_split_and_why_a_cell_is_missing(tmp_path):
+    from avsync.reproduce import PaperNumber, write_table
+
+    numbers = [PaperNumber(table="2", setting="60 fps", metric="test/acc@±40ms", value=96.8, stage="s60",
+                           dataset="LRS3-multfps", split="test (60 fps)"),
+               PaperNumber(table="1", setting="SyncNet", metric="test/acc@±40ms", value=99.4, stage=None,
+                           note="not reproduced", dataset="LRS2", split="test")]
+    write_table(numbers, {"s60": {"test": {"test/acc@±40ms": 0.5}, "seconds": 1.0}}, tmp_path, "toy", "divas")
+    rows = (tmp_path / "results.csv").read_text().splitlines()
+    assert rows[0].startswith("table,setting,metric,dataset,split,paper,toy,difference")
+    assert "LRS3-multfps,test (60 fps),96.8,50.0,-46.8" in rows[1]
+    assert "| 1 | SyncNet | test/acc@±40ms | 99.4 | — | — |  — not reproduced |" in (tmp_path / "results.md").read_text()

@@ -54,6 +54,8 @@ class PaperNumber:
     stage: str | None     # the stage whose test result reproduces it (None: not reproduced here)
     tolerance: float = 2.0  # allowed |difference| in points at full scale
     note: str = ""
+    dataset: str = ""     # where the paper measured it (e.g. LRS2), and on which split
+    split: str = ""
 
 
 def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[Stage], list[PaperNumber], Path]:
@@ -119,8 +121,9 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
         got = results.get(n.stage, {}).get("test", {}).get(n.metric) if n.stage else None
         ours = None if got is None else 100.0 * got
         diff = None if ours is None else ours - n.value
-        rows.append({"table": n.table, "setting": n.setting, "metric": n.metric, "paper": n.value,
-                     label: ours, "difference": diff, "stage": n.stage or "", "note": n.note})
+        rows.append({"table": n.table, "setting": n.setting, "metric": n.metric, "dataset": n.dataset,
+                     "split": n.split, "paper": n.value, label: ours, "difference": diff,
+                     "tolerance": n.tolerance, "stage": n.stage or "", "note": n.note})
         if mode == "full" and diff is not None and abs(diff) > n.tolerance:
             failures.append(f"{n.table} {n.setting}: {ours:.1f} vs paper {n.value:.1f} (tolerance {n.tolerance})")
     fmt = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
@@ -134,7 +137,7 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
               "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['table']} | {r['setting']} | {r['metric']} | {fmt(r['paper'])} | {fmt(r[label])} "
-                     f"| {fmt(r['difference'])} | {r['stage']} |")
+                     f"| {fmt(r['difference'])} | {r['stage']}{' — ' + r['note'] if r['note'] else ''} |")
     lines += ["", "| stage | seconds | checkpoint | plots |", "|---|---|---|---|"]
     for name, res in results.items():
         plots = " · ".join(f"[{PLOT_KINDS[k]}]({p.name})" for k, p in stage_plot_paths(out, name).items()
