@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast reproduce-sparsesync reproduce-sparsesync-artefacts bench clean
+.PHONY: install test test-fast reproduce-sparsesync reproduce-sparsesync-artefacts reproduce-divas bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,11 @@ test-fast: install
 
 reproduce-sparsesync: install
 	$(BIN)/avsync reproduce sparsesync $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+
+# DiVAS Tables 1, 2, 4, 5 at toy scale on CPU (multi-frame-rate toy set: 24/25/30 fps train, 60 fps
+# held out), or full size with DATA_ROOT=... (lrs2/ and lrs3/ under it)
+reproduce-divas: install
+	$(BIN)/avsync reproduce divas $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 
 # SparseSync Table 1 (codec artefacts): writes the clips with PyAV, trains the start-time probes
 reproduce-sparsesync-artefacts: install

@@ -67,15 +67,22 @@ class MultiRateToyDataModule(L.LightningDataModule):
             val / test: the training rates.
         input_spec: what the model consumes (None: the attached model's ``input_spec``); its
             ``fps`` is replaced by each set's rate.
-        num_train / num_valid / num_test, clip_duration_sec, variant, generator_seed, ...: every
-            other argument goes to each rate's :class:`~.toy.ToyAVDataModule`.
+        num_train / num_valid / num_test, clip_duration_sec, variant, root, generator_seed, ...:
+            passed to each rate's :class:`~.toy.ToyAVDataModule` (the same names).
     """
 
     def __init__(self, train_rates: Sequence[float] = (24.0, 25.0, 30.0), val_rates: Sequence[float] | None = None,
                  test_rates: Sequence[float] | None = None, input_spec: InputSpec | None = None,
                  num_train: int = 96, num_valid: int = 16, num_test: int = 32, clip_duration_sec: float = 3.0,
-                 **toy_kwargs) -> None:
+                 variant: str = "dense", root: str | None = None, generator_seed: int = 0,
+                 source_size: int | None = None, generator_workers: int = 1, batch_size: int = 32,
+                 num_workers: int = 0, cache_decoded: bool = True, seed: int = 1337,
+                 max_source_sec: float | None = 9.0) -> None:
         super().__init__()
+        # every argument spelled out (no **kwargs): the CLI parser sees them all
+        toy_kwargs = dict(variant=variant, root=root, generator_seed=generator_seed, source_size=source_size,
+                          generator_workers=generator_workers, batch_size=batch_size, num_workers=num_workers,
+                          cache_decoded=cache_decoded, seed=seed, max_source_sec=max_source_sec)
         self.rates = {"train": _rates(train_rates, "train_rates"),
                       "valid": _rates(train_rates if val_rates is None else val_rates, "val_rates"),
                       "test": _rates(train_rates if test_rates is None else test_rates, "test_rates")}

@@ -116,7 +116,7 @@ def test_divas_toy_stage_composes(stage, repo_root_cwd):
         assert data.rates["test"] == (24.0, 25.0, 30.0)
     frame = "frame" in name
     # the toy "face crop" is the dense set's whole frame (a talking head); "frame" the larger scene
-    assert not frame or (model.input_spec.crop == "full" and model.net.cfg.frame_size == 64)
+    assert not frame or (model.input_spec.crop == "full" and model.net.cfg.frame_size == 48)
     assert data.children_by_rate[25.0].variant == ("dense_scene" if frame else "dense")
 
 
