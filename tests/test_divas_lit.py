@@ -90,7 +90,7 @@ def test_accuracy_windows_in_ms_at_any_frame_rate(monkeypatch, fps, error_frames
     """residual = true - predicted offset; windows [-40, 40], [-125, 45], [-185, 90] ms."""
     module = toy_module(input_overrides={"fps": fps})
     true_shift = 3
-    monkeypatch.setattr(module, "predict_clip", lambda v, a: {"pred_sec": (true_shift - error_frames) / fps,
+    monkeypatch.setattr(module, "predict_clip", lambda v, a, fps=fps: {"pred_sec": (true_shift - error_frames) / fps,
                                                              "confidence": 1.0, "distances": torch.zeros(1, 31)})
     monkeypatch.setattr(module, "log", lambda *a, **k: None)
     module._evaluate({"video": torch.zeros(1), "audio": torch.zeros(1), "target": torch.tensor([true_shift])}, "val")
