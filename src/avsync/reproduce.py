@@ -137,7 +137,7 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
               "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['table']} | {r['setting']} | {r['metric']} | {fmt(r['paper'])} | {fmt(r[label])} "
-                     f"| {fmt(r['difference'])} | {r['stage']}{' — ' + r['note'] if r['note'] else ''} |")
+                     f"| {fmt(r['difference'])} | {' — '.join(t for t in (r['stage'], r['note']) if t)} |")
     lines += ["", "| stage | seconds | checkpoint | plots |", "|---|---|---|---|"]
     for name, res in results.items():
         plots = " · ".join(f"[{PLOT_KINDS[k]}]({p.name})" for k, p in stage_plot_paths(out, name).items()
