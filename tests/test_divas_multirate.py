@@ -113,3 +113,15 @@ def test_multirate_rates_must_be_distinct_and_positive():
         MultiRateToyDataModule(train_rates=[25, 25])
     with pytest.raises(ValueError, match="test_rates"):
         MultiRateToyDataModule(test_rates=[0])
+
+
+def test_window_accuracy_judges_each_row_of_the_distance_matrix(monkeypatch):
+    module = toy_module(max_shift=2)
+    distances = torch.ones(4, 5)  # 4 windows x offsets −2..2 frames; true offset +1 frame
+    distances[[0, 1, 2], 3] = 0.0  # three windows find +1 frame (right)
+    distances[3, 0] = -1.0         # one finds −2 frames (3 frames = 120 ms off)
+    monkeypatch.setattr(module, "predict_clip", lambda v, a, fps=None: {
+        "pred_sec": 1 / 25, "confidence": 1.0, "distances": distances})
+    module._evaluate({"video": torch.zeros(1, 1), "audio": torch.zeros(1, 1), "target": torch.tensor([1])}, "test")
+    assert float(module.metrics["test_0"].compute()["acc_tol"]) == 1.0  # the clip is right
+    assert float(module.window_metrics["test_0"].compute()["acc_tol"]) == 0.75  # 3 of 4 windows

@@ -118,6 +118,11 @@ class DiVASModule(L.LightningModule):
         self.metrics = nn.ModuleDict({
             f"{stage}_{i}": OffsetAccuracy(offsets, window_ms=w)
             for stage in STAGES for i, w in enumerate(self.tolerances_ms)})
+        # the same windows per 0.2 s window (each row of the distance matrix on its own, no
+        # averaging over the clip): a finer view than the clip accuracy, which saturates early
+        self.window_metrics = nn.ModuleDict({
+            f"{stage}_{i}": OffsetAccuracy(offsets, window_ms=w)
+            for stage in STAGES for i, w in enumerate(self.tolerances_ms)})
         self.grid = get_grid(self.input_spec.offset_classes) if self.input_spec.offset_classes else None
         if self.grid is not None:
             reach = max_shift / self.input_spec.fps
@@ -251,6 +256,12 @@ class DiVASModule(L.LightningModule):
         true_sec = self.true_offsets_sec(batch)
         for i in range(len(self.tolerances_ms)):
             self.metrics[f"{stage}_{i}"].update_seconds(pred_sec, true_sec)
+        if self.grid is None and all(r.get("distances") is not None for r in results):
+            window_pred = torch.cat([(r["distances"].argmin(1) - self.max_shift).double() / fps for r in results])
+            window_true = torch.cat([t.expand(len(r["distances"])) for r, t in zip(results, true_sec.cpu())])
+            for i in range(len(self.tolerances_ms)):
+                self.window_metrics[f"{stage}_{i}"].update_seconds(window_pred.to(self.device),
+                                                                   window_true.to(self.device))
         if self.grid is not None:  # the prediction snapped to the nearest class of the grid
             values = self.grid.as_tensor(torch.float64).to(self.device)
             snapped = values[(pred_sec[:, None] - values[None]).abs().argmin(1)]
@@ -296,6 +307,10 @@ class DiVASModule(L.LightningModule):
                 continue
             self.log(f"{stage}/{tolerance_name(window)}", metric.compute()["acc_tol"].float(), prog_bar=True)
             metric.reset()
+            per_window = self.window_metrics[f"{stage}_{i}"]
+            if per_window.update_called:
+                self.log(f"{stage}/window_{tolerance_name(window)}", per_window.compute()["acc_tol"].float())
+                per_window.reset()
         if self.grid is not None and self.grid_metrics[stage].update_called:
             result = self.grid_metrics[stage].compute()
             self.log(f"{stage}/acc@1", result["acc@1"].float())
