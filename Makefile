@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast reproduce-sparsesync reproduce-sparsesync-artefacts bench clean
+.PHONY: install test test-fast gate reproduce-sparsesync reproduce-sparsesync-artefacts bench clean
 
 install: $(STAMP)
 
@@ -20,7 +20,11 @@ test: install
 	$(BIN)/python -m pytest -q -ra
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not gate"
+
+# the CI metric-regression gate alone (also part of `make test`): seeded toy runs vs pinned baselines
+gate: install
+	$(BIN)/avsync gate
 
 reproduce-sparsesync: install
 	$(BIN)/avsync reproduce sparsesync $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
@@ -37,6 +41,7 @@ bench: install
 	$(BIN)/python benchmarks/loader_throughput.py $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/train_step.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/inference.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
+	$(BIN)/python benchmarks/pair_windows.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/sparsesync_memory.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/speedups.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
 

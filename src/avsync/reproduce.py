@@ -71,8 +71,11 @@ def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[
     return stages, numbers, root
 
 
-def run_stage(stage: Stage, plan_dir: Path, out: Path, ckpts: dict[str, str], data_root: str | None) -> dict:
-    """fit (unless the stage only evaluates) + test, in-process, through the LightningCLI users call."""
+def run_stage(stage: Stage, plan_dir: Path, out: Path, ckpts: dict[str, str], data_root: str | None,
+              extra_callbacks: list | None = None) -> dict:
+    """fit (unless the stage only evaluates) + test, in-process, through the LightningCLI users call.
+
+    ``extra_callbacks`` join the trainer's own (the regression gate's deliberate breaks)."""
     from avsync.cli import cli_main
 
     stage_dir = out / stage.name
@@ -86,6 +89,7 @@ def run_stage(stage: Stage, plan_dir: Path, out: Path, ckpts: dict[str, str], da
     log.info("stage %s: %s %s", stage.name, "fit" if stage.fit else "test", " ".join(args))
     start = time.time()
     cli = cli_main(args, run=False)
+    cli.trainer.callbacks.extend(extra_callbacks or [])
     if stage.fit:
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
         ckpt = _last_checkpoint(cli.trainer, stage_dir)
