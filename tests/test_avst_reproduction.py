@@ -67,7 +67,9 @@ def test_toy_stage_configs_compose(stage_name, repo_root_cwd, tmp_path):
     expected = "dec" if "_dec" in stage_name else ("enc-mp" if "_enc_mp" in stage_name else "enc")
     assert model.net.cfg.variant == expected
     if stage_name == "dense_enc_eval15":
-        assert model.train_frames == (5,) and data.batch_size == 4 and model.eval_window_frames == 15
+        assert model.train_frames == (5,) and data.batch_size == 4
+        # a fixed-length model reads 15 frames as 11 averaged 5-frame windows, 5 predictions per clip
+        assert (model.eval_window_frames, model.eval_context, model.eval_windows) == (5, 11, 15)
     if stage_name == "dense_enc_mp_mask_video_eval5":
         assert (model.mask_frames, model.mask_modality, model.eval_window_frames) == (1, "video", 5)
     if stage_name == "sparse_dec_eval30":

@@ -27,11 +27,18 @@ DENSE_LENGTHS, SPARSE_LENGTHS = (5, 7, 9, 11, 13, 15), (10, 15, 20, 25, 30)
 def load_results(out: Path) -> dict[str, dict[str, float]]:
     """stage name -> its test metrics (stages without a test are left out)."""
     results = {}
-    for path in sorted(out.glob("*/result.json")):
+    for path in sorted(out.glob("*/result.json"), key=_plan_order):
         result = json.loads(path.read_text())
         if result.get("test"):
             results[result["stage"]] = result["test"]
     return results
+
+
+def _plan_order(path: Path) -> tuple:
+    """Stages of one model together, eval lengths in numeric order (dense_enc_mp_eval5 before _eval11)."""
+    name = path.parent.name
+    head, _, length = name.rpartition("_eval")
+    return (head, int(length)) if length.isdigit() else (name, -1)
 
 
 def curve(results: dict, prefix: str, lengths: tuple[int, ...], metric: str = IN_SYNC) -> list[float | None]:
@@ -81,7 +88,7 @@ def findings(results: dict) -> list[str]:
         ok = None
         if None not in plain + masked:
             ok = (plain[0] - masked[0]) >= (plain[1] - masked[1])
-            lines.append(f"- Masking one {m} frame costs more at 5 frames than at 15 (drop {plain[0] - masked[0]:+.1f} "
+            lines.append(f"- Masking one frame of {m if m != 'both' else 'audio and video'} costs more at 5 frames than at 15 (drop {plain[0] - masked[0]:+.1f} "
                          f"vs {plain[1] - masked[1]:+.1f} points): {verdict(ok)}.")
     depths = [mean(curve(results, p, (5, 15))) for p in ("dense_enc_mp_depth1", "dense_enc_mp", "dense_enc_mp_depth3")]
     if None not in depths:
