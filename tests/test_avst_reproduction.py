@@ -141,7 +141,9 @@ def test_findings_state_what_holds_and_what_does_not(tmp_path):
     lines = findings.findings(findings.load_results(tmp_path))
     text = "\n".join(lines)
     assert "rises with clip length (dense enc-mp, 5-15 frames: 30.0, 35.0" in text
-    assert lines[0].endswith("**holds**.") and lines[2].endswith("**does not hold**.")  # sparse dec falls
+    assert lines[0].endswith("**holds**.") and lines[4].endswith("**does not hold**.")  # sparse dec falls
+    assert "dense enc, 5-15 frames: 50.0" in lines[2] and lines[2].endswith("**does not hold**.")  # flat
+    assert lines[3].endswith("not shown: sparse_enc_mp is at chance level (mean 42.0 %, chance 35.5 %).")
     assert "enc-mp >= enc on the dense set (mean over lengths 42.5 vs 50.0): **does not hold**" in text
-    assert "dec >= enc-mp on the sparse set (mean over lengths 50.0 vs 42.0): **holds**" in text
+    assert "dec >= enc-mp on the sparse set (mean over lengths 50.0 vs 42.0): not shown: sparse_enc_mp" in text
     assert findings.main([str(tmp_path / "nothing")]) == 1

@@ -22,6 +22,10 @@ from pathlib import Path
 
 IN_SYNC, RANDOM = "test/acc_tol_in_sync", "test/acc_tol_random_offset"
 DENSE_LENGTHS, SPARSE_LENGTHS = (5, 7, 9, 11, 13, 15), (10, 15, 20, 25, 30)
+# chance of the score search (31 shifts): 3 correct with +-1 frame (speech), 11 with +-5 (general sounds);
+# a model whose mean accuracy is within MARGIN points of chance shows no finding either way
+CHANCE = {"dense": 100 * 3 / 31, "sparse": 100 * 11 / 31}
+MARGIN = 10.0
 
 
 def load_results(out: Path) -> dict[str, dict[str, float]]:
@@ -68,20 +72,34 @@ def verdict(ok: bool | None) -> str:
     return "not measured" if ok is None else ("**holds**" if ok else "**does not hold**")
 
 
+def at_chance(values: list[float | None], prefix: str) -> str:
+    """'' if the model learnt something, else why its curve cannot show a finding."""
+    chance, m = CHANCE[prefix.split("_")[0]], mean(values)
+    if m is None or m > chance + MARGIN:
+        return ""
+    return f"not shown: {prefix} is at chance level (mean {m:.1f} %, chance {chance:.1f} %)"
+
+
 def findings(results: dict) -> list[str]:
     lines = []
     for name, prefix, lengths in (("dense enc-mp", "dense_enc_mp", DENSE_LENGTHS),
+                                  ("dense dec", "dense_dec", DENSE_LENGTHS),
+                                  ("dense enc", "dense_enc", DENSE_LENGTHS),
                                   ("sparse enc-mp", "sparse_enc_mp", SPARSE_LENGTHS),
                                   ("sparse dec", "sparse_dec", SPARSE_LENGTHS)):
         values = curve(results, prefix, lengths)
+        state = at_chance(values, prefix) or verdict(rises(values))
         lines.append(f"- Accuracy rises with clip length ({name}, {lengths[0]}-{lengths[-1]} frames: "
-                     f"{_fmt(values)}): {verdict(rises(values))}.")
+                     f"{_fmt(values)}): {state}.")
     for claim, better, worse, lengths in (("enc-mp >= enc on the dense set", "dense_enc_mp", "dense_enc", DENSE_LENGTHS),
                                           ("dec >= enc-mp on the sparse set", "sparse_dec", "sparse_enc_mp", SPARSE_LENGTHS)):
-        a, b = mean(curve(results, better, lengths)), mean(curve(results, worse, lengths))
+        va, vb = curve(results, better, lengths), curve(results, worse, lengths)
+        a, b = mean(va), mean(vb)
         ok = None if a is None or b is None else a >= b
         figures = "" if ok is None else f" (mean over lengths {a:.1f} vs {b:.1f})"
-        lines.append(f"- {claim}{figures}: {verdict(ok)}.")
+        state = ("; ".join(filter(None, (at_chance(va, better), at_chance(vb, worse)))) or verdict(ok)) if ok is not None \
+            else verdict(None)
+        lines.append(f"- {claim}{figures}: {state}.")
     for m in ("audio", "video", "both"):
         plain = curve(results, "dense_enc_mp", (5, 15))
         masked = curve(results, f"dense_enc_mp_mask_{m}", (5, 15))
