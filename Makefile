@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast gate reproduce-sparsesync reproduce-sparsesync-artefacts bench clean
+.PHONY: install test test-fast gate reproduce-sparsesync reproduce-sparsesync-artefacts reproduce-avst bench clean
 
 install: $(STAMP)
 
@@ -28,6 +28,11 @@ gate: install
 
 reproduce-sparsesync: install
 	$(BIN)/avsync reproduce sparsesync $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+
+# AVST Tables 2-5 at toy scale on CPU (or full size with DATA_ROOT=...), then the paper's findings checked
+reproduce-avst: install
+	$(BIN)/avsync reproduce avst $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+	$(BIN)/python reproductions/avst/findings.py $(if $(DATA_ROOT),runs/reproduce/avst_full,runs/reproduce/avst)
 
 # SparseSync Table 1 (codec artefacts): writes the clips with PyAV, trains the start-time probes
 reproduce-sparsesync-artefacts: install

@@ -54,6 +54,9 @@ class PaperNumber:
     stage: str | None     # the stage whose test result reproduces it (None: not reproduced here)
     tolerance: float = 2.0  # allowed |difference| in points at full scale
     note: str = ""
+    dataset: str = ""     # where the paper measured it (e.g. "LRS2"), shown beside the setting
+    split: str = ""       # the paper's split (e.g. "test")
+    tolerance_kind: str = "absolute points"  # how `tolerance` is read (the gate compares |difference|)
 
 
 def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[Stage], list[PaperNumber], Path]:
@@ -123,10 +126,13 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
         got = results.get(n.stage, {}).get("test", {}).get(n.metric) if n.stage else None
         ours = None if got is None else 100.0 * got
         diff = None if ours is None else ours - n.value
-        rows.append({"table": n.table, "setting": n.setting, "metric": n.metric, "paper": n.value,
-                     label: ours, "difference": diff, "stage": n.stage or "", "note": n.note})
+        setting = f"{n.setting} ({n.dataset})" if n.dataset else n.setting
+        rows.append({"table": n.table, "setting": setting, "metric": n.metric, "paper": n.value,
+                     label: ours, "difference": diff, "stage": n.stage or "", "note": n.note,
+                     "dataset": n.dataset, "split": n.split, "tolerance": n.tolerance,
+                     "tolerance_kind": n.tolerance_kind})
         if mode == "full" and diff is not None and abs(diff) > n.tolerance:
-            failures.append(f"{n.table} {n.setting}: {ours:.1f} vs paper {n.value:.1f} (tolerance {n.tolerance})")
+            failures.append(f"{n.table} {setting}: {ours:.1f} vs paper {n.value:.1f} (tolerance {n.tolerance})")
     fmt = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
     lines = [f"# {paper}: reproduction ({label})", ""]
     if mode == "toy":
