@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast reproduce-sparsesync reproduce-sparsesync-artefacts reproduce-divas bench clean
+.PHONY: install test test-fast gate reproduce-sparsesync reproduce-sparsesync-artefacts reproduce-avst reproduce-divas bench clean
 
 install: $(STAMP)
 
@@ -20,10 +20,19 @@ test: install
 	$(BIN)/python -m pytest -q -ra
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not gate"
+
+# the CI metric-regression gate alone (also part of `make test`): seeded toy runs vs pinned baselines
+gate: install
+	$(BIN)/avsync gate
 
 reproduce-sparsesync: install
 	$(BIN)/avsync reproduce sparsesync $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+
+# AVST Tables 2-5 at toy scale on CPU (or full size with DATA_ROOT=...), then the paper's findings checked
+reproduce-avst: install
+	$(BIN)/avsync reproduce avst $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+	$(BIN)/python reproductions/avst/findings.py $(if $(DATA_ROOT),runs/reproduce/avst_full,runs/reproduce/avst)
 
 # DiVAS Tables 1, 2, 4, 5 at toy scale on CPU (multi-frame-rate toy set: 24/25/30 fps train, 60 fps
 # held out), or full size with DATA_ROOT=... (lrs2/ and lrs3/ under it)
@@ -42,6 +51,7 @@ bench: install
 	$(BIN)/python benchmarks/loader_throughput.py $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/train_step.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/inference.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
+	$(BIN)/python benchmarks/pair_windows.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/sparsesync_memory.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/speedups.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
 

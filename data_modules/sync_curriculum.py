@@ -28,12 +28,14 @@ from torch.utils.data import DataLoader, Sampler, default_collate
 from avsync.offsets import FixedOffsets, RandomFrameShiftSampler
 
 from .base import AVClipDataset, ClipRecord, RandomDurationCollate
+from .lrs2 import LRS2DataModule
 from .lrs3 import LRS3DataModule
 from .toy import ToyAVDataModule
-from .vggsound import VGGSoundDataModule
+from .vggsound import VGGSoundDataModule, VGGSoundSyncDataModule
 
 __all__ = ["SameVideoBatchSampler", "SyncCurriculum", "ToySyncCurriculumDataModule",
-           "LRS3SyncCurriculumDataModule", "VGGSoundSyncCurriculumDataModule"]
+           "LRS3SyncCurriculumDataModule", "LRS2SyncCurriculumDataModule", "VGGSoundSyncCurriculumDataModule",
+           "VGGSoundSyncClassesCurriculumDataModule"]
 
 EVAL_OFFSETS = ("in_sync", "random", "both")
 
@@ -157,6 +159,22 @@ class LRS3SyncCurriculumDataModule(SyncCurriculum, LRS3DataModule):
 
 class VGGSoundSyncCurriculumDataModule(SyncCurriculum, VGGSoundDataModule):
     """VGGSound with AVST's curriculum (``curriculum_stage``, ``eval_offsets`` as the toy variant)."""
+
+    def __init__(self, curriculum_stage: int = 1, eval_offsets: str = "both", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.init_curriculum(curriculum_stage, eval_offsets)
+
+
+class LRS2SyncCurriculumDataModule(SyncCurriculum, LRS2DataModule):
+    """LRS2 (AVST Tables 2-4) with AVST's curriculum (``curriculum_stage``, ``eval_offsets`` as the toy variant)."""
+
+    def __init__(self, curriculum_stage: int = 1, eval_offsets: str = "both", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.init_curriculum(curriculum_stage, eval_offsets)
+
+
+class VGGSoundSyncClassesCurriculumDataModule(SyncCurriculum, VGGSoundSyncDataModule):
+    """VGG-Sound Sync (AVST's 160 classes, Table 5) with AVST's curriculum (arguments as the toy variant)."""
 
     def __init__(self, curriculum_stage: int = 1, eval_offsets: str = "both", **kwargs) -> None:
         super().__init__(**kwargs)

@@ -24,6 +24,7 @@ def test_benchmark_scripts_run_their_tiny_mode(tmp_path, monkeypatch):
         "inference": ["--toy", "--cases", "divas_face", "--no-isolate", "--warmup", "0", "--calls", "1"],
         "sparsesync_memory": ["--width", "toy", "--seconds", "1", "--no-isolate", "--steps", "1"],
         "speedups": ["--toy", "--models", "divas_frame", "--rounds", "1"],
+        "pair_windows": ["--toy", "--no-isolate", "--batch", "4", "--warmup", "0", "--calls", "1"],
     }
     for name, argv in runs.items():
         out = tmp_path / f"{name}.md"

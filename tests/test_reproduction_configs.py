@@ -146,6 +146,6 @@ def test_table_lists_dataset_split_and_why_a_cell_is_missing(tmp_path):
                            note="not reproduced", dataset="LRS2", split="test")]
     write_table(numbers, {"s60": {"test": {"test/acc@±40ms": 0.5}, "seconds": 1.0}}, tmp_path, "toy", "divas")
     rows = (tmp_path / "results.csv").read_text().splitlines()
-    assert rows[0].startswith("table,setting,metric,dataset,split,paper,toy,difference")
-    assert "LRS3-multfps,test (60 fps),96.8,50.0,-46.8" in rows[1]
-    assert "| 1 | SyncNet | test/acc@±40ms | 99.4 | — | — | not reproduced |" in (tmp_path / "results.md").read_text()
+    assert rows[0] == "table,setting,metric,paper,toy,difference,stage,note,dataset,split,tolerance,tolerance_kind"
+    assert rows[1].startswith("2,60 fps (LRS3-multfps),test/acc@±40ms,96.8,50.0,-46.8,s60,,LRS3-multfps,test (60 fps)")
+    assert "| 1 | SyncNet (LRS2) | test/acc@±40ms | 99.4 | — | — | not reproduced |" in (tmp_path / "results.md").read_text()

@@ -218,6 +218,13 @@ def test_generate_writes_playable_clips_and_is_a_cache(tmp_path):
     assert all(p.stat().st_mtime_ns == mtimes[p] for p in files[1:])
 
 
+def test_a_smaller_request_keeps_the_larger_set_listed(tmp_path):
+    set_dir = generate_toy_set(tmp_path, "dense", {"train": 3, "test": 1}, seed=3, duration_sec=1.0, progress=False)
+    generate_toy_set(tmp_path, "dense", {"train": 1, "valid": 1}, seed=3, duration_sec=1.0, progress=False)
+    assert json.loads((set_dir / "manifest.json").read_text())["splits"] == {"train": 3, "test": 1, "valid": 1}
+    assert [r["split"] for r in read_index(set_dir)].count("train") == 3
+
+
 def test_cli_and_config_change(tmp_path):
     from avsync.media import probe
 

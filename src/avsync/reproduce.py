@@ -54,8 +54,9 @@ class PaperNumber:
     stage: str | None     # the stage whose test result reproduces it (None: not reproduced here)
     tolerance: float = 2.0  # allowed |difference| in points at full scale
     note: str = ""
-    dataset: str = ""     # where the paper measured it (e.g. LRS2), and on which split
-    split: str = ""
+    dataset: str = ""     # where the paper measured it (e.g. "LRS2"), shown beside the setting
+    split: str = ""       # the paper's split (e.g. "test")
+    tolerance_kind: str = "absolute points"  # how `tolerance` is read (the gate compares |difference|)
 
 
 def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[Stage], list[PaperNumber], Path]:
@@ -73,8 +74,11 @@ def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[
     return stages, numbers, root
 
 
-def run_stage(stage: Stage, plan_dir: Path, out: Path, ckpts: dict[str, str], data_root: str | None) -> dict:
-    """fit (unless the stage only evaluates) + test, in-process, through the LightningCLI users call."""
+def run_stage(stage: Stage, plan_dir: Path, out: Path, ckpts: dict[str, str], data_root: str | None,
+              extra_callbacks: list | None = None) -> dict:
+    """fit (unless the stage only evaluates) + test, in-process, through the LightningCLI users call.
+
+    ``extra_callbacks`` join the trainer's own (the regression gate's deliberate breaks)."""
     from avsync.cli import cli_main
 
     stage_dir = out / stage.name
@@ -88,6 +92,7 @@ def run_stage(stage: Stage, plan_dir: Path, out: Path, ckpts: dict[str, str], da
     log.info("stage %s: %s %s", stage.name, "fit" if stage.fit else "test", " ".join(args))
     start = time.time()
     cli = cli_main(args, run=False)
+    cli.trainer.callbacks.extend(extra_callbacks or [])
     if stage.fit:
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
         ckpt = _last_checkpoint(cli.trainer, stage_dir)
@@ -121,11 +126,13 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
         got = results.get(n.stage, {}).get("test", {}).get(n.metric) if n.stage else None
         ours = None if got is None else 100.0 * got
         diff = None if ours is None else ours - n.value
-        rows.append({"table": n.table, "setting": n.setting, "metric": n.metric, "dataset": n.dataset,
-                     "split": n.split, "paper": n.value, label: ours, "difference": diff,
-                     "tolerance": n.tolerance, "stage": n.stage or "", "note": n.note})
+        setting = f"{n.setting} ({n.dataset})" if n.dataset else n.setting
+        rows.append({"table": n.table, "setting": setting, "metric": n.metric, "paper": n.value,
+                     label: ours, "difference": diff, "stage": n.stage or "", "note": n.note,
+                     "dataset": n.dataset, "split": n.split, "tolerance": n.tolerance,
+                     "tolerance_kind": n.tolerance_kind})
         if mode == "full" and diff is not None and abs(diff) > n.tolerance:
-            failures.append(f"{n.table} {n.setting}: {ours:.1f} vs paper {n.value:.1f} (tolerance {n.tolerance})")
+            failures.append(f"{n.table} {setting}: {ours:.1f} vs paper {n.value:.1f} (tolerance {n.tolerance})")
     fmt = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
     lines = [f"# {paper}: reproduction ({label})", ""]
     if mode == "toy":

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from avsync.inputs import FrameNormalize, InputSpec
 from avsync.lit.attention_plots import attention_figure
 from avsync.lit.class_breakdown import ClassBreakdown
+from avsync.lit.offset_classification import load_matching_weights
 from avsync.lit.plots import per_offset_figure
 from avsync.metrics import OffsetAccuracy
 from avsync.models.avst import AVST, AVST_CONFIGS, AudioSpectrogram
@@ -94,6 +95,8 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
             ``video`` or ``both`` (independent positions) in every input (Tables 4/6).
         log_attention: log the dec variant's audio-to-visual attention over the frames (Fig. 4/8/9).
         batch_windows: visual windows per ``pair_scores`` call in the score search.
+        init_from: checkpoint of the same architecture to start from (the curriculum's stage 2
+            continues stage 1 as a new run; every tensor must fit).
     """
 
     def __init__(self, arch: str = "avst_enc_mp", arch_overrides: dict | None = None,
@@ -101,10 +104,15 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
                  train_frames: tuple[int, ...] = (5, 7, 9, 11, 13, 15), eval_window_frames: int = 5,
                  eval_windows: int = 10, eval_context: int | None = 1, max_shift: int = 15,
                  tolerance_frames: int = 1, frame_step: int = 1, mask_frames: int = 0,
-                 mask_modality: str = "both", log_attention: bool = True, batch_windows: int = 1):
+                 mask_modality: str = "both", log_attention: bool = True, batch_windows: int = 1,
+                 init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.net = build_avst(arch, arch_overrides)
+        if init_from:
+            missing = load_matching_weights(self.net, init_from, prefix="net.")
+            if missing:
+                raise ValueError(f"{init_from} does not fit {arch}: {len(missing)} tensors missing, e.g. {missing[:3]}")
         if mask_modality not in MASK_MODALITIES:
             raise ValueError(f"mask_modality must be one of {MASK_MODALITIES}, got {mask_modality!r}")
         lengths = (*train_frames, eval_window_frames)

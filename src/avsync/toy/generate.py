@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import json
 import os
 import shutil
@@ -92,11 +93,23 @@ def generate_toy_set(
     """Write (or complete) a toy set and return its folder; see the module docstring.
 
     ``root`` defaults to ``default_cache_dir() / "toy"``; ``size`` to the variant's default.
+    Processes that ask for the same set at once (parallel runs, CI jobs) take turns on a lock file
+    beside it: the first writes, the others then find the clips there.
     """
     root = default_cache_dir() / "toy" if root is None else Path(root)
     splits = dict(DEFAULT_SPLITS if splits is None else splits)
     height, width = frame_size(variant, size)
     set_dir = root / set_name(variant, fps, height, seed)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{set_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _generate_locked(set_dir, variant, splits, seed, duration_sec, fps, (height, width), sample_rate,
+                                workers, progress)
+
+
+def _generate_locked(set_dir: Path, variant: str, splits: dict[str, int], seed: int, duration_sec: float, fps: float,
+                     size: tuple[int, int], sample_rate: int, workers: int, progress: bool) -> Path:
+    height, width = size
     content = dict(
         generator_version=GENERATOR_VERSION,
         variant=variant,
@@ -111,15 +124,20 @@ def generate_toy_set(
         crf=CRF,
         gop_sec_range=list(GOP_SEC_RANGE),
     )
-    manifest = {**content, "splits": splits}
-    jobs = [(split, i) for split, n in splits.items() for i in range(n)]
     manifest_path, index_path = set_dir / "manifest.json", set_dir / "index.csv"
-
     old = _read_json(manifest_path)
     if old is not None and {k: v for k, v in old.items() if k != "splits"} != content:
         for split in old.get("splits", {}):  # stale clips: remove before anything else
             shutil.rmtree(set_dir / split, ignore_errors=True)
         index_path.unlink(missing_ok=True)
+    elif old is not None:
+        # the set only grows: a smaller request keeps the larger set's clips listed, so runs that
+        # ask for different numbers of clips (each reads the first n of a split) never shrink the
+        # index under one another
+        for split, n in old.get("splits", {}).items():
+            splits[split] = max(int(n), splits.get(split, 0))
+    manifest = {**content, "splits": splits}
+    jobs = [(split, i) for split, n in splits.items() for i in range(n)]
     missing = [(s, i) for s, i in jobs if not all(p.exists() for p in _clip_files(set_dir, s, i))]
     if old == manifest and not missing and index_path.exists():
         return set_dir

@@ -1,0 +1,65 @@
+"""The CI metric-regression gate (``avsync gate``, ``reproductions/gate/baselines.yaml``).
+
+The first test *is* the gate: every pinned toy run is repeated and must reach its bar. The second
+breaks one model on purpose — every clip gets another clip's audio — and the gate must see it.
+"""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from avsync.gate import BASELINES, ShuffleAudio, judge, load_entries
+
+pytestmark = pytest.mark.gate
+
+
+def _gate(tmp_path, *args):
+    cmd = [sys.executable, "-m", "avsync.gate", "--out", str(tmp_path), *args]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def test_every_pinned_baseline_holds(tmp_path, repo_root_cwd):
+    run = _gate(tmp_path)
+    print(run.stdout[-4000:])
+    assert run.returncode == 0, f"regression gate failed:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
+    assert "| pass |" in run.stdout
+
+
+def test_gate_fails_when_the_audio_is_shuffled(tmp_path, repo_root_cwd):
+    cheapest = load_entries()[0].name
+    run = _gate(tmp_path, "--models", cheapest, "--sabotage", "shuffle-audio")
+    print(run.stdout[-3000:])
+    assert run.returncode == 1, f"the gate did not catch a model trained on shuffled audio:\n{run.stdout[-3000:]}"
+    assert "FAIL" in run.stdout and "**FAILED**" in run.stdout
+
+
+def test_every_bar_sits_above_chance():
+    for entry in load_entries():
+        assert entry.chance < entry.bar <= entry.baseline, entry
+
+
+def test_judge_table():
+    entries = load_entries()[:1]
+    e = entries[0]
+    lines, failures = judge(entries, {e.name: {"test": {e.metric: e.bar + 1e-3}, "seconds": 1.0}})
+    assert not failures and "| pass |" in lines[-1]
+    lines, failures = judge(entries, {e.name: {"test": {e.metric: e.bar - 1e-3}, "seconds": 1.0}})
+    assert failures and "| FAIL |" in lines[-1]
+    lines, failures = judge(entries, {e.name: {"error": "exit status 1"}})
+    assert failures and "exit status 1" in lines[-1]
+
+
+def test_shuffle_audio_pairs_each_clip_with_another_clips_audio():
+    cb = ShuffleAudio()
+    batch = {"video": torch.zeros(3, 2), "audio": torch.arange(3.0)[:, None].expand(3, 4).clone()}
+    cb.on_train_batch_start(None, None, batch, 0)
+    assert batch["audio"][:, 0].tolist() == [2.0, 0.0, 1.0]
+    first, second = {"audio": torch.ones(1, 4)}, {"audio": torch.full((1, 4), 2.0)}
+    cb.on_test_batch_start(None, None, first, 0)
+    cb.on_test_batch_start(None, None, second, 1)
+    assert second["audio"].eq(1.0).all()  # a single clip takes the previous clip's audio
+
+
+def test_baselines_file_is_where_the_gate_reads_it():
+    assert BASELINES.exists(), BASELINES
