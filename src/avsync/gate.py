@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -135,6 +136,7 @@ def _spawn(entry: GateEntry, out: Path, baselines: Path, sabotage: str | None) -
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "avsync.gate", "--child", entry.name, "--out", str(out),
            "--baselines", str(baselines)] + (["--sabotage", sabotage] if sabotage else [])
+    shutil.rmtree(out / entry.name, ignore_errors=True)  # never read an earlier run's result
     start = time.time()
     with open(out / f"{entry.name}.log", "w") as log_file:
         code = subprocess.call(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
