@@ -53,7 +53,7 @@ CODEC_NAMES = {"pcm22": "PCM 22.05 kHz (.mkv)", "aac44": "AAC 44.1 kHz", "aac22"
                "aac16": "AAC 16 kHz", "mpeg4": "MPEG-4 Part 2, GOP 12", "h264": "H.264 (x264 crf 23)"}
 FPS, SIZE = 10.0, 64
 CONTENT_VERSION = "v2"  # in the clip folder's name: a change of content must not reuse old clips
-CLIPS, AUDIO_STEPS, VIDEO_STEPS = 40, 300, 300
+CLIPS, AUDIO_STEPS, VIDEO_STEPS = 40, 300, 150
 
 
 def write_row(row: str, folder: Path, clips: int) -> list[Path]:
