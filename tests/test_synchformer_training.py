@@ -61,6 +61,25 @@ def test_stage1_spec_step_and_temperature_clamp():
     assert module.net.transformer.off_head.weight.grad is None     # the sync module is not stage I's
 
 
+@pytest.mark.parametrize("center", [False, True])
+def test_stage1_centring_removes_what_a_clip_shares_over_time(center, monkeypatch):
+    """center_segments=True (the toy recipe): adding one vector to every segment of a clip leaves the
+    embeddings unchanged; the paper's default (False) sees it."""
+    module = SynchformerStage1Module(arch="synchformer_toy", num_segments=3, input_overrides=TOY_INPUTS,
+                                     center_segments=center)
+    g = torch.Generator().manual_seed(0)
+    vis, aud = torch.randn(2, 3, 8, 64, generator=g), torch.randn(2, 3, 6, 64, generator=g)
+    shared_v, shared_a = torch.randn(2, 1, 1, 64, generator=g) * 3, torch.randn(2, 1, 1, 64, generator=g) * 3
+    embeddings = []
+    for v, a in ((vis, aud), (vis + shared_v, aud + shared_a)):
+        monkeypatch.setattr(module.net, "features", lambda video, audio, v=v, a=a: (v, a))
+        with torch.no_grad():
+            embeddings.append(module.embeddings(_batch(3 * 0.64)))
+    same = all(torch.allclose(x, y, atol=1e-5) for x, y in zip(*embeddings))
+    assert same == center
+    assert SynchformerStage1Module(arch="synchformer_toy", num_segments=3).center_segments is False
+
+
 def test_warmup_then_cosine_schedule():
     assert warmup_cosine(0, 10, 110) == pytest.approx(0.1)
     assert warmup_cosine(9, 10, 110) == pytest.approx(1.0)
