@@ -54,6 +54,8 @@ class PaperNumber:
     stage: str | None     # the stage whose test result reproduces it (None: not reproduced here)
     tolerance: float = 2.0  # allowed |difference| in points at full scale
     note: str = ""
+    dataset: str = ""     # where the paper measured it (e.g. VGGSound-Sparse)
+    split: str = ""       # which split of that dataset (e.g. test)
 
 
 def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[Stage], list[PaperNumber], Path]:
