@@ -104,6 +104,27 @@ def test_stage2_trains_only_the_sync_module():
     assert changed and all(k.startswith(("vproj.", "aproj.", "transformer.")) for k in changed)
 
 
+def test_stage2_toy_options_centre_features_and_take_stage1_projections(tmp_path):
+    torch.manual_seed(0)
+    stage1 = SynchformerStage1Module(arch="synchformer_toy", num_segments=3, input_overrides=TOY_INPUTS)
+    torch.save({"state_dict": stage1.state_dict()}, tmp_path / "stage1.ckpt")
+    module = SynchformerStage2Module(arch="synchformer_toy", init_from=str(tmp_path / "stage1.ckpt"),
+                                     center_features=True, projections_from_stage1=True).eval()
+    assert torch.equal(module.net.vproj.weight, stage1.segment_vproj.weight)
+    assert torch.equal(module.net.aproj.bias, stage1.segment_aproj.bias)
+    g = torch.Generator().manual_seed(1)
+    vis, aud = torch.randn(2, 14, 8, 64, generator=g), torch.randn(2, 14, 6, 64, generator=g)
+    shifted = {"vis_feats": vis + torch.randn(2, 1, 1, 64, generator=g), "aud_feats": aud + 2.0}
+    with torch.no_grad():   # what a clip shares over time does not reach the sync module
+        torch.testing.assert_close(module({"vis_feats": vis, "aud_feats": aud}), module(shifted))
+        module.center_features = False
+        assert not torch.allclose(module({"vis_feats": vis, "aud_feats": aud}), module(shifted))
+    with pytest.raises(ValueError, match="segment_vproj"):   # a stage-II checkpoint has no segment heads
+        torch.save({"state_dict": {f"net.{k}": v for k, v in module.net.state_dict().items()}}, tmp_path / "s2.ckpt")
+        SynchformerStage2Module(arch="synchformer_toy", init_from=str(tmp_path / "s2.ckpt"),
+                                projections_from_stage1=True)
+
+
 def test_stage2_reads_extractors_of_an_official_segment_avclip_checkpoint(tmp_path):
     torch.manual_seed(0)
     src = Synchformer(SYNCHFORMER_CONFIGS["synchformer_toy"]).state_dict()
