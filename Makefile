@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast gate reproduce-sparsesync reproduce-sparsesync-artefacts reproduce-avst reproduce-divas bench clean
+.PHONY: install test test-fast gate reproduce-sparsesync reproduce-sparsesync-artefacts reproduce-avst reproduce-divas reproduce-synchformer bench clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ reproduce-avst: install
 # held out), or full size with DATA_ROOT=... (lrs2/ and lrs3/ under it)
 reproduce-divas: install
 	$(BIN)/avsync reproduce divas $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+
+# Synchformer's tables at toy scale on CPU (< 25 min on an idle 2-core machine), or full size with DATA_ROOT=...
+reproduce-synchformer: install
+	$(BIN)/avsync reproduce synchformer $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 
 # SparseSync Table 1 (codec artefacts): writes the clips with PyAV, trains the start-time probes
 reproduce-sparsesync-artefacts: install

@@ -5,9 +5,15 @@ unchanged, so the examples are the same offsets and windows as with decoding; on
 read from the cache (:func:`avsync.feature_cache.gather_segments`). A batch then carries
 ``vis_feats`` (B, S, tv, D) and ``aud_feats`` (B, S, ta, D) besides ``target`` / ``offset_sec`` /
 ``key``, which :class:`~avsync.lit.synchformer_stage2.SynchformerStage2Module` consumes directly.
+
+With ``build_if_missing`` the module writes the cache itself on first use, from the attached model's
+extractors, into ``cache_dir/<extractor fingerprint>``: a plan stage (``avsync reproduce``) can then
+train from cached features without a separate ``avsync cache-features`` run, and stages that share
+frozen extractors (the 3 -> 21 class curriculum) share one cache.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from avsync.feature_cache import INDEX, extractor_fingerprint, gather_segments
+from avsync.feature_cache import INDEX, extractor_fingerprint, gather_segments, write_cache
 
 from .base import AVClipDataset, AVSyncDataModule
 
@@ -65,25 +71,38 @@ class SynchformerFeatureDataModule(L.LightningDataModule):
         data: the data module the cache was written from (same configuration).
         cache_dir: folder written by ``avsync cache-features``.
         check_fingerprint: refuse a cache written by other extractor weights than the model's.
+        build_if_missing: write the cache from the model's extractors when there is none, into a
+            sub-folder of ``cache_dir`` named after their fingerprint (module docstring).
+        hop_frames: segment start spacing of a cache this module writes (``avsync cache-features``).
     """
 
-    def __init__(self, data: AVSyncDataModule, cache_dir: str, check_fingerprint: bool = True):
+    def __init__(self, data: AVSyncDataModule, cache_dir: str, check_fingerprint: bool = True,
+                 build_if_missing: bool = False, hop_frames: int = 1):
         super().__init__()
         self.data = data
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = self.cache_root = Path(cache_dir)
         self.check_fingerprint = check_fingerprint
+        self.build_if_missing = bool(build_if_missing)
+        self.hop_frames = int(hop_frames)
         self.datasets: dict[str, CachedFeatureDataset] = {}
 
     def prepare_data(self) -> None:
-        if not (self.cache_dir / INDEX).is_file():
+        if not self.build_if_missing and not (self.cache_dir / INDEX).is_file():
             raise FileNotFoundError(f"no feature cache at {self.cache_dir} ({INDEX} missing): "
                                     "run `avsync cache-features` first")
 
     def setup(self, stage: str | None = None) -> None:
-        index = json.loads((self.cache_dir / INDEX).read_text())
         model = self.trainer.lightning_module if self.trainer is not None else None
         if model is None:
             raise RuntimeError("SynchformerFeatureDataModule reads the segment layout from the model; attach a trainer")
+        if self.build_if_missing:
+            self.cache_dir = self.cache_root / self._cache_key(model)
+            if not (self.cache_dir / INDEX).is_file():
+                modes = {m: m.training for m in model.modules()}  # write_cache puts the net in eval mode
+                write_cache(model, self.data, self.cache_dir, hop_frames=self.hop_frames)
+                for m, training in modes.items():
+                    m.train(training)
+        index = json.loads((self.cache_dir / INDEX).read_text())
         if self.check_fingerprint and index["fingerprint"] != extractor_fingerprint(model.net):
             raise ValueError(f"the feature cache {self.cache_dir} was written by other extractor weights than "
                              "the model's; rebuild it or pass check_fingerprint=false")
@@ -96,6 +115,18 @@ class SynchformerFeatureDataModule(L.LightningDataModule):
                 self.datasets[split] = CachedFeatureDataset(base, self.cache_dir / split,
                                                             index["splits"].get(split, {}), cfg.num_segments,
                                                             step_sec)
+
+    def _cache_key(self, model) -> str:
+        """Folder name of a self-built cache: the extractor weights, the clips of every split and the
+        input settings it was written with (one extractor may serve several data sets)."""
+        self.data.input_spec = model.input_spec
+        self.data.prepare_data()
+        self.data.setup(None)
+        clips = {split: [r.key for r in ds.records] for split, ds in sorted(self.data.datasets.items())}
+        spec = model.input_spec
+        what = [extractor_fingerprint(model.net), clips, self.hop_frames, spec.fps, spec.sample_rate,
+                spec.frame_size, spec.resize_short_side]
+        return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         return DataLoader(self.datasets[split], batch_size=self.data.batch_size, shuffle=train, drop_last=train,

@@ -149,3 +149,67 @@ def test_table_lists_dataset_split_and_why_a_cell_is_missing(tmp_path):
     assert rows[0] == "table,setting,metric,paper,toy,difference,stage,note,dataset,split,tolerance,tolerance_kind"
     assert rows[1].startswith("2,60 fps (LRS3-multfps),test/acc@±40ms,96.8,50.0,-46.8,s60,,LRS3-multfps,test (60 fps)")
     assert "| 1 | SyncNet (LRS2) | test/acc@±40ms | 99.4 | — | — | not reproduced |" in (tmp_path / "results.md").read_text()
+
+
+# -- Synchformer --------------------------------------------------------------------------------
+SYNCH_DIR = REPRODUCTIONS / "synchformer"
+SYNCH_PLAN = yaml.safe_load((SYNCH_DIR / "plan.yaml").read_text())
+SYNCH_NUMBERS = yaml.safe_load((SYNCH_DIR / "paper_numbers.yaml").read_text())["numbers"]
+SYNCH_PARAMS = 122_440_704 + 92_400_384 + 2 * 590_592 + 21_437_973   # official: extractors + sync module
+
+
+def _synch_args(stage, data_root="/nonexistent"):
+    args = [a for cfg in stage["configs"] for a in ("--config", str(SYNCH_DIR / cfg))]
+    return args + [a.format(data_root=data_root) for a in stage.get("args", [])]
+
+
+@pytest.mark.parametrize("mode", ["toy", "full"])
+def test_synchformer_numbers_name_stages_that_test_and_init_from_runs_earlier(mode):
+    order = [s["name"] for s in SYNCH_PLAN[mode]]
+    tested = {s["name"] for s in SYNCH_PLAN[mode] if s.get("test", True)}
+    for number in SYNCH_NUMBERS:
+        assert {"value", "metric", "tolerance", "dataset", "split"} <= set(number), number
+        stage = number[f"{mode}_stage"]
+        assert stage in tested or (stage is None and number.get("note")), number
+    for i, stage in enumerate(SYNCH_PLAN[mode]):
+        assert stage.get("init_from") in (None, *order[:i]), stage["name"]
+        assert stage.get("fit", True) or stage.get("init_from"), stage["name"]
+
+
+@pytest.mark.parametrize("stage", SYNCH_PLAN["toy"], ids=lambda s: s["name"])
+def test_synchformer_toy_stage_composes(stage, repo_root_cwd):
+    cli = cli_main(_synch_args(stage), run=False)
+    cfg, spec = cli.model.net.cfg, cli.model.input_spec
+    assert cfg.motionformer.dim == 64 and spec.frame_size == 32          # the narrow toy extractors
+    if stage["name"] == "stage1":
+        assert cli.model.center_segments and spec.offset_classes is None
+        assert math.isclose(spec.duration_sec, 8 * 0.64)
+        return
+    step = cli.model.segment_step
+    assert spec.offset_classes == cfg.num_classes == (3 if "3cls" in stage["name"] else 21)
+    assert math.isclose(spec.duration_sec, ((cfg.num_segments - 1) * step + 1) * 0.64)
+    expected = (8, 1.0) if "no_overlap" in stage["name"] else (15, 0.5) if "15seg" in stage["name"] else (14, 0.5)
+    assert (cfg.num_segments, step) == expected
+    assert cli.config.data.init_args.get("build_if_missing", True) is not False
+
+
+@pytest.mark.parametrize("stage", [s for s in SYNCH_PLAN["full"] if s["name"] == "vgg_stage2"],
+                         ids=lambda s: s["name"])
+def test_synchformer_full_stage2_builds_the_papers_model(stage, repo_root_cwd):
+    cli = cli_main(_synch_args(stage) + ["--trainer.precision", "32", "--trainer.accelerator", "cpu"], run=False)
+    assert sum(p.numel() for p in cli.model.net.parameters()) == SYNCH_PARAMS
+    assert cli.model.freeze_extractors and cli.model.hparams.lr == 2e-6
+    assert math.isclose(cli.model.input_spec.duration_sec, 4.8) and cli.model.input_spec.frame_size == 224
+    assert cli.datamodule.root.startswith("/nonexistent")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", SYNCH_PLAN["full"], ids=lambda s: s["name"])
+def test_synchformer_full_stage_composes(stage, repo_root_cwd):
+    cli = cli_main(_synch_args(stage) + ["--trainer.precision", "32", "--trainer.accelerator", "cpu"], run=False)
+    params = sum(p.numel() for p in cli.model.net.parameters())
+    cfg = cli.model.net.cfg
+    # a longer or shorter input changes only the positional table (2 + S * (8 + 6) rows of 768)
+    assert params == SYNCH_PARAMS + (cfg.num_segments - 14) * 14 * 768
+    if "stage1" in stage["name"]:
+        assert not cli.model.center_segments                          # the paper's loss at full scale

@@ -62,3 +62,23 @@ def test_cache_features_then_fit_from_the_cache(tmp_path, repo_root_cwd):
           "--trainer.default_root_dir", str(run), "--trainer.logger.init_args.save_dir", str(run)])
     state = torch.load(sorted(run.rglob("last.ckpt"))[0], map_location="cpu", weights_only=True)
     assert state["global_step"] == 2
+
+
+@pytest.mark.slow
+def test_feature_module_builds_its_cache_on_first_use_and_reuses_it(tmp_path, repo_root_cwd):
+    """build_if_missing: a stage trains from cached features without `avsync cache-features`; a second
+    run with the same extractors and clips finds the same folder instead of writing another."""
+    cfgs = "reproductions/synchformer/configs"
+    args = ["fit", "--config", f"{cfgs}/toy_trainer.yaml", "--config", f"{cfgs}/toy_stage2.yaml",
+            "--config", f"{cfgs}/toy_dense_cached.yaml", "--config", f"{cfgs}/cls3.yaml",
+            "--data.init_args.cache_dir", str(tmp_path / "cache"), "--trainer.max_steps", "1",
+            "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false"]
+    for name, value in (("num_train", 2), ("num_valid", 1), ("num_test", 1), ("batch_size", 1)):
+        args += [f"--data.init_args.data.init_args.{name}", str(value)]
+    args += ["--data.init_args.data.init_args.root", str(tmp_path / "toy")]
+    for run in ("a", "b"):
+        torch.manual_seed(0)   # the same random extractors both times
+        main([*args, "--trainer.default_root_dir", str(tmp_path / run), "--seed_everything", "0"])
+    folders = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    assert len(folders) == 1 and (folders[0] / "index.json").is_file()
+    assert len(list((folders[0] / "train").glob("*.pt"))) == 2

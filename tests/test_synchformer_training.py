@@ -61,6 +61,25 @@ def test_stage1_spec_step_and_temperature_clamp():
     assert module.net.transformer.off_head.weight.grad is None     # the sync module is not stage I's
 
 
+@pytest.mark.parametrize("center", [False, True])
+def test_stage1_centring_removes_what_a_clip_shares_over_time(center, monkeypatch):
+    """center_segments=True (the toy recipe): adding one vector to every segment of a clip leaves the
+    embeddings unchanged; the paper's default (False) sees it."""
+    module = SynchformerStage1Module(arch="synchformer_toy", num_segments=3, input_overrides=TOY_INPUTS,
+                                     center_segments=center)
+    g = torch.Generator().manual_seed(0)
+    vis, aud = torch.randn(2, 3, 8, 64, generator=g), torch.randn(2, 3, 6, 64, generator=g)
+    shared_v, shared_a = torch.randn(2, 1, 1, 64, generator=g) * 3, torch.randn(2, 1, 1, 64, generator=g) * 3
+    embeddings = []
+    for v, a in ((vis, aud), (vis + shared_v, aud + shared_a)):
+        monkeypatch.setattr(module.net, "features", lambda video, audio, v=v, a=a: (v, a))
+        with torch.no_grad():
+            embeddings.append(module.embeddings(_batch(3 * 0.64)))
+    same = all(torch.allclose(x, y, atol=1e-5) for x, y in zip(*embeddings))
+    assert same == center
+    assert SynchformerStage1Module(arch="synchformer_toy", num_segments=3).center_segments is False
+
+
 def test_warmup_then_cosine_schedule():
     assert warmup_cosine(0, 10, 110) == pytest.approx(0.1)
     assert warmup_cosine(9, 10, 110) == pytest.approx(1.0)
@@ -83,6 +102,27 @@ def test_stage2_trains_only_the_sync_module():
     after = module.net.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith(("vproj.", "aproj.", "transformer.")) for k in changed)
+
+
+def test_stage2_toy_options_centre_features_and_take_stage1_projections(tmp_path):
+    torch.manual_seed(0)
+    stage1 = SynchformerStage1Module(arch="synchformer_toy", num_segments=3, input_overrides=TOY_INPUTS)
+    torch.save({"state_dict": stage1.state_dict()}, tmp_path / "stage1.ckpt")
+    module = SynchformerStage2Module(arch="synchformer_toy", init_from=str(tmp_path / "stage1.ckpt"),
+                                     center_features=True, projections_from_stage1=True).eval()
+    assert torch.equal(module.net.vproj.weight, stage1.segment_vproj.weight)
+    assert torch.equal(module.net.aproj.bias, stage1.segment_aproj.bias)
+    g = torch.Generator().manual_seed(1)
+    vis, aud = torch.randn(2, 14, 8, 64, generator=g), torch.randn(2, 14, 6, 64, generator=g)
+    shifted = {"vis_feats": vis + torch.randn(2, 1, 1, 64, generator=g), "aud_feats": aud + 2.0}
+    with torch.no_grad():   # what a clip shares over time does not reach the sync module
+        torch.testing.assert_close(module({"vis_feats": vis, "aud_feats": aud}), module(shifted))
+        module.center_features = False
+        assert not torch.allclose(module({"vis_feats": vis, "aud_feats": aud}), module(shifted))
+    with pytest.raises(ValueError, match="segment_vproj"):   # a stage-II checkpoint has no segment heads
+        torch.save({"state_dict": {f"net.{k}": v for k, v in module.net.state_dict().items()}}, tmp_path / "s2.ckpt")
+        SynchformerStage2Module(arch="synchformer_toy", init_from=str(tmp_path / "s2.ckpt"),
+                                projections_from_stage1=True)
 
 
 def test_stage2_reads_extractors_of_an_official_segment_avclip_checkpoint(tmp_path):

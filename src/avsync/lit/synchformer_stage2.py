@@ -66,13 +66,21 @@ class SynchformerStage2Module(OffsetClassificationModule):
         init_from: checkpoint whose matching tensors initialise the whole network (e.g. a converted
             official model).
         freeze_extractors: the paper's setting; False trains end to end (appendix Table 2 rows).
+        center_features: subtract each clip's mean over segments from its segment features before the
+            sync module (the toy recipe; off = the paper). What a clip shares over time (a face, a
+            voice's timbre) dominates narrow features; centred, the sync module sees their dynamics,
+            as the centred stage-I loss did.
+        projections_from_stage1: initialise ``vproj`` / ``aproj`` from the segment projections of the
+            stage-I checkpoint given as ``init_from`` (toy recipe; same shapes), so the sync module
+            starts in the space where stage I aligned the two streams.
     """
 
     def __init__(self, arch: str = "synchformer", arch_overrides: dict | None = None,
                  input_overrides: dict | None = None, segment_step: float = 0.5, lr: float = 2e-6,
                  betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, warmup_steps: int = 1000,
                  extractors_from: str | None = None, init_from: str | None = None,
-                 freeze_extractors: bool = True, log_figures: bool = True):
+                 freeze_extractors: bool = True, log_figures: bool = True, center_features: bool = False,
+                 projections_from_stage1: bool = False):
         self.save_hyperparameters()
         net = Synchformer(get_config(arch, arch_overrides))
         super().__init__(net.cfg.num_classes, lr, betas, weight_decay, warmup_steps, log_figures=log_figures)
@@ -87,6 +95,9 @@ class SynchformerStage2Module(OffsetClassificationModule):
         if init_from:
             missing = load_matching_weights(self.net, init_from, prefix="net.")
             log.info("initialised Synchformer from %s; %d tensors kept their init", init_from, len(missing))
+        if init_from and projections_from_stage1:
+            self._projections_from_stage1(init_from)
+        self.center_features = bool(center_features)
         if extractors_from:
             state = extractor_state(extractors_from)
             own = {k for k in self.net.state_dict() if k.startswith(EXTRACTORS)}
@@ -98,15 +109,34 @@ class SynchformerStage2Module(OffsetClassificationModule):
         if freeze_extractors:
             self.freeze(self.net.vfeat_extractor, self.net.afeat_extractor)
 
+    def _projections_from_stage1(self, ckpt_path: str) -> None:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state)
+        for ours, theirs in (("vproj", "segment_vproj"), ("aproj", "segment_aproj")):
+            layer = getattr(self.net, ours)
+            weight, bias = state.get(f"{theirs}.weight"), state.get(f"{theirs}.bias")
+            if weight is None or weight.shape != layer.weight.shape:
+                raise ValueError(f"{ckpt_path} holds no stage-I {theirs} of shape {tuple(layer.weight.shape)}")
+            with torch.no_grad():
+                layer.weight.copy_(weight)
+                layer.bias.copy_(bias)
+
     def segment_features(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-segment features of a batch: from the cache when it carries them, else from the extractors."""
+        """Per-segment features of a batch: from the cache when it carries them, else from the extractors
+        (centred if ``center_features``)."""
         if "vis_feats" in batch and "aud_feats" in batch:
-            return batch["vis_feats"].float(), batch["aud_feats"].float()
+            return self.centred(batch["vis_feats"].float(), batch["aud_feats"].float())
         s = self.net.cfg.num_segments
         video = self.inputs.video(batch["video"], s, self.segment_step)
         audio = self.inputs.audio(batch["audio"], s, self.segment_step)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_extractors):
-            return self.net.features(video, audio)
+            return self.centred(*self.net.features(video, audio))
+
+    def centred(self, vis: torch.Tensor, aud: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S, t, D) features less each clip's mean over segments and time if ``center_features``."""
+        if not self.center_features:
+            return vis, aud
+        return vis - vis.mean((1, 2), keepdim=True), aud - aud.mean((1, 2), keepdim=True)
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.net.sync(*self.segment_features(batch))

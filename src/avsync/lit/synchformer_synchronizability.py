@@ -47,6 +47,7 @@ class SynchformerSynchronizabilityModule(SynchformerStage2Module):
         tune: "sync_module" (projections + sync transformer + head) or "head".
         tolerance_classes: an offset is right within this many grid classes (±0.2 s: 1).
         freeze_extractors: must stay True (kept for checkpoints, whose hyper-parameters carry it).
+        center_features: as the stage-II model it fine-tunes (its checkpoint's setting).
         Other arguments: :class:`~avsync.lit.synchformer_stage2.SynchformerStage2Module`'s.
     """
 
@@ -54,14 +55,15 @@ class SynchformerSynchronizabilityModule(SynchformerStage2Module):
                  input_overrides: dict | None = None, segment_step: float = 0.5, lr: float = 2e-6,
                  betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, warmup_steps: int = 1000,
                  init_from: str | None = None, extractors_from: str | None = None, tune: str = "sync_module",
-                 tolerance_classes: int = 1, log_figures: bool = True, freeze_extractors: bool = True):
+                 tolerance_classes: int = 1, log_figures: bool = True, freeze_extractors: bool = True,
+                 center_features: bool = False):
         if tune not in TUNE:
             raise ValueError(f"tune must be one of {TUNE}, got {tune!r}")
         if not freeze_extractors:
             raise ValueError("the synchronizability head is fine-tuned over frozen extractors (Synchformer §4.2)")
         super().__init__(arch, arch_overrides, input_overrides, segment_step, lr, betas, weight_decay, warmup_steps,
                          extractors_from=extractors_from, init_from=None, freeze_extractors=True,
-                         log_figures=log_figures)
+                         log_figures=log_figures, center_features=center_features)
         if init_from:
             missing = load_matching_weights(self.net, init_from, prefix="net.")
             if missing:
