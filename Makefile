@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast gate reproduce-sparsesync reproduce-sparsesync-artefacts reproduce-avst bench clean
+.PHONY: install test test-fast gate reproduce-sparsesync reproduce-sparsesync-artefacts reproduce-avst reproduce-vocalist bench clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ reproduce-sparsesync: install
 reproduce-avst: install
 	$(BIN)/avsync reproduce avst $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
 	$(BIN)/python reproductions/avst/findings.py $(if $(DATA_ROOT),runs/reproduce/avst_full,runs/reproduce/avst)
+
+# VocaLiST Tables 1-2 at toy scale on CPU (speech and toy singing sets; or full size with DATA_ROOT=...), then findings
+reproduce-vocalist: install
+	$(BIN)/avsync reproduce vocalist $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+	$(BIN)/python reproductions/vocalist/findings.py $(if $(DATA_ROOT),runs/reproduce/vocalist_full,runs/reproduce/vocalist)
 
 # SparseSync Table 1 (codec artefacts): writes the clips with PyAV, trains the start-time probes
 reproduce-sparsesync-artefacts: install
