@@ -28,7 +28,7 @@ def test_findings_read_the_stage_results(tmp_path):
     text = "\n".join(f.findings(f.load_results(tmp_path)))
     assert "| SyncNet (toy) | 30.0 | 40.0 | 50.0 | 60.0 | 65.0 | 70.0 | holds |" in text
     assert "| VocaLiST (toy) |" in text and "at chance: no finding" in text
-    assert "(5 of 5 contexts favour speech): **holds**" in text
+    assert "(5 of 5 contexts favour speech, 5 by more than the ~10-point noise): **holds**" in text
     assert "singing +35.0 points, speech +18.0: **holds**" in text
     assert "-5.0 | 0.0 | 0.0 | 5.0 | 5.0 points" in text
 
@@ -40,5 +40,5 @@ def test_findings_say_when_a_finding_does_not_hold(tmp_path):
     _write(tmp_path, "speech_syncnet_on_singing", f.SINGING_CONTEXTS, [0.7, 0.7, 0.7, 0.7, 0.7])
     text = "\n".join(f.findings(f.load_results(tmp_path)))
     assert "| 40.0 | does not hold |" in text
-    assert "(0 of 5 contexts favour speech): **does not hold**" in text
+    assert "(0 of 5 contexts favour speech, 0 by more than the ~10-point noise): **does not hold**" in text
     assert "singing +0.0 points, speech +10.0: **does not hold**" in text

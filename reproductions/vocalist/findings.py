@@ -88,9 +88,10 @@ def findings(results: dict) -> list[str]:
     out += ["", "## 2. Singing is harder than speech at equal context", ""]
     if on_singing and on_speech and _learned(on_speech, 5):
         gaps = [a - b for a, b in zip(on_speech, on_singing)]
-        harder = sum(g > 0 for g in gaps)
+        harder, clear = sum(g > 0 for g in gaps), sum(g > MARGIN for g in gaps)
         out.append(f"Speech-trained SyncNet, speech minus singing at ±5 frames: {_fmt(gaps)} points "
-                   f"({harder} of {len(gaps)} contexts favour speech): "
+                   f"({harder} of {len(gaps)} contexts favour speech, {clear} by more than the ~{MARGIN:.0f}-point "
+                   f"noise): "
                    f"**{'holds' if harder == len(gaps) else 'holds in part' if harder else 'does not hold'}**.")
         if sung:
             gaps = [a - b for a, b in zip(on_speech, sung)]
@@ -112,6 +113,9 @@ def findings(results: dict) -> list[str]:
         out.append(f"Gain from 5 to 25 frames (speech-trained SyncNet, ±5): singing {gain_sing:+.1f} points, "
                    f"speech {gain_speech:+.1f}: **{verdict}**"
                    + (" (speech is at its ceiling, which caps its gain)." if ceiling else "."))
+        mid = SINGING_CONTEXTS.index(15)
+        out.append(f"Gain from 15 to 25 frames (where speech nears its ceiling): singing "
+                   f"{on_singing[-1] - on_singing[mid]:+.1f} points, speech {on_speech[-1] - on_speech[mid]:+.1f}.")
         if sung:
             out.append(f"Singing-trained SyncNet on singing: {sung[-1] - sung[0]:+.1f} points from 5 to 25 frames.")
     else:
