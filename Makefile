@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast gate reproduce-sparsesync reproduce-sparsesync-artefacts reproduce-avst reproduce-divas reproduce-synchformer bench clean
+.PHONY: install test test-fast gate reproduce-all reproduce-sparsesync reproduce-sparsesync-artefacts reproduce-avst reproduce-divas reproduce-synchformer reproduce-vocalist bench clean
 
 install: $(STAMP)
 
@@ -42,6 +42,14 @@ reproduce-divas: install
 # Synchformer's tables at toy scale on CPU (< 25 min on an idle 2-core machine), or full size with DATA_ROOT=...
 reproduce-synchformer: install
 	$(BIN)/avsync reproduce synchformer $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+
+# VocaLiST Tables 1-2 at toy scale on CPU (speech and toy singing sets; or full size with DATA_ROOT=...), then findings
+reproduce-vocalist: install
+	$(BIN)/avsync reproduce vocalist $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+	$(BIN)/python reproductions/vocalist/findings.py $(if $(DATA_ROOT),runs/reproduce/vocalist_full,runs/reproduce/vocalist)
+
+# every paper's toy tables in turn (each < 20-25 min on an idle 2-core CPU), or full size with DATA_ROOT=...
+reproduce-all: reproduce-sparsesync reproduce-avst reproduce-synchformer reproduce-vocalist reproduce-divas
 
 # SparseSync Table 1 (codec artefacts): writes the clips with PyAV, trains the start-time probes
 reproduce-sparsesync-artefacts: install

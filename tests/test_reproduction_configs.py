@@ -213,3 +213,65 @@ def test_synchformer_full_stage_composes(stage, repo_root_cwd):
     assert params == SYNCH_PARAMS + (cfg.num_segments - 14) * 14 * 768
     if "stage1" in stage["name"]:
         assert not cli.model.center_segments                          # the paper's loss at full scale
+
+
+# ---------------------------------------------------------------------------- VocaLiST (Tables 1 and 2)
+VOC_DIR = REPRODUCTIONS / "vocalist"
+VOC_PLAN = yaml.safe_load((VOC_DIR / "plan.yaml").read_text())
+VOC_NUMBERS = yaml.safe_load((VOC_DIR / "paper_numbers.yaml").read_text())["numbers"]
+VOC_PARAMS = {"VocaLiSTModule": 80_106_561, "SyncNetModule": 13_631_616}  # official counts (SPEC §3)
+
+
+def _voc_args(stage, data_root="/nonexistent"):
+    args = [a for cfg in stage["configs"] for a in ("--config", str(VOC_DIR / cfg))]
+    return args + [a.format(data_root=data_root) for a in stage.get("args", [])]
+
+
+@pytest.mark.parametrize("mode", ["toy", "full"])
+def test_every_vocalist_number_names_a_stage_of_the_plan(mode):
+    names = {s["name"] for s in VOC_PLAN[mode]}
+    for number in VOC_NUMBERS:
+        assert number[f"{mode}_stage"] in (None, *names), number
+        assert number["metric"] == f"test/acc_tol_{number['setting'].split(', ')[-1].split()[0]}f", number
+    for stage in VOC_PLAN[mode]:
+        assert stage.get("init_from") in (None, *names)
+        assert stage.get("fit", True) or stage.get("init_from"), stage["name"]
+
+
+def _protocol(cli):
+    """(tolerance in frames, contexts) the stage's test reads, and the toy set / dataset it reads them on."""
+    return cli.model.tolerance_frames, cli.model.eval_contexts
+
+
+@pytest.mark.parametrize("stage", VOC_PLAN["toy"], ids=lambda s: s["name"])
+def test_vocalist_toy_stage_composes(stage, repo_root_cwd):
+    cli = cli_main(_voc_args(stage) + ["--trainer.logger", "false"], run=False)
+    tolerance, contexts = _protocol(cli)
+    # the set a stage reads: "<trained on>_<model>[_on_<tested on>...]" names it
+    read = stage["name"].split("_on_")[1] if "_on_" in stage["name"] else stage["name"]
+    singing = read.startswith("singing")
+    assert cli.datamodule.variant == ("singing" if singing else "dense")
+    if tolerance == 1:  # Table 1 protocol (LRS2): 5..15 frames
+        assert contexts == (5, 7, 9, 11, 13, 15) and not singing
+    else:  # Table 2 protocol (Acappella): 5..25 frames at +-5
+        assert tolerance == 5 and contexts == (5, 10, 15, 20, 25)
+    assert cli.model.clip_frames >= max(contexts) + 2 * cli.model.max_shift
+    assert type(cli.model).__name__ == ("VocaLiSTModule" if "vocalist" in stage["name"] else "SyncNetModule")
+    assert cli.trainer.max_steps <= 200 and cli.trainer.limit_val_batches == 0
+
+
+@pytest.mark.parametrize("stage", VOC_PLAN["full"], ids=lambda s: s["name"])
+def test_vocalist_full_stage_builds_the_papers_model(stage, repo_root_cwd):
+    cli = cli_main(_voc_args(stage) + ["--trainer.accelerator", "cpu", "--trainer.logger", "false"], run=False)
+    model = cli.model
+    assert sum(p.numel() for p in model.net.parameters()) == VOC_PARAMS[type(model).__name__]
+    tolerance, contexts = _protocol(cli)
+    on_acappella = "acappella" in stage["name"]
+    assert type(cli.datamodule).__name__ == ("AcappellaDataModule" if on_acappella else "LRS2DataModule")
+    assert cli.datamodule.root.startswith("/nonexistent")
+    if "_var" in stage["name"]:  # a dedicated model per context: window = context
+        n = int(stage["name"].rsplit("_var", 1)[1])
+        assert model.window_frames == n and contexts == (n,) and tolerance == 5
+    else:
+        assert model.window_frames == 5
+        assert (tolerance, contexts) == ((5, (5, 10, 15, 20, 25)) if on_acappella else (1, (5, 7, 9, 11, 13, 15)))

@@ -12,6 +12,8 @@ Variants:
 * ``dense``  — a talking-head cartoon: the mouth opening and the loudness of a voiced,
   formant-shaped sound both follow one aperiodic syllabic envelope e(t); nuisance that is not
   synchronised with the sound: head drift, eye blinks, per-frame brightness jitter, noise.
+* ``singing`` — the talking head holding long steady vowels (few onsets, slow envelope): the
+  toy Acappella of the VocaLiST reproduction.
 * ``sparse`` — a small object in a larger scene reacts (flash, swell, hop) at a few random
   times, each with a percussive impact; between events only ambient noise, a hum, moving and
   flickering silent distractor shapes, and occasional off-screen tonal blips.
@@ -174,7 +176,7 @@ def _rms(x) -> float:
 @register("dense", size=64)
 def render_dense(
     rng, t_video, t_audio, size, sample_rate, duration_sec,
-    snr_db=(20.0, 25.0), blink_gap=(1.0, 3.0), drift=0.04,
+    snr_db=(20.0, 25.0), blink_gap=(1.0, 3.0), drift=0.04, track=sig.syllable_track,
 ):
     """Talking head. Geometry in fractions of the frame (H for vertical, W for horizontal).
 
@@ -183,7 +185,8 @@ def render_dense(
     e(t)) plus 1/f^alpha noise (alpha in [0, 1]) at ``snr_db`` below the voice RMS.
     Nuisance: blinks (100-200 ms) with gaps ``blink_gap[0] + Exp(blink_gap[1])`` s, head drift of
     up to ``drift`` of the frame (sum of 3 sinusoids, 0.05-0.4 Hz), brightness jitter (gain sd
-    2 %, offset sd 1 %, independent per frame).
+    2 %, offset sd 1 %, independent per frame). ``track`` draws the voice's time structure
+    (``singing`` passes sustained notes).
     """
     T, (H, W), M = len(t_video), size, sig.MARGIN_SEC
     # 1. appearance (fixed number of draws)
@@ -196,7 +199,7 @@ def render_dense(
     face_r = np.array([0.42, 0.33]) * rng.uniform(0.95, 1.03, 2)
     mouth_rx = 0.13 * rng.uniform(0.9, 1.1)
     # 2. time structure: syllables, blinks, head drift, brightness jitter
-    syl = sig.syllable_track(rng, -M, duration_sec + M)
+    syl = track(rng, -M, duration_sec + M)  # syllables (speech) or sustained notes (singing)
     blinks = sig.renewal_times(rng, -M, duration_sec + M, blink_gap[0], blink_gap[1])
     blink_dur = rng.uniform(0.10, 0.20, len(blinks))
     wander = sig.Wander.draw(rng, 2, n=3, freq_range=(0.05, 0.4), amp=drift)
@@ -336,6 +339,17 @@ def render_sparse(
         distractor_flicker=np.array([d["flicker"] for d in dis]),
     )
     return frames, audio, meta
+
+
+# ---------------------------------------------------------------------------- singing
+@register("singing", size=64)
+def render_singing(rng, t_video, t_audio, size, sample_rate, duration_sec, **params):
+    """The talking head singing: the same face, nuisance and mouth-follows-loudness rendering as
+    ``dense``, but the voice holds long steady vowels (:func:`~avsync.toy.signals.sustained_note_track`:
+    slow flat-topped envelope, few onsets) — the toy Acappella, harder to synchronise than speech
+    because a short window inside a held note shows no change to align."""
+    return render_dense(rng, t_video, t_audio, size, sample_rate, duration_sec,
+                        track=params.pop("track", sig.sustained_note_track), **params)
 
 
 # ---------------------------------------------------------------------------- dense_scene

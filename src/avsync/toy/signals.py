@@ -134,6 +134,49 @@ def syllable_track(
     return Syllables(onset[keep], dur[keep], peak[keep], f0[keep], glide[keep], formants[keep])
 
 
+@dataclass(frozen=True)
+class SustainedNotes(Syllables):
+    """Sung notes: each a held vowel whose envelope rises, stays flat at its peak and falls.
+
+    The envelope is a Tukey window: sin^2 ramps over ``ramp`` of the note at each end, flat in
+    between, so most of a note carries no change for a synchronisation model to lock on to (the
+    Acappella paper's "sustained vowels"); only the few onsets and releases do.
+    """
+
+    ramp: float = 0.15  # share of a note taken by its attack (and by its release)
+
+    def envelope(self, t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, dtype=np.float64)
+        if len(self.onset) == 0:
+            return np.zeros(t.shape)
+        i = np.clip(np.searchsorted(self.onset, t, side="right") - 1, 0, None)
+        u = (t - self.onset[i]) / self.duration[i]
+        inside = (u >= 0) & (u < 1)
+        edge = np.clip(np.minimum(u, 1 - u) / self.ramp, 0, 1)  # 0 at the note's ends, 1 on the plateau
+        return np.where(inside, self.peak[i] * np.sin(0.5 * np.pi * edge) ** 2, 0.0)
+
+
+def sustained_note_track(
+    rng: np.random.Generator,
+    start: float,
+    end: float,
+    duration_range=(0.8, 2.0),
+    gap_range=(0.04, 0.2),
+    pause_prob: float = 0.1,
+    pause_range=(0.3, 0.8),
+    peak_range=(0.6, 1.0),
+    f0_range=(150.0, 450.0),
+    ramp: float = 0.15,
+    glide_scale: float = 0.1,
+) -> SustainedNotes:
+    """Notes covering [start, end) for the ``singing`` toy variant: long (0.8-2 s), steady-pitched
+    (the syllable glide scaled by ``glide_scale``) held vowels with short breaths between them, so
+    there are ~5x fewer onsets per second than in ``syllable_track``'s speech."""
+    syl = syllable_track(rng, start, end, duration_range, gap_range, pause_prob, pause_range, peak_range, f0_range)
+    return SustainedNotes(syl.onset, syl.duration, syl.peak, syl.f0, syl.glide * glide_scale, syl.formants,
+                          ramp=ramp)
+
+
 def voiced_audio(
     rng: np.random.Generator, syl: Syllables, t: np.ndarray, sample_rate: int, fmax: float = 4000.0
 ) -> np.ndarray:
