@@ -458,6 +458,32 @@ def _skipped(record: ClipRecord, skip: set[str]) -> bool:
     return any(s.endswith("/" + record.key) for s in skip)
 
 
+class WrappedLoaders:
+    """The loaders of a data module that wraps another (feature caches, synchronizability): its own
+    ``self.datasets`` per split, read with the wrapped clip module's batch size and worker settings
+    (``loader_settings()``). Put it before ``LightningDataModule`` in the bases."""
+
+    datasets: dict
+
+    def loader_settings(self) -> "AVSyncDataModule":
+        raise NotImplementedError
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        src = self.loader_settings()
+        return DataLoader(self.datasets[split], batch_size=src.batch_size, shuffle=train, drop_last=train,
+                          num_workers=src.num_workers,
+                          persistent_workers=src.persistent_workers and src.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+
 class AVSyncDataModule(L.LightningDataModule):
     """Base of every dataset's data module: splits ``train`` / ``valid`` / ``test``.
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from avsync.feature_cache import INDEX, extractor_fingerprint, gather_segments, write_cache
 
-from .base import AVClipDataset, AVSyncDataModule
+from .base import AVClipDataset, AVSyncDataModule, WrappedLoaders
 
 __all__ = ["CachedFeatureDataset", "SynchformerFeatureDataModule"]
 
@@ -64,7 +64,7 @@ class CachedFeatureDataset(Dataset):
                 "audio_start_sec": float(plan.audio_start_sec), "key": record.key, "index": int(index)}
 
 
-class SynchformerFeatureDataModule(L.LightningDataModule):
+class SynchformerFeatureDataModule(WrappedLoaders, L.LightningDataModule):
     """Cached-feature examples over the clips, samplers and fixed plans of ``data``.
 
     Args:
@@ -128,16 +128,5 @@ class SynchformerFeatureDataModule(L.LightningDataModule):
                 spec.frame_size, spec.resize_short_side]
         return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        return DataLoader(self.datasets[split], batch_size=self.data.batch_size, shuffle=train, drop_last=train,
-                          num_workers=self.data.num_workers,
-                          persistent_workers=self.data.persistent_workers and self.data.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("valid", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+    def loader_settings(self) -> AVSyncDataModule:
+        return self.data

@@ -21,11 +21,11 @@ import logging
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from avsync.offsets import FixedOffsets, WindowSampler, stable_hash
 
-from .base import AVClipDataset, AVSyncDataModule
+from .base import AVClipDataset, AVSyncDataModule, WrappedLoaders
 from .synchformer_features import CachedFeatureDataset, SynchformerFeatureDataModule
 
 __all__ = ["NO_OFFSET_CLASS", "NonOverlappingClipDataset", "SynchronizabilityDataset", "SynchronizabilityDataModule",
@@ -106,7 +106,7 @@ class SynchronizabilityDataset(Dataset):
         return item
 
 
-class SynchronizabilityDataModule(L.LightningDataModule):
+class SynchronizabilityDataModule(WrappedLoaders, L.LightningDataModule):
     """Synchronizability examples over the clips, samplers and fixed plans of ``data``.
 
     Args:
@@ -153,17 +153,5 @@ class SynchronizabilityDataModule(L.LightningDataModule):
             self.datasets[split] = SynchronizabilityDataset(synced, unsynced, base, unsynced_clips, self.prob,
                                                             clips.seed, base.train)
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        clips = self.clips_module
-        return DataLoader(self.datasets[split], batch_size=clips.batch_size, shuffle=train, drop_last=train,
-                          num_workers=clips.num_workers,
-                          persistent_workers=clips.persistent_workers and clips.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("valid", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+    def loader_settings(self) -> AVSyncDataModule:
+        return self.clips_module
