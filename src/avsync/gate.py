@@ -157,13 +157,12 @@ def judge(entries: list[GateEntry], results: dict[str, dict]) -> tuple[list[str]
         value = res.get("test", {}).get(e.metric)
         if value is None:
             status = "FAIL (" + res.get("error", f"no {e.metric} in the test results") + ")"
+            failures.append(f"{e.name}: {status}")
         elif value < e.bar:
             status = "FAIL"
+            failures.append(f"{e.name}: {e.metric} = {value:.3f} < bar {e.bar:.3f} (chance {e.chance:.3f})")
         else:
             status = "pass"
-        if status != "pass":
-            failures.append(f"{e.name}: {e.metric} = {'—' if value is None else f'{value:.3f}'} < bar {e.bar:.3f}"
-                            if value is not None else f"{e.name}: {status}")
         shown = "—" if value is None else f"{value:.3f}"
         lines.append(f"| {e.name} | {e.metric} | {e.chance:.3f} | {e.baseline:.3f} | {e.margin:.3f} | {e.bar:.3f} "
                      f"| {shown} | {status} | {res.get('seconds', 0):.0f} |")
