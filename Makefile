@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast gate reproduce-all reproduce-sparsesync reproduce-sparsesync-artefacts reproduce-avst reproduce-divas reproduce-synchformer reproduce-vocalist bench clean
+.PHONY: install test test-all test-fast gate reproduce-all reproduce-sparsesync reproduce-sparsesync-artefacts reproduce-avst reproduce-divas reproduce-synchformer reproduce-vocalist bench clean
 
 install: $(STAMP)
 
@@ -16,7 +16,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
+# CI's suite (.ci/run): everything but the `slow` end-to-end runs, including the regression gate
 test: install
+	$(BIN)/python -m pytest -q -ra -m "not slow"
+
+# the whole suite, `slow` end-to-end runs included (full-size configs built, real-clip full-size step, ...)
+test-all: install
 	$(BIN)/python -m pytest -q -ra
 
 test-fast: install

@@ -6,14 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from media_cases import write_case
 
 SCRIPT = Path(__file__).with_name("ddp_validation_run.py")
 
 
-@pytest.mark.slow
 def test_ddp_validation_sees_every_item_exactly_once(tmp_path):
     clips = tmp_path / "data" / "clips"
     clips.mkdir(parents=True)

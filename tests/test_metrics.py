@@ -203,7 +203,6 @@ def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.slow
 def test_real_two_process_gloo_ddp_gives_the_global_result_on_every_rank(tmp_path):
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     logits, target = _random_batches(seed=2)
