@@ -223,6 +223,28 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def save_barh(path: Path, labels: list[str], values: list[float], *, xlabel: str, title: str, color: str,
+              log: bool = False, figsize: tuple[float, float] = (8, 4.5), dpi: int = 110) -> None:
+    """One horizontal bar per measured model (top to bottom in the given order), saved as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not labels:
+        return
+    fig, ax = plt.subplots(figsize=figsize)
+    ax.barh(labels, values, color=color)
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
 # -- the per-model runner shared by train_step.py and inference.py --------------------------------
 def add_case_arguments(p: argparse.ArgumentParser, timeout_s: float) -> None:
     """The options every per-model benchmark takes (which models, device, isolation, output)."""

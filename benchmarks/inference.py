@@ -26,7 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cases import CASES, select, synthetic_batch, to_device, trainable_parameters  # noqa: E402
 from bench_common import (PeakMemory, add_case_arguments, autocast, check_device, fmt, header,  # noqa: E402
-                          markdown_table, median, result_path, run_cases, time_calls, time_quick, write_report)
+                          markdown_table, median, result_path, run_cases, save_barh, time_calls, time_quick,
+                          write_report)
 
 PAPER_FPS = {"syncnet": 265.0, "vocalist": 13.0, "divas_face": 4500.0}  # DiVAS Table 1, RTX 3090
 SEARCH_WINDOW, MAX_SHIFT = 5, 15
@@ -63,23 +64,9 @@ def measure(key: str, args: argparse.Namespace) -> dict:
 
 
 def plot(results: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ok = [r for r in results if "error" not in r]
-    if not ok:
-        return
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.barh([r["case"] for r in ok], [r["frames_per_s"] for r in ok], color="tab:green")
-    ax.set_xscale("log")
-    ax.set_xlabel("video frames / s while predicting the offset (log scale)")
-    ax.invert_yaxis()
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_barh(path, [r["case"] for r in ok], [r["frames_per_s"] for r in ok], color="tab:green", log=True,
+              xlabel="video frames / s while predicting the offset (log scale)", title=title)
 
 
 def report(results: list[dict], args: argparse.Namespace, argv: list[str]) -> None:

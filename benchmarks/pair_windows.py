@@ -20,7 +20,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cases import CASES, select, synthetic_batch, to_device, trainable_parameters  # noqa: E402
 from bench_common import (PeakMemory, add_case_arguments, autocast, check_device, fmt, header,  # noqa: E402
-                          markdown_table, median, result_path, run_cases, time_calls, time_quick, write_report)
+                          markdown_table, median, result_path, run_cases, save_barh, time_calls, time_quick,
+                          write_report)
 
 PAIR_CASES = ("vocalist", "syncnet")
 WINDOW = 5
@@ -52,22 +53,9 @@ def measure(key: str, args: argparse.Namespace) -> dict:
 
 
 def plot(results: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ok = [r for r in results if "error" not in r]
-    if not ok:
-        return
-    fig, ax = plt.subplots(figsize=(7, 2.8))
-    ax.barh([CASES[r["case"]].title for r in ok], [r["windows_per_s"] for r in ok], color="tab:blue")
-    ax.set_xlabel("scored windows / s")
-    ax.invert_yaxis()
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_barh(path, [CASES[r["case"]].title for r in ok], [r["windows_per_s"] for r in ok], color="tab:blue",
+              xlabel="scored windows / s", title=title, figsize=(7, 2.8), dpi=120)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -458,7 +458,24 @@ def _skipped(record: ClipRecord, skip: set[str]) -> bool:
     return any(s.endswith("/" + record.key) for s in skip)
 
 
-class WrappedLoaders:
+class SplitLoaders:
+    """train / val / test loaders from one ``_loader(split, train)``. Put it before
+    ``LightningDataModule`` in the bases."""
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+
+class WrappedLoaders(SplitLoaders):
     """The loaders of a data module that wraps another (feature caches, synchronizability): its own
     ``self.datasets`` per split, read with the wrapped clip module's batch size and worker settings
     (``loader_settings()``). Put it before ``LightningDataModule`` in the bases."""
@@ -474,17 +491,8 @@ class WrappedLoaders:
                           num_workers=src.num_workers,
                           persistent_workers=src.persistent_workers and src.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("valid", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
-
-
-class AVSyncDataModule(L.LightningDataModule):
+class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
     """Base of every dataset's data module: splits ``train`` / ``valid`` / ``test``.
 
     The input spec comes from ``input_spec`` or, when None, from the model of the attached
@@ -787,15 +795,6 @@ class AVSyncDataModule(L.LightningDataModule):
             persistent_workers=self.persistent_workers and self.num_workers > 0,
             collate_fn=collate,
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("valid", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", False)
