@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 # CI's suite (.ci/run): everything but the `slow` end-to-end runs, including the regression gate
 test: install
-	$(BIN)/python -m pytest -q -ra -m "not slow"
+	$(BIN)/python -m pytest -q -ra -m "not slow" -n 2 --durations=15
 
 # the whole suite, `slow` end-to-end runs included (full-size configs built, real-clip full-size step, ...)
 test-all: install

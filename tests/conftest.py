@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ../shared sits beside the checkout (CI clones the repo with shared/ next to it)
@@ -22,3 +23,16 @@ def repo_root_cwd(monkeypatch):
     """Run from the repository root, as the README's commands do (configs are relative paths)."""
     monkeypatch.chdir(REPO_ROOT)
     return REPO_ROOT
+
+
+def pytest_collection_modifyitems(config, items):
+    """The regression gate (minutes, one test) runs first, so that under ``pytest -n 2`` (``make
+    test``) one worker starts it at once while the other works through the short tests."""
+    items.sort(key=lambda item: item.get_closest_marker("gate") is None)
+
+
+def pytest_configure(config):
+    """Each xdist worker computes with one thread: two workers fill the two cores of the CI machine
+    (two workers x two threads each would fight over them)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
