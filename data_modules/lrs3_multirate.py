@@ -16,10 +16,10 @@ buckets takes (e.g. 50 fps) is left out and counted in ``dropped[<rate>][split]
 Exact vs nominal rates: every clip of a bucket is decoded at the bucket's *nominal* rate (24, 30,
 60), and its batches say so (``fps``). The decoder picks the source frame on screen at each output
 time ``start + i / 30`` (:mod:`avsync.media.decode`), so a 29.97 fps clip read at 30 fps gives its
-own consecutive frames, one frame repeated every 1001 (every ≈ 33 s; ≈ 42 s at 23.976): a 2 s
-window is shown 2 ms (0.1 %) faster than it was filmed, well under a frame. Audio is cut in
-seconds, sample-exact, and a label of k frames means k / nominal seconds, so labels and the
-time-aware positions stay consistent. Decoding at the exact rates instead would put two rates
+own frames in order, one shown twice where the two time grids slip (every 1001 frames, ≈ 33 s;
+≈ 42 s at 23.976): the frames' timing drifts by at most 2 ms (0.1 %) over a 2 s window, well under
+a frame. Audio is cut in seconds, sample-exact, and a label of k frames means k / nominal
+seconds, so labels and the time-aware positions stay consistent. Decoding at the exact rates instead would put two rates
 into one bucket (a batch must hold one rate) or need seven buckets for four nominal rates.
 
 Splits: the clip listing, split files, the seeded by-video split, the 9 s filter, missing-clip

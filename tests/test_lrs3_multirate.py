@@ -145,3 +145,44 @@ def test_bad_rates_are_refused_with_the_reason():
         MultiRateLRS3DataModule(train_rates=[24, 24.1])
     with pytest.raises(ValueError, match="rate_tolerance"):
         MultiRateLRS3DataModule(rate_tolerance=0.05)
+
+
+@pytest.mark.slow
+def test_full_table2_configs_train_on_three_rates_and_test_at_unseen_60_fps(repo_root_cwd, tmp_path):
+    """The full-scale DiVAS configs, unchanged but for what a CPU and a 14-clip root force: the paper's
+    4.8M face model takes one step on 24/25/30 fps batches together, then its checkpoint is tested on
+    the held-out 60 fps clips, decoded at 60 fps (2 s = 120 frames)."""
+    from avsync.cli import cli_main
+
+    root = tmp_path / "lrs3"
+    sources = {rate: _write_long(tmp_path / f"src_{rate:.2f}.mp4", rate) for rate in (24000 / 1001, 25.0, 29.97, 60.0)}
+    for pattern, rate in {"pretrain/aaaaaaaaaaa": 24000 / 1001, "pretrain/bbbbbbbbbbb": 25.0, "pretrain/ccccccccccc": 29.97,
+                          "pretrain/ddddddddddd": 60.0, "trainval/eeeeeeeeeee": 25.0, "test/fffffffffff": 29.97}.items():
+        for utt in ("00001", "00002"):
+            (root / FOLDER / pattern).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sources[rate], root / FOLDER / pattern / f"{utt}.mp4")
+    configs = [a for c in ("full_trainer", "full_model", "full_lrs3_multfps")
+               for a in ("--config", f"reproductions/divas/configs/{c}.yaml")]
+    common = ["--data.init_args.root", str(root), "--data.init_args.subset_splits", str(SUBSETS),
+              "--data.init_args.min_duration_sec", "null", "--data.init_args.batch_size", "2",
+              "--data.init_args.num_workers", "0", "--data.init_args.pin_memory", "false",
+              "--data.init_args.report_dir", str(tmp_path), "--data.init_args.probe_cache_dir", str(tmp_path / "probe"),
+              "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.enable_progress_bar", "false",
+              "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false"]
+    cli = cli_main(["fit", *configs, *common, "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1"])
+    assert cli.trainer.global_step == 1 and sum(p.numel() for p in cli.model.net.parameters()) == 4_838_568
+    assert cli.datamodule.clips_per_rate("train") == {"24": 2, "25": 2, "30": 2}
+
+    cli60 = cli_main(["test", *configs, "--config", "reproductions/divas/configs/full_lrs3_multfps_60.yaml", *common,
+                      "--ckpt_path", str(next(tmp_path.rglob("last.ckpt")))])
+    (loader,) = cli60.datamodule.test_dataloader()
+    batch = next(iter(loader))
+    assert batch["video"].shape[:2] == (2, 120) and batch["fps"].tolist() == [60.0, 60.0]
+    assert cli60.datamodule.clips_per_rate("test") == {"60": 2}
+
+
+def _write_long(path: Path, fps: float) -> Path:
+    """3 s of changing frames: room for 2 s windows shifted by ±15 frames at 24 fps."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (int(round(3.0 * fps)), 32, 48, 3), dtype=np.uint8)
+    return write_mp4(path, frames, fps, rng.uniform(-0.5, 0.5, 48000).astype(np.float32), 16000, preset="ultrafast")
