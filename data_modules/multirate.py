@@ -75,8 +75,8 @@ class MultiRateDataModule(L.LightningDataModule):
 
     A subclass calls ``super().__init__(train_rates, val_rates, test_rates, input_spec)`` and then
     :meth:`add_child` once per rate of :attr:`all_rates`. The children share one bad-media report
-    (:attr:`report`). A rate whose split has no usable clip is left out of that split's loaders
-    (with a warning); a training split with none at all is an error.
+    (:attr:`report`). A validation / test rate with no usable clip is left out of that split's
+    loaders (with a warning); a training rate with none is an error that names the rate.
     """
 
     def __init__(self, train_rates: Sequence[float], val_rates: Sequence[float] | None,
