@@ -138,6 +138,13 @@ def test_a_corrupt_clip_is_skipped_and_reported_once(lrs3_root, tmp_path):
     assert dm.dropped["24"]["train"]["unreadable"] == 1 and dm.dropped["25"]["train"]["unreadable"] == 0
 
 
+def test_a_training_rate_without_clips_is_an_error_that_names_it(lrs3_root, tmp_path):
+    only_24 = tmp_path / "train.txt"
+    only_24.write_text("pretrain/aaaaaaaaaaa/00001\n")
+    dm = module(lrs3_root, tmp_path, split_files={"train": str(only_24)})
+    with pytest.raises(RuntimeError, match="25 fps bucket: .*no usable training clips"):
+        dm.setup("fit")
+
 def test_bad_rates_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="separate test split"):
         MultiRateLRS3DataModule(train_rates=[24, 60])
