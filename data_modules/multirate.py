@@ -1,24 +1,25 @@
-"""Toy sets at several frame rates, each delivered at its own rate (DiVAS's LRS3-multfps in small).
+"""Clips delivered at several frame rates, each at its own rate (DiVAS's LRS3-multfps).
 
 DiVAS trains on clips at their original rates (23.976 ... 30 fps) and tests on rates it never saw
 (59.94 / 60 fps). Every other data module decodes all clips at the model's one rate
-(``InputSpec.fps``); this one keeps one :class:`~.toy.ToyAVDataModule` per rate, written at that
-rate (``source_fps``) and decoded at it (the model's InputSpec with ``fps`` replaced), and tags
-each batch with ``fps`` so the model knows the rate of what it receives.
+(``InputSpec.fps``); a multi-rate module keeps one child data module per rate ("bucket"), decodes
+each child's clips at that rate (the model's InputSpec with ``fps`` replaced) and tags each batch
+with ``fps`` so the model knows the rate of what it receives:
 
 - training: one loader per rate in ``train_rates``, combined by Lightning (``max_size_cycle``):
   each step receives a dict ``{"24": batch, "25": batch, "30": batch}``, one batch per rate;
 - validation / test: one loader per rate in ``val_rates`` / ``test_rates`` (Lightning's
   ``dataloader_idx``); a model that sums its metrics over loaders reports the mix.
 
-The toy sets are small and short by default (a few clips of ``clip_duration_sec``), so that a plan
-generates them in a minute or two. Per-rate counts: a rate gets ``num_train`` training clips only
-if it is in ``train_rates`` (likewise valid / test), so a held-out rate is written for its test
-split alone.
+:class:`MultiRateDataModule` holds that logic once; :class:`MultiRateToyDataModule` (here: one toy
+set written per rate) and :class:`~.lrs3_multirate.MultiRateLRS3DataModule` (LRS3-multfps clips
+grouped by native rate) only say how a rate's child is made. A child serves only the splits whose
+rates name it (:class:`RateBucket`), so a held-out rate is listed for its test split alone.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Sequence
 
 import lightning as L
@@ -27,9 +28,13 @@ from lightning.pytorch.utilities import CombinedLoader
 
 from avsync.inputs import InputSpec
 
+from .base import AVSyncDataModule, BadMediaReport
+from .listing import SPLITS
 from .toy import ToyAVDataModule
 
-__all__ = ["MultiRateToyDataModule", "RateTaggedCollate"]
+__all__ = ["MultiRateDataModule", "MultiRateToyDataModule", "RateBucket", "RateTaggedCollate"]
+
+log = logging.getLogger(__name__)
 
 
 class RateTaggedCollate:
@@ -46,21 +51,139 @@ class RateTaggedCollate:
         return batch
 
 
-class _RateToyDataModule(ToyAVDataModule):
-    """A toy set at one rate whose loaders tag their batches with that rate; a split it has no
-    clips for (a held-out rate's training split) is left empty instead of failing setup."""
+class RateBucket:
+    """Mixin (before the data module class in the bases) for the child of one rate: it lists and
+    builds only the splits in ``served_splits`` (set by the parent); the others stay empty."""
+
+    rate: float = 0.0
+    served_splits: frozenset = frozenset(SPLITS)
+
+    def list_records(self, split: str):
+        return super().list_records(split) if split in self.served_splits else []
+
+    def build_dataset(self, split: str):
+        if split not in self.served_splits:
+            return None
+        try:
+            return super().build_dataset(split)
+        except RuntimeError as err:  # the base's "no usable training clips", said for this rate
+            raise RuntimeError(f"{self.rate:g} fps bucket: {err}") from err
+
+
+class MultiRateDataModule(L.LightningDataModule):
+    """One child :class:`~.base.AVSyncDataModule` per frame rate; see the module docstring.
+
+    A subclass calls ``super().__init__(train_rates, val_rates, test_rates, input_spec)`` and then
+    :meth:`add_child` once per rate of :attr:`all_rates`. The children share one bad-media report
+    (:attr:`report`). A validation / test rate with no usable clip is left out of that split's
+    loaders (with a warning); a training rate with none is an error that names the rate.
+    """
+
+    def __init__(self, train_rates: Sequence[float], val_rates: Sequence[float] | None,
+                 test_rates: Sequence[float] | None, input_spec: InputSpec | None) -> None:
+        super().__init__()
+        self.rates = {"train": _rates(train_rates, "train_rates"),
+                      "valid": _rates(train_rates if val_rates is None else val_rates, "val_rates"),
+                      "test": _rates(train_rates if test_rates is None else test_rates, "test_rates")}
+        self.input_spec = input_spec
+        self.children_by_rate: dict[float, AVSyncDataModule] = {}
+        self.report: BadMediaReport | None = None
+
+    @property
+    def all_rates(self) -> list[float]:
+        return sorted(set().union(*self.rates.values()))
+
+    def served_splits(self, rate: float) -> frozenset:
+        return frozenset(split for split, rates in self.rates.items() if rate in rates)
+
+    def add_child(self, rate: float, child: AVSyncDataModule) -> None:
+        if not isinstance(child, RateBucket):
+            raise TypeError(f"the child of {rate:g} fps must be a RateBucket data module, got {type(child).__name__}")
+        child.rate, child.served_splits = float(rate), self.served_splits(rate)
+        self.children_by_rate[float(rate)] = child
+
+    def prepare_data(self) -> None:
+        for child in self.children_by_rate.values():
+            child.trainer = self.trainer
+            child.prepare_data()
+
+    def resolve_spec(self) -> InputSpec:
+        if self.input_spec is not None:
+            return self.input_spec
+        spec = getattr(getattr(self.trainer, "lightning_module", None), "input_spec", None)
+        if not isinstance(spec, InputSpec):
+            raise RuntimeError(f"{type(self).__name__} needs input_spec=InputSpec(...) or an attached model "
+                               "that declares one")
+        return spec
+
+    def setup(self, stage: str | None = None) -> None:
+        spec = self.resolve_spec()
+        children = list(self.children_by_rate.values())
+        for child in children:
+            child.trainer = self.trainer
+        if self.report is None and children:
+            self.report = BadMediaReport(children[0]._report_path())
+        for rate, child in self.children_by_rate.items():
+            child.input_spec = dataclasses.replace(spec, fps=rate)
+            child.report = self.report
+            child.setup(stage)
+
+    def clips_per_rate(self, split: str) -> dict[str, int]:
+        """``{"24": items, ...}`` of a set-up split (evaluation items: clips x plans per clip)."""
+        out = {}
+        for rate in self.rates[split]:
+            dataset = self.children_by_rate[rate].datasets.get(split)
+            out[f"{rate:g}"] = 0 if dataset is None else len(dataset)
+        return out
+
+    def _loaders(self, split: str, train: bool) -> dict[str, object]:
+        loaders = {}
+        for rate in self.rates[split]:
+            child = self.children_by_rate[rate]
+            dataset = child.datasets.get(split)
+            if dataset is None or len(dataset) == 0:
+                log.warning("%s: no usable %g fps clips in split %s; that rate is left out", type(self).__name__,
+                            rate, split)
+                continue
+            loader = child._loader(split, train)
+            loader.collate_fn = RateTaggedCollate(loader.collate_fn, rate)
+            loaders[f"{rate:g}"] = loader
+        return loaders
+
+    def train_dataloader(self) -> CombinedLoader:
+        loaders = self._loaders("train", True)
+        if not loaders:
+            raise RuntimeError(f"{type(self).__name__}: no training clips at any of {list(self.rates['train'])} fps")
+        return CombinedLoader(loaders, mode="max_size_cycle")
+
+    def val_dataloader(self) -> list:
+        return list(self._loaders("valid", False).values())
+
+    def test_dataloader(self) -> list:
+        return list(self._loaders("test", False).values())
+
+    def predict_dataloader(self) -> list:
+        return self.test_dataloader()
+
+    def teardown(self, stage: str | None = None) -> None:
+        if self.report is not None and len(self.report):
+            log.warning("%s", self.report.summary())
+
+
+class _RateToyDataModule(RateBucket, ToyAVDataModule):
+    """A toy set written at one rate; a split it has no clips for is left empty."""
 
     def build_dataset(self, split: str):
         return super().build_dataset(split) if self.num_clips.get(split, 0) else None
 
-    def _loader(self, split: str, train: bool):
-        loader = super()._loader(split, train)
-        loader.collate_fn = RateTaggedCollate(loader.collate_fn, self.source_fps)
-        return loader
 
+class MultiRateToyDataModule(MultiRateDataModule):
+    """One toy set per frame rate, written at that rate (``source_fps``) and decoded at it.
 
-class MultiRateToyDataModule(L.LightningDataModule):
-    """One toy set per frame rate; see the module docstring.
+    The toy sets are small and short by default (a few clips of ``clip_duration_sec``), so that a
+    plan generates them in a minute or two. Per-rate counts: a rate gets ``num_train`` training
+    clips only if it is in ``train_rates`` (likewise valid / test), so a held-out rate is written
+    for its test split alone.
 
     Args:
         train_rates / val_rates / test_rates: frame rates (fps) of each split's clips; None for
@@ -78,57 +201,17 @@ class MultiRateToyDataModule(L.LightningDataModule):
                  source_size: int | None = None, generator_workers: int = 1, batch_size: int = 32,
                  num_workers: int = 0, cache_decoded: bool = True, seed: int = 1337,
                  max_source_sec: float | None = 9.0) -> None:
-        super().__init__()
+        super().__init__(train_rates, val_rates, test_rates, input_spec)
         # every argument spelled out (no **kwargs): the CLI parser sees them all
         toy_kwargs = dict(variant=variant, root=root, generator_seed=generator_seed, source_size=source_size,
                           generator_workers=generator_workers, batch_size=batch_size, num_workers=num_workers,
                           cache_decoded=cache_decoded, seed=seed, max_source_sec=max_source_sec)
-        self.rates = {"train": _rates(train_rates, "train_rates"),
-                      "valid": _rates(train_rates if val_rates is None else val_rates, "val_rates"),
-                      "test": _rates(train_rates if test_rates is None else test_rates, "test_rates")}
-        self.input_spec = input_spec
         counts = {"train": int(num_train), "valid": int(num_valid), "test": int(num_test)}
-        self.children_by_rate: dict[float, _RateToyDataModule] = {}
-        for rate in sorted(set().union(*self.rates.values())):
+        for rate in self.all_rates:
             n = {split: counts[split] if rate in self.rates[split] else 0 for split in counts}
-            self.children_by_rate[rate] = _RateToyDataModule(
+            self.add_child(rate, _RateToyDataModule(
                 source_fps=rate, num_train=n["train"], num_valid=n["valid"], num_test=n["test"],
-                clip_duration_sec=clip_duration_sec, **toy_kwargs)
-
-    def prepare_data(self) -> None:
-        for child in self.children_by_rate.values():
-            child.prepare_data()
-
-    def resolve_spec(self) -> InputSpec:
-        if self.input_spec is not None:
-            return self.input_spec
-        spec = getattr(getattr(self.trainer, "lightning_module", None), "input_spec", None)
-        if not isinstance(spec, InputSpec):
-            raise RuntimeError(f"{type(self).__name__} needs input_spec=InputSpec(...) or an attached model "
-                               "that declares one")
-        return spec
-
-    def setup(self, stage: str | None = None) -> None:
-        spec = self.resolve_spec()
-        for rate, child in self.children_by_rate.items():
-            child.input_spec = dataclasses.replace(spec, fps=rate)
-            child.trainer = self.trainer
-            child.setup(stage)
-
-    def _loaders(self, split: str, train: bool) -> dict[str, object]:
-        return {f"{rate:g}": self.children_by_rate[rate]._loader(split, train) for rate in self.rates[split]}
-
-    def train_dataloader(self) -> CombinedLoader:
-        return CombinedLoader(self._loaders("train", True), mode="max_size_cycle")
-
-    def val_dataloader(self) -> list:
-        return list(self._loaders("valid", False).values())
-
-    def test_dataloader(self) -> list:
-        return list(self._loaders("test", False).values())
-
-    def predict_dataloader(self) -> list:
-        return self.test_dataloader()
+                clip_duration_sec=clip_duration_sec, **toy_kwargs))
 
 
 def _rates(rates: Sequence[float], name: str) -> tuple[float, ...]:

@@ -131,10 +131,20 @@ def test_divas_full_stage_builds_the_papers_model(stage, repo_root_cwd):
     assert model.net.cfg.time_aware == ("base" not in name)
     assert model.input_spec.frame_size == (240 if frame else 96)
     assert cli.datamodule.root.startswith("/nonexistent")
+    data = cli.datamodule
+    if name == "lrs2_face":
+        return
+    # LRS3-multfps: every clip at its own rate, 24/25/30 fps trained together (one bucket of 25 fps
+    # full frames: no original-rate full-frame folder exists), 59.94/60 fps held out for testing
+    assert type(data).__name__ == "MultiRateLRS3DataModule"
+    assert data.rates["train"] == ((25.0,) if frame else (24.0, 25.0, 30.0))
     if name.endswith("_60fps"):
-        assert model.input_spec.fps == 60.0 and cli.datamodule.high_fps_test
-    if name.endswith("grid21"):
+        assert data.rates["test"] == (60.0,) and data.children_by_rate[60.0].served_splits == {"test"}
+    elif name.endswith("grid21"):
         assert model.grid is not None and model.max_shift == 50 and model.input_spec.duration_sec == 5.0
+        assert data.rates["test"] == (25.0,)
+    else:
+        assert data.rates["test"] == data.rates["train"]
 
 
 def test_table_lists_dataset_split_and_why_a_cell_is_missing(tmp_path):
