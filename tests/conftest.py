@@ -35,4 +35,5 @@ def pytest_configure(config):
     """Each xdist worker computes with one thread: two workers fill the two cores of the CI machine
     (two workers x two threads each would fight over them)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"  # and the processes its tests start
         torch.set_num_threads(1)

@@ -79,7 +79,9 @@ def test_seeded_run_repeats_and_killed_run_resumes_exactly(toy_root, tmp_path, r
     killer = json.loads(args[args.index("--trainer.callbacks") + 1])
     killer.append({"class_path": "__main__.KillAtStep"})
     args[args.index("--trainer.callbacks") + 1] = json.dumps(killer)
-    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=170)
+    # the killed part must compute with this process's thread count (float sums depend on it)
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=170, env=env)
     assert proc.returncode == 137, f"the killed run should die at step {kill_step}:\n{proc.stderr[-3000:]}"
     saved = torch.load(run_dir / "ckpt" / "last.ckpt", map_location="cpu", weights_only=True)
     assert saved["global_step"] == kill_step
