@@ -15,7 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from avsync.lit.candidate_pairs import draw_candidates
+from avsync.lit.encoder_alignment import candidate_alignment_loss, encoder_alignment_loss
 from avsync.lit.offset_classification import load_matching_weights
+from avsync.lit.optim import adam_with_warmup
 from avsync.lit.pair_scoring import PairScoringModule, runs_of_equal_rows
 from avsync.models.vocalist import build_vocalist
 from avsync.models.vocalist_inputs import MouthFrames, VocaLiSTMel
@@ -36,6 +39,16 @@ class VocaLiSTModule(PairScoringModule):
         artificial_offsets: evaluate (and cut training pairs from) clips at random offsets in
             ±max_shift instead of in-sync clips.
         init_from: a checkpoint (e.g. from ``avsync convert --model vocalist``) to start from.
+        warmup_steps: linear lr warm-up from lr/100 (0: constant lr, the official scripts).
+        align_steps: toy-scale warm start (:mod:`avsync.lit.encoder_alignment`): for the first
+            ``align_steps`` optimiser steps only the two conv encoders are trained, with SyncNet's
+            contrastive loss (``align_margin``) on their time-ordered tokens; then BCE as the paper.
+        align_weight: weight of that contrastive loss added to BCE after the alignment steps (0: BCE only).
+        negatives_per_window: 0 = one balanced pair per clip (the paper). K > 0: each clip's visual
+            window is encoded once and scored against its in-sync audio and K shifted candidates
+            (:mod:`avsync.lit.candidate_pairs`; BCE with pos_weight K keeps the balance); the
+            alignment steps then use InfoNCE over the candidates (``align_temperature``).
+        min_negative_gap: negatives at least this many frames from the true offset (with K > 0).
     """
 
     def __init__(self, arch: str = "vocalist", arch_overrides: dict | None = None,
@@ -43,13 +56,23 @@ class VocaLiSTModule(PairScoringModule):
                  max_shift: int = 15, tolerance_frames: int = 1, eval_contexts: Sequence[int] = (5, 7, 9, 11, 13, 15),
                  artificial_offsets: bool = False, train_window_frames: Sequence[int] | None = None,
                  lr: float = 5e-5, eval_batch_windows: int = 4, init_from: str | None = None,
-                 log_figures: bool = True):
+                 log_figures: bool = True, warmup_steps: int = 0, align_steps: int = 0,
+                 align_weight: float = 0.0, align_margin: float = 1.0, negatives_per_window: int = 0,
+                 min_negative_gap: int = 1, align_temperature: float = 0.1):
         protocol = dict(window_frames=window_frames, clip_frames=clip_frames, max_shift=max_shift,
                          tolerance_frames=tolerance_frames, eval_contexts=eval_contexts,
                          artificial_offsets=artificial_offsets, train_window_frames=train_window_frames, lr=lr,
                          eval_batch_windows=eval_batch_windows, log_figures=log_figures)
         super().__init__(**protocol)
         self.save_hyperparameters()
+        if min(warmup_steps, align_steps) < 0 or align_weight < 0 or align_margin <= 0:
+            raise ValueError("warmup_steps, align_steps and align_weight must be >= 0, align_margin > 0")
+        self.warmup_steps, self.align_steps = warmup_steps, align_steps
+        self.align_weight, self.align_margin = align_weight, align_margin
+        if negatives_per_window < 0 or min_negative_gap < 1 or align_temperature <= 0:
+            raise ValueError("negatives_per_window must be >= 0, min_negative_gap >= 1, align_temperature > 0")
+        self.negatives, self.min_negative_gap, self.align_temperature = (negatives_per_window, min_negative_gap,
+                                                                         align_temperature)
         self.net = build_vocalist(arch, arch_overrides)
         spec = {"frame_size": 96, "resize_short_side": None, "crop": "mouth", **(input_overrides or {})}
         self.input_spec = dataclasses.replace(self.base_spec(), **spec)
@@ -73,9 +96,55 @@ class VocaLiSTModule(PairScoringModule):
         vis = self.net.encode_visual(self.frames(frames[first]))[group]
         return self.net.fuse(vis, self.net.encode_audio(self.mel(wav)))
 
-    def pair_loss(self, frames: Tensor, wav: Tensor, in_sync: Tensor) -> tuple[Tensor, Tensor]:
-        logits = self(frames, wav)
-        return F.binary_cross_entropy_with_logits(logits, in_sync), logits.detach()
+    def aligning(self) -> bool:
+        """True during the encoder-alignment steps (training only)."""
+        return self.training and self.global_step < self.align_steps
 
-    def decision_threshold(self, scores: Tensor) -> float:
-        return 0.0
+    def pair_loss(self, frames: Tensor, wav: Tensor, in_sync: Tensor) -> tuple[Tensor, Tensor]:
+        vis, aud = self.net.encode_visual(self.frames(frames)), self.net.encode_audio(self.mel(wav))
+        if self.aligning():  # the transformers are not run: only the encoders learn
+            return encoder_alignment_loss(vis, aud, in_sync, self.align_margin)
+        logits = self.net.fuse(vis, aud)
+        loss = F.binary_cross_entropy_with_logits(logits, in_sync)
+        if self.align_weight:
+            loss = loss + self.align_weight * encoder_alignment_loss(vis, aud, in_sync, self.align_margin)[0]
+        return loss, logits.detach()
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        if not self.negatives:
+            return super().training_step(batch, batch_idx)
+        frames, wav, _ = draw_candidates(batch["video"], batch["audio"], batch["target"].to(torch.long),
+                                         shifts=self.shifts, negatives=self.negatives, window_frames=self.window_frames,
+                                         fps=self.fps, sample_rate=self.sample_rate, min_gap=self.min_negative_gap)
+        loss, scores = self.candidate_loss(frames, wav)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(frames))
+        # share of clips whose in-sync candidate scores highest (chance 1 / (1 + K))
+        self.log("train/candidate_acc", (scores.argmax(1) == 0).float().mean(), on_step=False, on_epoch=True,
+                 batch_size=len(frames))
+        return loss
+
+    def candidate_loss(self, frames: Tensor, wav: Tensor) -> tuple[Tensor, Tensor]:
+        """(loss, scores (B, C)) of visual windows (B, T, H, W, 3) against audio candidates (B, C, S), C = 1 + K."""
+        b, c = wav.shape[:2]
+        vis = self.net.encode_visual(self.frames(frames))                       # (B, T, d), once per window
+        aud = self.net.encode_audio(self.mel(wav.flatten(0, 1)))                # (B·C, Tm, d)
+        if self.aligning():
+            return candidate_alignment_loss(vis, aud.unflatten(0, (b, c)), self.align_temperature)
+        logits = self.net.fuse(vis.repeat_interleave(c, dim=0), aud).view(b, c)
+        in_sync = torch.zeros_like(logits)
+        in_sync[:, 0] = 1.0
+        pos_weight = torch.tensor(float(c - 1), device=logits.device)
+        # mean over the C columns with pos_weight K is K/(K+1)·(pos + mean neg); rescale to the balanced mean
+        loss = F.binary_cross_entropy_with_logits(logits, in_sync, pos_weight=pos_weight) * c / (2 * (c - 1))
+        if self.align_weight:
+            loss = loss + self.align_weight * candidate_alignment_loss(vis, aud.unflatten(0, (b, c)),
+                                                                       self.align_temperature)[0]
+        return loss, logits.detach()
+
+    def decision_threshold(self, scores: Tensor) -> Tensor | float:
+        return scores.median() if self.aligning() else 0.0
+
+    def configure_optimizers(self):
+        if not self.warmup_steps:
+            return super().configure_optimizers()
+        return adam_with_warmup(self.parameters(), self.lr, self.warmup_steps)
