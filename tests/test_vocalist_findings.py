@@ -42,3 +42,18 @@ def test_findings_say_when_a_finding_does_not_hold(tmp_path):
     assert "| 40.0 | does not hold |" in text
     assert "(0 of 5 contexts favour speech, 0 by more than the ~10-point noise): **does not hold**" in text
     assert "singing +0.0 points, speech +10.0: **does not hold**" in text
+
+
+def test_table2_findings_are_checked_per_model_family(tmp_path):
+    f = _findings()
+    _write(tmp_path, "speech_vocalist", f.SPEECH_CONTEXTS, [0.4, 0.5, 0.6, 0.7, 0.75, 0.8])
+    _write(tmp_path, "speech_vocalist_on_speech_tol5", f.SINGING_CONTEXTS, [0.7, 0.8, 0.9, 0.95, 0.97])
+    _write(tmp_path, "speech_vocalist_on_singing", f.SINGING_CONTEXTS, [0.4, 0.5, 0.6, 0.7, 0.8])
+    _write(tmp_path, "singing_vocalist", f.SINGING_CONTEXTS, [0.45, 0.5, 0.6, 0.7, 0.75])
+    text = "\n".join(f.findings(f.load_results(tmp_path)))
+    assert "| VocaLiST trained on singing | singing | 45.0 | 50.0 | 60.0 | 70.0 | 75.0 |" in text
+    assert "Speech-trained VocaLiST, speech minus singing at ±5 frames: 30.0 | 30.0 | 30.0 | 25.0 | 17.0" in text
+    assert "Gain from 5 to 25 frames (speech-trained VocaLiST, ±5): singing +40.0 points, speech +27.0: **holds**" in text
+    assert "-5.0 | 0.0 | 0.0 | 0.0 | 5.0 points" in text
+    # SyncNet stages absent: its findings say so instead of inventing figures
+    assert "## SyncNet: 2. Singing is harder than speech at equal context\n\nNot shown" in text
