@@ -79,3 +79,27 @@ def test_toy_plan_stage2_uses_the_recipe_and_the_full_plan_does_not():
     full = yaml.safe_load((CONFIGS / "full_stage2.yaml").read_text())["model"]["init_args"]
     cfg = get_config(full["arch"], full.get("arch_overrides"))
     assert (cfg.segment_tokens, cfg.sync_init) == ("all", "reference") and not full.get("center_features")
+
+
+def test_stage2_from_a_stage1_checkpoint_takes_only_the_extractors(tmp_path):
+    """Stage I never trains the sync module; its untrained (reference-initialised) copy must not replace
+    the stage-II configuration's own init, while a stage-II checkpoint (3 -> 21 classes) still passes it on."""
+    from avsync.lit.synchformer_stage1 import SynchformerStage1Module
+    from avsync.lit.synchformer_stage2 import SynchformerStage2Module
+
+    torch.manual_seed(0)
+    stage1 = SynchformerStage1Module(arch="synchformer_toy", num_segments=3, input_overrides={"resize_short_side": 32})
+    torch.save({"state_dict": stage1.state_dict()}, tmp_path / "stage1.ckpt")
+    torch.manual_seed(1)
+    fresh = SynchformerStage2Module(arch="synchformer_toy_mean_tokens").net.state_dict()
+    torch.manual_seed(1)
+    module = SynchformerStage2Module(arch="synchformer_toy_mean_tokens", init_from=str(tmp_path / "stage1.ckpt"))
+    ours, theirs = module.net.state_dict(), stage1.net.state_dict()
+    for key, value in ours.items():
+        assert torch.equal(value, theirs[key] if key.startswith(("vfeat_extractor.", "afeat_extractor.")) else fresh[key]), key
+    q = "transformer.blocks.0.attn.query.weight"
+    assert ours[q].std() > 0.1     # still Xavier, not stage I's N(0, 0.02)
+    torch.save({"state_dict": module.state_dict()}, tmp_path / "stage2.ckpt")
+    torch.manual_seed(2)
+    again = SynchformerStage2Module(arch="synchformer_toy_mean_tokens", init_from=str(tmp_path / "stage2.ckpt"))
+    assert torch.equal(again.net.state_dict()[q], ours[q])
