@@ -54,6 +54,13 @@ def extractor_state(ckpt_path: str | Path) -> dict[str, torch.Tensor]:
     return out
 
 
+def is_stage1_checkpoint(ckpt_path: str | Path) -> bool:
+    """Whether a checkpoint is :class:`~avsync.lit.synchformer_stage1.SynchformerStage1Module`'s (it
+    holds the segment projections of Segment AVCLIP)."""
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    return any(key.startswith("segment_vproj.") for key in state.get("state_dict", state))
+
+
 class SynchformerStage2Module(OffsetClassificationModule):
     """Offset classification with Synchformer over frozen extractors.
 
@@ -64,7 +71,8 @@ class SynchformerStage2Module(OffsetClassificationModule):
         segment_step: stride between segments as a fraction of a segment (0.5: half-overlapping).
         extractors_from: checkpoint of stage I (or any Synchformer checkpoint) whose extractors are used.
         init_from: checkpoint whose matching tensors initialise the whole network (e.g. a converted
-            official model).
+            official model, or an earlier stage II); from a stage-I checkpoint only the extractors
+            (stage I does not train the sync module).
         freeze_extractors: the paper's setting; False trains end to end (appendix Table 2 rows).
         center_features: subtract each clip's mean over segments from its segment features before the
             sync module (the toy recipe; off = the paper). What a clip shares over time (a face, a
@@ -92,7 +100,12 @@ class SynchformerStage2Module(OffsetClassificationModule):
         spec = InputSpec(fps=cfg.fps, duration_sec=duration, frame_size=cfg.motionformer.img_size,
                          sample_rate=cfg.sample_rate, offset_classes=cfg.num_classes)
         self.input_spec = dataclasses.replace(spec, **(input_overrides or {}))
-        if init_from:
+        if init_from and is_stage1_checkpoint(init_from):
+            # Segment AVCLIP trains only the extractors: the sync module in its checkpoint is an untrained
+            # init of stage I's configuration, which would replace this one's (e.g. sync_init="xavier")
+            self.net.load_state_dict(extractor_state(init_from), strict=False)
+            log.info("initialised the extractors from the stage-I checkpoint %s", init_from)
+        elif init_from:
             missing = load_matching_weights(self.net, init_from, prefix="net.")
             log.info("initialised Synchformer from %s; %d tensors kept their init", init_from, len(missing))
         if init_from and projections_from_stage1:

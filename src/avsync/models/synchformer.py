@@ -59,6 +59,16 @@ class SynchformerConfig:
     # mean magnitude of 0.037 with "reference", by 0.40 around 0.59 with "xavier". Same parameters
     # and computation.
     init: str = "reference"
+    # Initialisation of the sync transformer (``transformer.*``): "reference" = the official N(0, 0.02)
+    # linears; "xavier" = Xavier-uniform linears with zero bias (the toy recipe of stage II, as
+    # SparseSync's toy config). At width 64, N(0, 0.02) queries and keys leave every attention map
+    # uniform, and the toy stage II predicted one class in every run (reproductions/synchformer).
+    sync_init: str = "reference"
+    # Tokens per segment that enter the sync module: "all" = the paper's 8 visual + 6 audio tokens of
+    # each segment (features before the within-segment aggregation); "mean" = one token per segment and
+    # modality, their time average (what Segment AVCLIP compares), 2 + 2 S positions in all. A toy-scale
+    # departure from the paper (reproductions/synchformer/README.md), off by default.
+    segment_tokens: str = "all"
 
     @property
     def segment_frames(self) -> int:
@@ -66,6 +76,8 @@ class SynchformerConfig:
 
     @property
     def num_positions(self) -> int:
+        if self.segment_tokens == "mean":
+            return 2 + 2 * self.num_segments
         return 2 + self.num_segments * (self.motionformer.time_tokens + self.ast.time_tokens)
 
 
@@ -80,6 +92,11 @@ SYNCHFORMER_CONFIGS: dict[str, SynchformerConfig] = {
         ast=ASTConfig(dim=64, depth=2, heads=4, mel_bins=64, agg_heads=4),
         dim=64, depth=2, heads=4, dropout=0.0, init="xavier"),
 }
+# toy stage II (issue 6): the same extractors, and a sync module that reads one token per segment and
+# modality and starts from Xavier-initialised linears; the toy stage II left chance only with both
+# (reproductions/synchformer/README.md). Not the paper's layout (198 positions), so named apart.
+SYNCHFORMER_CONFIGS["synchformer_toy_mean_tokens"] = dataclasses.replace(
+    SYNCHFORMER_CONFIGS["synchformer_toy"], sync_init="xavier", segment_tokens="mean")
 
 
 def get_config(arch: str, overrides: dict | None = None) -> SynchformerConfig:
@@ -188,6 +205,16 @@ class SyncTransformer(nn.Module):
         return self.off_head(self.off_token(v, a))
 
 
+def segment_tokens(cfg: SynchformerConfig, vis: torch.Tensor, aud: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-segment features (B, S, t, D) as the sync module takes them: all t tokens (the paper) or
+    their mean over time (``cfg.segment_tokens == "mean"``, t becomes 1)."""
+    if vis.dim() != 4 or aud.dim() != 4:
+        raise ValueError(f"expected segment features (B, S, t, D), got {tuple(vis.shape)} and {tuple(aud.shape)}")
+    if cfg.segment_tokens == "mean":
+        return vis.mean(2, keepdim=True), aud.mean(2, keepdim=True)
+    return vis, aud
+
+
 def xavier_linears(module: nn.Module) -> None:
     """Xavier-uniform weights and zero bias for a linear layer (``SynchformerConfig.init = "xavier"``)."""
     if isinstance(module, nn.Linear):
@@ -214,6 +241,12 @@ class Synchformer(nn.Module):
         if cfg.init == "xavier":
             for module in (self.vfeat_extractor, self.afeat_extractor, self.vproj, self.aproj):
                 module.apply(xavier_linears)
+        if cfg.sync_init not in ("reference", "xavier"):
+            raise ValueError(f"sync_init must be 'reference' or 'xavier', got {cfg.sync_init!r}")
+        if cfg.segment_tokens not in ("all", "mean"):
+            raise ValueError(f"segment_tokens must be 'all' or 'mean', got {cfg.segment_tokens!r}")
+        if cfg.sync_init == "xavier":  # after everything else: the reference path draws the same numbers
+            self.transformer.apply(xavier_linears)
 
     def features(self, video_segments: torch.Tensor, audio_segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """RGB (B, S, 3, 16, H, W), log-mel (B, S, 66, F) -> visual (B, S, tv, Dv), audio (B, S, ta, Da)."""
@@ -224,6 +257,7 @@ class Synchformer(nn.Module):
 
     def sync_token(self, vis: torch.Tensor, aud: torch.Tensor) -> torch.Tensor:
         """Per-segment features (B, S, tv, D), (B, S, ta, D) -> final OFF-token state (B, dim)."""
+        vis, aud = segment_tokens(self.cfg, vis, aud)
         vis, aud = self.vproj(vis), self.aproj(aud)
         return self.transformer.off_token(vis.flatten(1, 2), aud.flatten(1, 2))
 
@@ -257,10 +291,12 @@ class OffsetReference(nn.Module):
 
     def __init__(self, net: Synchformer):
         super().__init__()
+        self.cfg = net.cfg
         self.vproj = copy.deepcopy(net.vproj)
         self.aproj = copy.deepcopy(net.aproj)
         self.transformer = copy.deepcopy(net.transformer)
         self.requires_grad_(False)
 
     def forward(self, vis: torch.Tensor, aud: torch.Tensor) -> torch.Tensor:
+        vis, aud = segment_tokens(self.cfg, vis, aud)
         return self.transformer(self.vproj(vis).flatten(1, 2), self.aproj(aud).flatten(1, 2))
