@@ -141,6 +141,7 @@ class DiVASModule(L.LightningModule):
             self.grid_metrics = nn.ModuleDict({stage: OffsetAccuracy(self.grid.values, classes=1)
                                                for stage in STAGES})
         self.asd = ActiveSpeakerEvaluation(asd_threshold) if asd_eval else None
+        self.asd_calibration: dict[str, float] | None = None  # threshold + F1 on valid, set at test start
 
     @classmethod
     def from_checkpoint(cls, path: str, map_location: str = "cpu") -> "DiVASModule":
@@ -355,7 +356,7 @@ class DiVASModule(L.LightningModule):
         for name, value in self.asd.compute().items():
             self.log(f"test/{name}", value.float())
         self.log("test/asd_threshold", float(self.asd.threshold))
-        if getattr(self, "asd_calibration", None):
+        if self.asd_calibration is not None:
             self.log("test/asd_calibration_f1", self.asd_calibration["val_f1"])
 
     def _epoch_end(self, stage: str) -> None:
