@@ -103,7 +103,8 @@ def test_divas_toy_stage_composes(stage, repo_root_cwd):
     model, data, name = cli.model, cli.datamodule, stage["name"]
     assert model.hparams.arch == "divas_toy" and model.net.cfg.time_aware == ("base" not in name)
     assert model.lr == 3e-4 and model.audio_gain == 10.0  # the toy recipe
-    if name == "lrs2_face":
+    assert (model.asd is not None) == name.endswith("_asd")  # Table 6: active speaker evaluation
+    if name.startswith("lrs2_face"):
         assert type(data).__name__ == "ToyAVDataModule" and data.source_fps == 25.0
         return
     assert data.rates["train"] == (24.0, 25.0, 30.0) or name.endswith("grid21")
@@ -132,7 +133,8 @@ def test_divas_full_stage_builds_the_papers_model(stage, repo_root_cwd):
     assert model.input_spec.frame_size == (240 if frame else 96)
     assert cli.datamodule.root.startswith("/nonexistent")
     data = cli.datamodule
-    if name == "lrs2_face":
+    assert (model.asd is not None) == name.endswith("_asd")
+    if name.startswith("lrs2_face"):
         return
     # LRS3-multfps: every clip at its own rate, 24/25/30 fps trained together (one bucket of 25 fps
     # full frames: no original-rate full-frame folder exists), 59.94/60 fps held out for testing

@@ -23,6 +23,12 @@ Grid evaluation (Table 5): with ``input_overrides: {offset_classes: 21}`` the cl
 of the 21-class grid; the predicted offset (searched over ±``max_shift`` frames, which must reach
 the grid's ends) is snapped to the nearest class and ``acc@1`` / ``acc_tol`` (±1 class) are
 logged besides the millisecond accuracies.
+
+Active speaker detection (Table 6): with ``asd_eval: true`` validation and test score each
+clip's own face (a speaker) and another clip's face (not the voice) against the clip's audio by
+their sync confidence (:mod:`avsync.lit.divas_asd`); the threshold is calibrated on the
+validation split at the start of a test, and ``test/asd_f1`` / ``_precision`` / ``_recall`` /
+``_threshold`` are logged instead of the offset accuracies.
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from avsync.inputs import FrameNormalize, InputSpec
+from avsync.lit.divas_asd import ActiveSpeakerEvaluation, speaker_pairs
 from avsync.metrics import OffsetAccuracy
 from avsync.models.divas import DIVAS_CONFIGS, DiVAS, pad_windows
 from avsync.offsets import FrameShifts, get_grid
@@ -91,13 +98,15 @@ class DiVASModule(L.LightningModule):
         tolerances_ms: residual windows of the reported accuracies.
         eval_batch_windows: visual windows (each with its 31 candidates) per encoder call.
         log_figures: log the first evaluation clip's distance curve (paper Fig. 2) to TensorBoard.
+        asd_eval: evaluate active speaker detection (Table 6) instead of offsets.
+        asd_threshold: a fixed ASD confidence threshold; ``None`` calibrates it on the validation split.
     """
 
     def __init__(self, arch: str = "divas_face", arch_overrides: dict | None = None,
                  input_overrides: dict | None = None, lr: float = 1e-5, margin: float = 20.0,
                  negative_fraction: float = 0.5, max_shift: int = 15, audio_gain: float = 1.0,
                  tolerances_ms: Sequence[Sequence[float]] = PAPER_TOLERANCES_MS, eval_batch_windows: int = 64,
-                 log_figures: bool = True):
+                 log_figures: bool = True, asd_eval: bool = False, asd_threshold: float | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.net = build_divas(arch, arch_overrides)
@@ -131,6 +140,8 @@ class DiVASModule(L.LightningModule):
                                  f"the {len(self.grid)}-class grid needs ±{max(self.grid.values):g} s")
             self.grid_metrics = nn.ModuleDict({stage: OffsetAccuracy(self.grid.values, classes=1)
                                                for stage in STAGES})
+        self.asd = ActiveSpeakerEvaluation(asd_threshold) if asd_eval else None
+        self.asd_calibration: dict[str, float] | None = None  # threshold + F1 on valid, set at test start
 
     @classmethod
     def from_checkpoint(cls, path: str, map_location: str = "cpu") -> "DiVASModule":
@@ -287,10 +298,47 @@ class DiVASModule(L.LightningModule):
         plt.close(fig)
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if self.asd is not None:
+            self.asd.collect(*self._speaker_confidences(batch, "val"))
+            return
         self._evaluate(batch, "val")  # several loaders (frame rates) add up in the same metrics
 
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if self.asd is not None:
+            self.asd.update(*self._speaker_confidences(batch, "test"))
+            return
         self._evaluate(batch, "test")
+
+    # -- active speaker detection (asd_eval) ------------------------------------------------------
+    def speaker_confidences(self, faces: Tensor, audio: Tensor, batch: dict) -> Tensor:
+        """Sync confidence of each face (N, T, H, W, 3) against its audio (N, S), at the batch's rate."""
+        fps = batch_fps(batch, self.input_spec.fps)
+        return torch.tensor([self.predict_clip(v, a, fps=fps)["confidence"] for v, a in zip(faces, audio)],
+                            dtype=torch.float64, device=faces.device)
+
+    def _speaker_confidences(self, batch: dict, stage: str) -> tuple[Tensor, Tensor]:
+        faces, audio, speaking = speaker_pairs(batch["video"], batch["audio"])
+        confidence = self.speaker_confidences(faces, audio, batch)
+        n = len(batch["video"])
+        self.log(f"{stage}/asd_confidence_speaker", confidence[:n].mean(), batch_size=n)
+        self.log(f"{stage}/asd_confidence_other", confidence[n:].mean(), batch_size=n)
+        return confidence, speaking
+
+    def on_test_start(self) -> None:
+        if self.asd is None or self.asd.fixed_threshold is not None:
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            raise RuntimeError("asd_eval calibrates its threshold on the validation split: test with a "
+                               "datamodule (or set asd_threshold)")
+        datamodule.setup("validate")
+        loaders = datamodule.val_dataloader()
+        loaders = list(loaders.values()) if isinstance(loaders, dict) else \
+            list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]
+        batches = (self.transfer_batch_to_device(b, self.device, 0) for loader in loaders for b in loader)
+        with torch.no_grad():
+            threshold, f1 = self.asd.calibrate_on(batches, self.speaker_confidences)
+        self.asd_calibration = {"threshold": threshold, "val_f1": f1}
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         fps = batch_fps(batch, self.input_spec.fps)
@@ -299,7 +347,22 @@ class DiVASModule(L.LightningModule):
                 "confidence": [r["confidence"] for r in results],
                 "true_offset_sec": self.true_offsets_sec(batch).tolist()}
 
+    def _asd_epoch_end(self, stage: str) -> None:
+        if stage == "val":  # the threshold that fits the validation split (its F1 there is optimistic)
+            threshold, f1 = self.asd.calibrate()
+            self.log("val/asd_threshold", threshold)
+            self.log("val/asd_f1", f1)
+            return
+        for name, value in self.asd.compute().items():
+            self.log(f"test/{name}", value.float())
+        self.log("test/asd_threshold", float(self.asd.threshold))
+        if self.asd_calibration is not None:
+            self.log("test/asd_calibration_f1", self.asd_calibration["val_f1"])
+
     def _epoch_end(self, stage: str) -> None:
+        if self.asd is not None:
+            self._asd_epoch_end(stage)
+            return
         self._figure_logged[stage] = False
         for i, window in enumerate(self.tolerances_ms):
             metric = self.metrics[f"{stage}_{i}"]
