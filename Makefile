@@ -27,9 +27,9 @@ test-all: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not gate"
 
-# the CI metric-regression gate alone (also part of `make test`): seeded toy runs vs pinned baselines
+# the metric-regression gate alone, every entry (`make test` runs the CI entries): seeded toy runs vs pinned baselines
 gate: install
-	$(BIN)/avsync gate
+	$(BIN)/avsync gate --all
 
 reproduce-sparsesync: install
 	$(BIN)/avsync reproduce sparsesync $(if $(DATA_ROOT),--data-root $(DATA_ROOT))

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from avsync.gate import BASELINES, ShuffleAudio, judge, load_entries
+from avsync.gate import BASELINES, ShuffleAudio, judge, load_entries, select_entries
 
 pytestmark = pytest.mark.gate
 
@@ -66,3 +66,15 @@ def test_shuffle_audio_pairs_each_clip_with_another_clips_audio():
 
 def test_baselines_file_is_where_the_gate_reads_it():
     assert BASELINES.exists(), BASELINES
+
+
+def test_ci_runs_the_ci_entries_and_all_runs_every_entry():
+    entries = load_entries()
+    slow = [e.name for e in entries if not e.ci]
+    assert slow, "the baselines name no entry outside CI; this test checks the selection"
+    ci = [e.name for e in select_entries(entries, None, False)]
+    assert ci and not set(ci) & set(slow)
+    assert [e.name for e in select_entries(entries, None, True)] == [e.name for e in entries]
+    assert [e.name for e in select_entries(entries, slow[:1], False)] == slow[:1]
+    with pytest.raises(SystemExit, match="unknown gate entries"):
+        select_entries(entries, ["no_such_model"], False)

@@ -51,6 +51,7 @@ class GateEntry:
     args: list[str] = field(default_factory=list)
     init_from: str | None = None  # pinned starting weights, relative to the baselines file
     description: str = ""
+    ci: bool = True       # part of the CI gate (make test); False: too slow for CI, run by `avsync gate --all`
 
     @property
     def bar(self) -> float:
@@ -64,6 +65,16 @@ def load_entries(path: Path = BASELINES) -> list[GateEntry]:
             raise ValueError(f"{path}: entry {e.name!r} has its bar {e.bar:g} at or below chance {e.chance:g}: "
                              "such a gate could not catch a model that learns nothing")
     return entries
+
+
+def select_entries(entries: list[GateEntry], models: list[str] | None, everything: bool) -> list[GateEntry]:
+    """The entries a run judges: those named (``--models``), else all (``--all``), else the CI ones."""
+    if models:
+        unknown = sorted(set(models) - {e.name for e in entries})
+        if unknown:
+            raise SystemExit(f"unknown gate entries {unknown}; known: {[e.name for e in entries]}")
+        return [e for e in entries if e.name in models]
+    return entries if everything else [e for e in entries if e.ci]
 
 
 class ShuffleAudio(L.Callback):
@@ -174,18 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--child"]:
         return _child(argv[1:])
     parser = argparse.ArgumentParser(prog="avsync gate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="*", help="entries to run (default: all)")
+    parser.add_argument("--models", nargs="*", help="entries to run (default: the CI entries)")
+    parser.add_argument("--all", action="store_true", help="every entry, those too slow for CI (ci: false) too")
     parser.add_argument("--baselines", type=Path, default=BASELINES)
     parser.add_argument("--out", type=Path, default=Path("runs/gate"))
     parser.add_argument("--jobs", type=int, default=2, help="entries run at once (one thread each)")
     parser.add_argument("--sabotage", choices=SABOTAGES, help="break every run on purpose (the gate must fail)")
     args = parser.parse_args(argv)
-    entries = load_entries(args.baselines)
-    if args.models:
-        unknown = sorted(set(args.models) - {e.name for e in entries})
-        if unknown:
-            raise SystemExit(f"unknown gate entries {unknown}; known: {[e.name for e in entries]}")
-        entries = [e for e in entries if e.name in args.models]
+    entries = select_entries(load_entries(args.baselines), args.models, args.all)
     out = args.out.resolve() / (args.sabotage or "clean")
     start = time.time()
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
