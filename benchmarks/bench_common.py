@@ -144,6 +144,14 @@ def time_quick(fn: Callable[[], object], device: str, max_calls: int, budget_s: 
     return time_calls(fn, device, 0, 1, max_calls, budget_s), 1
 
 
+def time_case(fn: Callable[[], object], args: argparse.Namespace, max_calls: int) -> tuple[list[float], int]:
+    """Times ``fn`` as the command line asks: :func:`time_quick` under ``--quick``, else ``--warmup``
+    untimed calls then :func:`time_calls` within ``--budget``. Returns (times, warm-up calls)."""
+    if args.quick:
+        return time_quick(fn, args.device, max_calls, args.budget)
+    return time_calls(fn, args.device, args.warmup, 1, max_calls, args.budget), args.warmup
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

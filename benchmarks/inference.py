@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cases import CASES, select, synthetic_batch, to_device, trainable_parameters  # noqa: E402
 from bench_common import (PeakMemory, add_case_arguments, autocast, check_device, fmt, header,  # noqa: E402
-                          markdown_table, median, result_path, run_cases, save_barh, time_calls, time_quick,
+                          markdown_table, median, result_path, run_cases, save_barh, time_case,
                           write_report)
 
 PAPER_FPS = {"syncnet": 265.0, "vocalist": 13.0, "divas_face": 4500.0}  # DiVAS Table 1, RTX 3090
@@ -48,10 +48,7 @@ def measure(key: str, args: argparse.Namespace) -> dict:
             module.predict_step(batch, 0)
 
     with PeakMemory(args.device) as mem:
-        if args.quick:
-            times, warmup = time_quick(predict, args.device, args.calls, args.budget)
-        else:
-            times, warmup = time_calls(predict, args.device, args.warmup, 1, args.calls, args.budget), args.warmup
+        times, warmup = time_case(predict, args, args.calls)
     sec = median(times)
     frames = batch["video"].shape[1]
     grid = module.input_spec.offset_classes is not None

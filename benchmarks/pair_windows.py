@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cases import CASES, select, synthetic_batch, to_device, trainable_parameters  # noqa: E402
 from bench_common import (PeakMemory, add_case_arguments, autocast, check_device, fmt, header,  # noqa: E402
-                          markdown_table, median, result_path, run_cases, save_barh, time_calls, time_quick,
+                          markdown_table, median, result_path, run_cases, save_barh, time_case,
                           write_report)
 
 PAIR_CASES = ("vocalist", "syncnet")
@@ -42,10 +42,7 @@ def measure(key: str, args: argparse.Namespace) -> dict:
             module.pair_scores(frames, wav)
 
     with PeakMemory(args.device) as mem:
-        if args.quick:
-            times, warmup = time_quick(score, args.device, args.calls, args.budget)
-        else:
-            times, warmup = time_calls(score, args.device, args.warmup, 1, args.calls, args.budget), args.warmup
+        times, warmup = time_case(score, args, args.calls)
     sec = median(times)
     return {"case": key, "params": trainable_parameters(module)[0], "batch": args.batch, "sec_per_batch": sec,
             "windows_per_s": args.batch / sec, "frame_hw": list(frames.shape[2:4]), "calls": len(times),

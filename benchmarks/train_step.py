@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cases import CASES, first_optimizer, select, synthetic_batch, to_device, trainable_parameters  # noqa: E402
 from bench_common import (PeakMemory, add_case_arguments, autocast, check_device, fmt, header,  # noqa: E402
-                          markdown_table, median, result_path, run_cases, time_calls, time_quick, write_report)
+                          markdown_table, median, result_path, run_cases, time_case, write_report)
 
 
 def measure(key: str, args: argparse.Namespace) -> dict:
@@ -45,10 +45,7 @@ def measure(key: str, args: argparse.Namespace) -> dict:
         opt.zero_grad(set_to_none=True)
 
     with PeakMemory(args.device) as mem:
-        if args.quick:
-            times, warmup = time_quick(step, args.device, args.steps, args.budget)
-        else:
-            times, warmup = time_calls(step, args.device, args.warmup, 1, args.steps, args.budget), args.warmup
+        times, warmup = time_case(step, args, args.steps)
     total, trainable = trainable_parameters(module)
     sec = median(times)
     return {"case": key, "params": total, "trainable": trainable, "sec_per_step": sec,
