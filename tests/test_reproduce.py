@@ -42,6 +42,7 @@ def test_runner_writes_table_and_resumes(tmp_path, tmp_path_factory, repo_root_c
     rows = [line for line in table.splitlines() if line.startswith("| 2 ") or line.startswith("| 4 ")]
     assert len(rows) == 2 and all("—" not in r.split("|")[5] for r in rows), table
     assert "| 6 | not run |" in table
+    assert "| dense_21cls/final.ckpt |" in table and str(tmp_path) not in table  # no machine paths
     result = json.loads((out / "dense_21cls" / "result.json").read_text())
     assert 0.0 <= result["test"]["test/acc_tol"] <= 1.0
     assert (out / "curves.png").exists()

@@ -149,13 +149,23 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
     for name, res in results.items():
         plots = " · ".join(f"[{PLOT_KINDS[k]}]({p.name})" for k, p in stage_plot_paths(out, name).items()
                            if p.exists())
-        lines.append(f"| {name} | {res.get('seconds', '—')} | {res.get('checkpoint', '')} | {plots} |")
+        lines.append(f"| {name} | {res.get('seconds', '—')} | {_relative_to(res.get('checkpoint', ''), out)} | {plots} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     return failures
+
+
+def _relative_to(path: str, out: Path) -> str:
+    """``path`` as seen from the table's folder ``out``, so a committed table names no machine's paths."""
+    if not path:
+        return path
+    try:
+        return str(Path(path).resolve().relative_to(out.resolve()))
+    except ValueError:
+        return path
 
 
 def main(argv: list[str] | None = None) -> int:
