@@ -78,3 +78,13 @@ def test_ci_runs_the_ci_entries_and_all_runs_every_entry():
     assert [e.name for e in select_entries(entries, slow[:1], False)] == slow[:1]
     with pytest.raises(SystemExit, match="unknown gate entries"):
         select_entries(entries, ["no_such_model"], False)
+
+
+def test_shuffle_audio_reaches_cached_synchformer_features():
+    """The Synchformer stage-II entry trains from cached features: its audio is ``aud_feats``."""
+    cb = ShuffleAudio()
+    feats = torch.arange(3.0)[:, None, None, None].expand(3, 2, 1, 4).clone()
+    batch = {"vis_feats": feats.clone(), "aud_feats": feats}
+    cb.on_train_batch_start(None, None, batch, 0)
+    assert batch["aud_feats"][:, 0, 0, 0].tolist() == [2.0, 0.0, 1.0]
+    assert batch["vis_feats"][:, 0, 0, 0].tolist() == [0.0, 1.0, 2.0]

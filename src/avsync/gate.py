@@ -85,7 +85,7 @@ class ShuffleAudio(L.Callback):
     as they were, so the offset labels no longer describe the pairs.
     """
 
-    KEYS = ("audio", "afeat")  # decoded audio; audio features of a feature-bank batch
+    KEYS = ("audio", "afeat", "aud_feats")  # decoded audio; audio features of a feature-bank / Synchformer cache batch
 
     def __init__(self) -> None:
         self.previous: dict[str, torch.Tensor] = {}
