@@ -61,3 +61,36 @@ def test_table1_baseline_rows_are_filled_by_these_stages(mode):
     assert len(rows) == 6
     for row in rows:
         assert row[f"{mode}_stage"] == ("lrs2_syncnet" if row["setting"].startswith("SyncNet") else "lrs2_vocalist")
+
+
+@pytest.mark.parametrize("name", ["syncnet", "vocalist"])
+def test_search_encodes_shared_audio_candidates_once_with_the_same_scores(name):
+    """The score search sends each audio window with many visual windows; eval encodes it once."""
+    import torch
+
+    from avsync.lit.syncnet import SyncNetModule
+    from avsync.lit.vocalist import VocaLiSTModule
+    from avsync.protocols.score_search import shift_scores
+
+    torch.manual_seed(0)
+    overrides = {"crop": "full", "frame_size": 32, "resize_short_side": 32}
+    if name == "syncnet":
+        module = SyncNetModule(arch="syncnet_toy", input_overrides=overrides, clip_frames=36, max_shift=3,
+                               eval_contexts=(5,))
+    else:
+        module = VocaLiSTModule(arch="vocalist_toy", input_overrides=overrides, clip_frames=36, max_shift=3,
+                                eval_contexts=(5,))
+    module.eval()
+    video = torch.randint(0, 256, (36, 32, 32, 3), dtype=torch.uint8)
+    audio = torch.randn(36 * 640) * 0.1
+
+    class PairByPair:  # every pair through the plain forward: no sharing
+        def pair_scores(self, frames, wav):
+            out = module(frames, wav)
+            return -out if name == "syncnet" else out
+
+    with torch.no_grad():
+        shared = module.search(video, audio)
+        plain = shift_scores(PairByPair(), video, audio, fps=25.0, sample_rate=16000, window_frames=5, max_shift=3)
+    assert shared.shape == (36 - 5 - 6 + 1, 7)
+    assert torch.allclose(shared, plain, atol=1e-4)

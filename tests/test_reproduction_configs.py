@@ -95,7 +95,10 @@ def test_divas_numbers_name_stages_of_the_plan_or_say_why_not(mode):
             assert number[f"{mode}_stage"] in names, number
     for stage in DIVAS_PLAN[mode]:
         assert stage.get("fit", True) or stage.get("init_from") in names, stage
-    assert [s["name"] for s in DIVAS_PLAN["toy"]] == [s["name"] for s in DIVAS_PLAN["full"]]
+    # the full plan may hold diagnostics the toy plan drops for its time budget, never the reverse
+    full_names = [s["name"] for s in DIVAS_PLAN["full"]]
+    assert [n for n in full_names if n in {s["name"] for s in DIVAS_PLAN["toy"]}] == \
+        [s["name"] for s in DIVAS_PLAN["toy"]]
 
 
 @pytest.mark.parametrize("stage", [s for s in DIVAS_PLAN["toy"] if s["name"] not in DIVAS_BASELINES],

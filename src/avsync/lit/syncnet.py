@@ -72,12 +72,14 @@ class SyncNetModule(PairScoringModule):
         return self.net(self.frames(frames), mfcc)
 
     def pair_scores(self, frames: Tensor, wav: Tensor) -> Tensor:
-        """−distance; in eval mode each distinct visual window is embedded once (same values)."""
+        """−distance; in eval mode each distinct visual window and each distinct audio window is
+        embedded once (same values: the search's neighbouring windows share their candidates)."""
         if self.training:
             return -self(frames, wav)
         first, group = runs_of_equal_rows(frames)
         lip = self.net.forward_lip(self.frames(frames[first]))[group]
-        aud = self.net.forward_aud(self.mfcc(wav, num_frames=frames.shape[1] * MFCC_PER_FRAME))
+        audio, inverse = torch.unique(wav, dim=0, return_inverse=True)
+        aud = self.net.forward_aud(self.mfcc(audio, num_frames=frames.shape[1] * MFCC_PER_FRAME))[inverse]
         return -F.pairwise_distance(lip, aud)
 
     def pair_loss(self, frames: Tensor, wav: Tensor, in_sync: Tensor) -> tuple[Tensor, Tensor]:

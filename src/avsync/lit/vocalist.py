@@ -92,13 +92,15 @@ class VocaLiSTModule(PairScoringModule):
         return self.net(self.frames(frames), self.mel(wav))
 
     def pair_scores(self, frames: Tensor, wav: Tensor) -> Tensor:
-        """Sync logits; in eval mode each distinct visual window is encoded once (same values:
-        batch norm uses running statistics there)."""
+        """Sync logits; in eval mode each distinct visual window and each distinct audio window is
+        encoded once (same values: batch norm uses running statistics there; the search's
+        neighbouring windows share their audio candidates)."""
         if self.training:
             return self(frames, wav)
         first, group = runs_of_equal_rows(frames)
         vis = self.net.encode_visual(self.frames(frames[first]))[group]
-        return self.net.fuse(vis, self.net.encode_audio(self.mel(wav)))
+        audio, inverse = torch.unique(wav, dim=0, return_inverse=True)
+        return self.net.fuse(vis, self.net.encode_audio(self.mel(audio))[inverse])
 
     def aligning(self) -> bool:
         """True during the encoder-alignment steps (training only)."""
