@@ -112,3 +112,58 @@ def test_predict_step_gives_one_clip_level_offset_with_confidence():
     out = module.predict_step(batch, 0)
     assert out["pred_offset_frames"].tolist() == [3, -2]
     assert (out["confidence"] > 0).all()  # the best candidate stands out from the median
+
+
+DIVAS_WINDOWS = [[-40, 40], [-125, 45], [-185, 90]]
+
+
+def _divas_protocol_accuracies(scorer_cls, delta: int) -> dict[str, float]:
+    """Test one clip at offset ``delta`` under DiVAS's protocol (the whole clip averaged, ms windows)
+    and return the logged metrics."""
+    # DiVAS's toy test: 2 s clips at 25 fps, 5-frame windows, ±15 frames: 16 windows = 20 frames averaged
+    module = scorer_cls(clip_frames=50, eval_contexts=(20,), eval_windows_ms=DIVAS_WINDOWS, log_figures=False)
+    logged = {}
+    module.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
+    video, audio = labelled_clip(50, delta)
+    module._eval_step({"video": video[None], "audio": audio[None], "target": torch.tensor([delta])}, "test")
+    module._epoch_end("test")
+    return logged
+
+
+@pytest.mark.parametrize("delta", [0, 6, -11])
+def test_divas_protocol_a_perfect_scorer_is_right_in_every_window(delta):
+    logged = _divas_protocol_accuracies(FrameMatchScorer, delta)
+    for name in ("test/acc@±40ms", "test/acc@-125+45ms", "test/acc@-185+90ms"):
+        assert logged[name] == 1.0 and logged[f"{name}_20f"] == 1.0
+    assert logged["test/acc_tol_20f"] == 1.0  # the frame-tolerance metrics are still there
+
+
+@pytest.mark.parametrize("frames_off, expected", [
+    # predicted one frame (40 ms) too large: residual true − predicted = −40 ms, inside all three
+    (1, (1.0, 1.0, 1.0)),
+    # one frame too small: residual +40 ms, inside all three (45 and 90 ms upper bounds)
+    (-1, (1.0, 1.0, 1.0)),
+    # two frames too large: residual −80 ms: outside ±40, inside [−125, 45] and [−185, 90]
+    (2, (0.0, 1.0, 1.0)),
+    # two frames too small: residual +80 ms (audio still leads): outside ±40 and [−125, 45], inside [−185, 90]
+    (-2, (0.0, 0.0, 1.0)),
+    # three frames too small: +120 ms, outside all three
+    (-3, (0.0, 0.0, 0.0)),
+])
+def test_divas_protocol_windows_are_asymmetric_in_the_residual(frames_off, expected):
+    class Off(FrameMatchScorer):
+        """Scores highest the candidate ``frames_off`` frames above the true offset."""
+
+        def pair_scores(self, frames, wav):
+            return -(frames[:, 0, 0, 0, 0].float() - frames_off - wav[:, 0]).abs()
+
+    logged = _divas_protocol_accuracies(Off, 3)
+    got = tuple(logged[n] for n in ("test/acc@±40ms", "test/acc@-125+45ms", "test/acc@-185+90ms"))
+    assert got == expected
+
+
+def test_divas_protocol_windows_are_checked():
+    with pytest.raises(ValueError, match="eval_windows_ms"):
+        FrameMatchScorer(eval_windows_ms=[[40, -40]])
+    with pytest.raises(ValueError, match="eval_windows_ms"):
+        FrameMatchScorer(eval_windows_ms=[[-40, 0, 40]])

@@ -75,6 +75,7 @@ def test_full_size_stage_runs_as_configured_on_the_real_lrs3_clip(real_fixtures,
 # -- DiVAS -------------------------------------------------------------------------------------
 DIVAS_DIR = REPRODUCTIONS / "divas"
 DIVAS_PLAN = yaml.safe_load((DIVAS_DIR / "plan.yaml").read_text())
+DIVAS_BASELINES = ("lrs2_syncnet", "lrs2_vocalist")  # Table 1's other models (tests/test_divas_baselines.py)
 DIVAS_NUMBERS = yaml.safe_load((DIVAS_DIR / "paper_numbers.yaml").read_text())["numbers"]
 
 
@@ -94,10 +95,14 @@ def test_divas_numbers_name_stages_of_the_plan_or_say_why_not(mode):
             assert number[f"{mode}_stage"] in names, number
     for stage in DIVAS_PLAN[mode]:
         assert stage.get("fit", True) or stage.get("init_from") in names, stage
-    assert [s["name"] for s in DIVAS_PLAN["toy"]] == [s["name"] for s in DIVAS_PLAN["full"]]
+    # the full plan may hold diagnostics the toy plan drops for its time budget, never the reverse
+    full_names = [s["name"] for s in DIVAS_PLAN["full"]]
+    assert [n for n in full_names if n in {s["name"] for s in DIVAS_PLAN["toy"]}] == \
+        [s["name"] for s in DIVAS_PLAN["toy"]]
 
 
-@pytest.mark.parametrize("stage", DIVAS_PLAN["toy"], ids=lambda s: s["name"])
+@pytest.mark.parametrize("stage", [s for s in DIVAS_PLAN["toy"] if s["name"] not in DIVAS_BASELINES],
+                         ids=lambda s: s["name"])
 def test_divas_toy_stage_composes(stage, repo_root_cwd):
     cli = cli_main(_divas_args(stage), run=False)
     model, data, name = cli.model, cli.datamodule, stage["name"]
@@ -121,7 +126,8 @@ def test_divas_toy_stage_composes(stage, repo_root_cwd):
     assert data.children_by_rate[25.0].variant == ("dense_scene" if frame else "dense")
 
 
-@pytest.mark.parametrize("stage", DIVAS_PLAN["full"], ids=lambda s: s["name"])
+@pytest.mark.parametrize("stage", [s for s in DIVAS_PLAN["full"] if s["name"] not in DIVAS_BASELINES],
+                         ids=lambda s: s["name"])
 def test_divas_full_stage_builds_the_papers_model(stage, repo_root_cwd):
     cli = cli_main(_divas_args(stage), run=False)
     model, name = cli.model, stage["name"]

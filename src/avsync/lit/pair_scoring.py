@@ -16,6 +16,13 @@ before the argmax (VocaLiST §4.1), and :class:`~avsync.metrics.OffsetAccuracy` 
 prediction within ±``tolerance_frames`` of Δ as correct (1 on LRS2, 5 on Acappella).
 The clips are in sync (Δ = 0, the papers' protocol) or at random artificial offsets
 (``artificial_offsets=True``: Δ uniform in ±max_shift, fixed per clip by the data module).
+
+DiVAS's protocol (DiVAS Table 1 scores SyncNet and VocaLiST this way): ``eval_windows_ms`` adds,
+for every context, the accuracy within each ITU-style millisecond window of the residual
+``true − predicted`` (:class:`~avsync.metrics.OffsetAccuracy` ``window_ms``), logged under DiVAS's
+own names (``test/acc@±40ms``, ``test/acc@-125+45ms``, ...; the shortest context's) and per
+context (``test/acc@±40ms_20f``). A context spanning every search row (``clip_frames − 2·max_shift``
+frames) is DiVAS's clip-level answer. The frame-tolerance metrics are logged as before.
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from avsync.inputs import InputSpec
+from avsync.lit.divas import tolerance_name
 from avsync.lit.plots import per_offset_figure
 from avsync.metrics import OffsetAccuracy
 from avsync.offsets import FrameShifts
@@ -61,7 +69,7 @@ class PairScoringModule(L.LightningModule):
     def __init__(self, window_frames: int, clip_frames: int, max_shift: int, tolerance_frames: int,
                  eval_contexts: Sequence[int], artificial_offsets: bool, train_window_frames: Sequence[int] | None,
                  lr: float, fps: float = 25.0, sample_rate: int = 16000, eval_batch_windows: int = 4,
-                 log_figures: bool = True):
+                 log_figures: bool = True, eval_windows_ms: Sequence[Sequence[float]] | None = None):
         super().__init__()
         longest = max([window_frames, *(train_window_frames or [])])
         if clip_frames < longest + 2 * max_shift:
@@ -84,6 +92,10 @@ class PairScoringModule(L.LightningModule):
         self.metrics = nn.ModuleDict({
             f"{stage}_acc_{c}f": OffsetAccuracy(offsets, frames=(tolerance_frames, self.fps))
             for stage in EVAL_STAGES for c in self.eval_contexts})
+        self.eval_windows_ms = parse_windows_ms(eval_windows_ms)
+        self.window_metrics = nn.ModuleDict({
+            f"{stage}_{i}_{c}f": OffsetAccuracy(offsets, window_ms=w)
+            for stage in EVAL_STAGES for c in self.eval_contexts for i, w in enumerate(self.eval_windows_ms)})
 
     def base_spec(self) -> InputSpec:
         """Clip length, rates and offsets of the protocol; the subclass adds frame size and crop."""
@@ -145,7 +157,10 @@ class PairScoringModule(L.LightningModule):
             scores = self.search(batch["video"][b], batch["audio"][b])
             for c in self.eval_contexts:
                 pred, _ = predict_offsets(scores, context=c - self.window_frames + 1)
-                self.metrics[f"{stage}_acc_{c}f"].update(pred + self.max_shift, target_idx[b].expand_as(pred))
+                pred_idx, true_idx = pred + self.max_shift, target_idx[b].expand_as(pred)
+                self.metrics[f"{stage}_acc_{c}f"].update(pred_idx, true_idx)
+                for i in range(len(self.eval_windows_ms)):
+                    self.window_metrics[f"{stage}_{i}_{c}f"].update(pred_idx, true_idx)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -178,6 +193,13 @@ class PairScoringModule(L.LightningModule):
             if self.log_figures and i == 0 and self.trainer.is_global_zero:
                 self._log_figure(stage, result)
             metric.reset()
+            for j, window in enumerate(self.eval_windows_ms):
+                in_window = self.window_metrics[f"{stage}_{j}_{c}f"]
+                acc = in_window.compute()["acc_tol"].float()
+                self.log(f"{stage}/{tolerance_name(window)}_{c}f", acc, sync_dist=False)
+                if i == 0:  # DiVAS's metric names: the headline (shortest) context
+                    self.log(f"{stage}/{tolerance_name(window)}", acc, sync_dist=False)
+                in_window.reset()
 
     def on_validation_epoch_end(self) -> None:
         self._epoch_end("val")
@@ -198,6 +220,16 @@ class PairScoringModule(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.lr)
+
+
+def parse_windows_ms(windows: Sequence[Sequence[float]] | None) -> tuple[tuple[float, float], ...]:
+    """``[[lo, hi], ...]`` in ms -> tuple of float pairs; a clear error for anything else."""
+    parsed = []
+    for w in windows or ():
+        if len(w) != 2 or float(w[0]) > float(w[1]):
+            raise ValueError(f"eval_windows_ms takes [lo, hi] pairs with lo <= hi (ms), got {list(w)}")
+        parsed.append((float(w[0]), float(w[1])))
+    return tuple(parsed)
 
 
 def runs_of_equal_rows(x: Tensor) -> tuple[Tensor, Tensor]:

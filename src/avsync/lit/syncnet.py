@@ -47,11 +47,13 @@ class SyncNetModule(PairScoringModule):
                  input_overrides: dict | None = None, clip_frames: int = 50, max_shift: int = 15,
                  tolerance_frames: int = 1, eval_contexts: Sequence[int] = (5, 7, 9, 11, 13, 15),
                  artificial_offsets: bool = False, margin: float = 20.0, lr: float = 1e-4,
-                 eval_batch_windows: int = 4, init_from: str | None = None, log_figures: bool = True):
+                 eval_batch_windows: int = 4, init_from: str | None = None, log_figures: bool = True,
+                 eval_windows_ms: Sequence[Sequence[float]] | None = None):
         super().__init__(window_frames=WINDOW_FRAMES, clip_frames=clip_frames, max_shift=max_shift,
                          tolerance_frames=tolerance_frames, eval_contexts=eval_contexts,
                          artificial_offsets=artificial_offsets, train_window_frames=None, lr=lr,
-                         eval_batch_windows=eval_batch_windows, log_figures=log_figures)
+                         eval_batch_windows=eval_batch_windows, log_figures=log_figures,
+                         eval_windows_ms=eval_windows_ms)
         self.save_hyperparameters()
         self.net = build_syncnet(arch, arch_overrides)
         self.margin = float(margin)
@@ -70,12 +72,14 @@ class SyncNetModule(PairScoringModule):
         return self.net(self.frames(frames), mfcc)
 
     def pair_scores(self, frames: Tensor, wav: Tensor) -> Tensor:
-        """−distance; in eval mode each distinct visual window is embedded once (same values)."""
+        """−distance; in eval mode each distinct visual window and each distinct audio window is
+        embedded once (same values: the search's neighbouring windows share their candidates)."""
         if self.training:
             return -self(frames, wav)
         first, group = runs_of_equal_rows(frames)
         lip = self.net.forward_lip(self.frames(frames[first]))[group]
-        aud = self.net.forward_aud(self.mfcc(wav, num_frames=frames.shape[1] * MFCC_PER_FRAME))
+        audio, inverse = torch.unique(wav, dim=0, return_inverse=True)
+        aud = self.net.forward_aud(self.mfcc(audio, num_frames=frames.shape[1] * MFCC_PER_FRAME))[inverse]
         return -F.pairwise_distance(lip, aud)
 
     def pair_loss(self, frames: Tensor, wav: Tensor, in_sync: Tensor) -> tuple[Tensor, Tensor]:

@@ -49,6 +49,8 @@ class VocaLiSTModule(PairScoringModule):
             (:mod:`avsync.lit.candidate_pairs`; BCE with pos_weight K keeps the balance); the
             alignment steps then use InfoNCE over the candidates (``align_temperature``).
         min_negative_gap: negatives at least this many frames from the true offset (with K > 0).
+        eval_windows_ms: also count accuracy within these [lo, hi] ms windows under DiVAS's metric
+            names (:mod:`avsync.lit.pair_scoring`; DiVAS Table 1's protocol).
     """
 
     def __init__(self, arch: str = "vocalist", arch_overrides: dict | None = None,
@@ -58,11 +60,13 @@ class VocaLiSTModule(PairScoringModule):
                  lr: float = 5e-5, eval_batch_windows: int = 4, init_from: str | None = None,
                  log_figures: bool = True, warmup_steps: int = 0, align_steps: int = 0,
                  align_weight: float = 0.0, align_margin: float = 1.0, negatives_per_window: int = 0,
-                 min_negative_gap: int = 1, align_temperature: float = 0.1):
+                 min_negative_gap: int = 1, align_temperature: float = 0.1,
+                 eval_windows_ms: Sequence[Sequence[float]] | None = None):
         protocol = dict(window_frames=window_frames, clip_frames=clip_frames, max_shift=max_shift,
                          tolerance_frames=tolerance_frames, eval_contexts=eval_contexts,
                          artificial_offsets=artificial_offsets, train_window_frames=train_window_frames, lr=lr,
-                         eval_batch_windows=eval_batch_windows, log_figures=log_figures)
+                         eval_batch_windows=eval_batch_windows, log_figures=log_figures,
+                         eval_windows_ms=eval_windows_ms)
         super().__init__(**protocol)
         self.save_hyperparameters()
         if min(warmup_steps, align_steps) < 0 or align_weight < 0 or align_margin <= 0:
@@ -88,13 +92,15 @@ class VocaLiSTModule(PairScoringModule):
         return self.net(self.frames(frames), self.mel(wav))
 
     def pair_scores(self, frames: Tensor, wav: Tensor) -> Tensor:
-        """Sync logits; in eval mode each distinct visual window is encoded once (same values:
-        batch norm uses running statistics there)."""
+        """Sync logits; in eval mode each distinct visual window and each distinct audio window is
+        encoded once (same values: batch norm uses running statistics there; the search's
+        neighbouring windows share their audio candidates)."""
         if self.training:
             return self(frames, wav)
         first, group = runs_of_equal_rows(frames)
         vis = self.net.encode_visual(self.frames(frames[first]))[group]
-        return self.net.fuse(vis, self.net.encode_audio(self.mel(wav)))
+        audio, inverse = torch.unique(wav, dim=0, return_inverse=True)
+        return self.net.fuse(vis, self.net.encode_audio(self.mel(audio))[inverse])
 
     def aligning(self) -> bool:
         """True during the encoder-alignment steps (training only)."""

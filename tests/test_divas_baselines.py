@@ -1,0 +1,96 @@
+"""DiVAS Table 1's SyncNet / VocaLiST stages: the vocalist plan's recipes, read by path, on lrs2_face's
+data, tested under DiVAS's protocol (random offsets, the whole 2 s clip averaged, ms windows)."""
+import pytest
+import yaml
+
+from avsync.cli import cli_main
+from avsync.reproduce import REPRODUCTIONS
+
+DIVAS_DIR = REPRODUCTIONS / "divas"
+PLAN = yaml.safe_load((DIVAS_DIR / "plan.yaml").read_text())
+NUMBERS = yaml.safe_load((DIVAS_DIR / "paper_numbers.yaml").read_text())["numbers"]
+BASELINES = {"lrs2_syncnet": "SyncNetModule", "lrs2_vocalist": "VocaLiSTModule"}
+PARAMS = {"VocaLiSTModule": 80_106_561, "SyncNetModule": 13_631_616}  # official counts (SPEC §3)
+WINDOWS = ((-40.0, 40.0), (-125.0, 45.0), (-185.0, 90.0))
+
+
+def _stage(mode, name):
+    return next(s for s in PLAN[mode] if s["name"] == name)
+
+
+def _cli(stage, extra=()):
+    args = [a for cfg in stage["configs"] for a in ("--config", str(DIVAS_DIR / cfg))]
+    args += [a.format(data_root="/nonexistent") for a in stage.get("args", [])]
+    return cli_main(args + ["--trainer.logger", "false", *extra], run=False)
+
+
+def _assert_divas_protocol(model, lrs2_face_model):
+    # the same clips, offsets and search as lrs2_face: 2 s at 25 fps, ±15 frames, every window averaged
+    assert model.artificial_offsets and model.eval_windows_ms == WINDOWS
+    assert model.input_spec.duration_sec == lrs2_face_model.input_spec.duration_sec == 2.0
+    assert model.input_spec.max_frame_shift == lrs2_face_model.max_shift == 15
+    assert model.eval_contexts == (model.clip_frames - 2 * model.max_shift,) == (20,)
+    assert lrs2_face_model.tolerances_ms == WINDOWS
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_toy_baseline_stage_reads_lrs2_face_set_and_divas_protocol(name, repo_root_cwd):
+    cli = _cli(_stage("toy", name))
+    face = _cli(_stage("toy", "lrs2_face"))
+    assert type(cli.model).__name__ == BASELINES[name]
+    _assert_divas_protocol(cli.model, face.model)
+    assert cli.datamodule.set_dir == face.datamodule.set_dir  # no toy set of its own
+    assert cli.datamodule.num_clips == face.datamodule.num_clips
+    assert cli.datamodule.batch_size == (32 if name == "lrs2_syncnet" else 16)  # the vocalist plan's recipe
+    assert cli.trainer.max_steps <= 200 and cli.trainer.limit_val_batches == 0
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_full_baseline_stage_builds_the_papers_model(name, repo_root_cwd):
+    cli = _cli(_stage("full", name), ["--trainer.accelerator", "cpu"])
+    face = _cli(_stage("full", "lrs2_face"), ["--trainer.accelerator", "cpu"])
+    assert type(cli.model).__name__ == BASELINES[name]
+    assert sum(p.numel() for p in cli.model.net.parameters()) == PARAMS[BASELINES[name]]
+    _assert_divas_protocol(cli.model, face.model)
+    assert type(cli.datamodule).__name__ == "LRS2DataModule" and cli.datamodule.root.startswith("/nonexistent")
+
+
+@pytest.mark.parametrize("mode", ["toy", "full"])
+def test_table1_baseline_rows_are_filled_by_these_stages(mode):
+    rows = [n for n in NUMBERS if n["table"] == "1" and not n["setting"].startswith("DiVAS")]
+    assert len(rows) == 6
+    for row in rows:
+        assert row[f"{mode}_stage"] == ("lrs2_syncnet" if row["setting"].startswith("SyncNet") else "lrs2_vocalist")
+
+
+@pytest.mark.parametrize("name", ["syncnet", "vocalist"])
+def test_search_encodes_shared_audio_candidates_once_with_the_same_scores(name):
+    """The score search sends each audio window with many visual windows; eval encodes it once."""
+    import torch
+
+    from avsync.lit.syncnet import SyncNetModule
+    from avsync.lit.vocalist import VocaLiSTModule
+    from avsync.protocols.score_search import shift_scores
+
+    torch.manual_seed(0)
+    overrides = {"crop": "full", "frame_size": 32, "resize_short_side": 32}
+    if name == "syncnet":
+        module = SyncNetModule(arch="syncnet_toy", input_overrides=overrides, clip_frames=36, max_shift=3,
+                               eval_contexts=(5,))
+    else:
+        module = VocaLiSTModule(arch="vocalist_toy", input_overrides=overrides, clip_frames=36, max_shift=3,
+                                eval_contexts=(5,))
+    module.eval()
+    video = torch.randint(0, 256, (36, 32, 32, 3), dtype=torch.uint8)
+    audio = torch.randn(36 * 640) * 0.1
+
+    class PairByPair:  # every pair through the plain forward: no sharing
+        def pair_scores(self, frames, wav):
+            out = module(frames, wav)
+            return -out if name == "syncnet" else out
+
+    with torch.no_grad():
+        shared = module.search(video, audio)
+        plain = shift_scores(PairByPair(), video, audio, fps=25.0, sample_rate=16000, window_frames=5, max_shift=3)
+    assert shared.shape == (36 - 5 - 6 + 1, 7)
+    assert torch.allclose(shared, plain, atol=1e-4)
