@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from avsync.cli import main
-from avsync.lit.divas import DiVASModule, contrastive_loss, tolerance_name
+from avsync.lit.divas import DiVASModule, contrastive_loss
+from avsync.metrics import tolerance_name
 from avsync.protocols.score_search import shift_scores
 
 CONFIG = "experiments/divas_toy_dense.yaml"

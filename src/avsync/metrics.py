@@ -197,3 +197,11 @@ class OffsetAccuracy(Metric):
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.num_offsets):
             raise ValueError(f"{name} indices outside 0..{self.num_offsets - 1}")
         return idx
+
+
+def tolerance_name(window_ms: Sequence[float]) -> str:
+    """``acc@±40ms``, ``acc@-125+45ms``: the metric name of a residual window."""
+    lo, hi = (float(v) for v in window_ms)
+    if lo == -hi:
+        return f"acc@±{hi:g}ms"
+    return f"acc@{lo:+g}{hi:+g}ms"

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from avsync.inputs import FrameNormalize, InputSpec
 from avsync.lit.divas_asd import ActiveSpeakerEvaluation, speaker_pairs
-from avsync.metrics import OffsetAccuracy
+from avsync.metrics import OffsetAccuracy, tolerance_name
 from avsync.models.divas import DIVAS_CONFIGS, DiVAS, pad_windows
 from avsync.offsets import FrameShifts, get_grid
 from avsync.protocols.score_search import predict_offsets, shift_scores, window_samples
@@ -55,14 +55,6 @@ def build_divas(arch: str = "divas_face", overrides: dict | None = None) -> DiVA
     if arch not in DIVAS_CONFIGS:
         raise ValueError(f"unknown DiVAS arch {arch!r}; registered: {sorted(DIVAS_CONFIGS)}")
     return DiVAS(dataclasses.replace(DIVAS_CONFIGS[arch], **(overrides or {})))
-
-
-def tolerance_name(window_ms: Sequence[float]) -> str:
-    """``acc@±40ms``, ``acc@-125+45ms``: the metric name of a residual window."""
-    lo, hi = (float(v) for v in window_ms)
-    if lo == -hi:
-        return f"acc@±{hi:g}ms"
-    return f"acc@{lo:+g}{hi:+g}ms"
 
 
 def contrastive_loss(distance: Tensor, in_sync: Tensor, margin: float) -> Tensor:

@@ -33,9 +33,8 @@ import torch
 from torch import Tensor, nn
 
 from avsync.inputs import InputSpec
-from avsync.lit.divas import tolerance_name
 from avsync.lit.plots import per_offset_figure
-from avsync.metrics import OffsetAccuracy
+from avsync.metrics import OffsetAccuracy, tolerance_name
 from avsync.offsets import FrameShifts
 from avsync.protocols.score_search import frame_start_sample, predict_offsets, shift_scores, window_samples
 
