@@ -7,6 +7,7 @@ accuracy; per dataset class in the test, :mod:`~avsync.lit.class_breakdown`). Gr
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -121,14 +122,16 @@ class OffsetClassificationModule(ClassBreakdown, StageSteps, L.LightningModule):
         return adam_with_warmup(self.parameters(), self.lr, self.warmup_steps, self.betas, self.weight_decay)
 
 
-def load_matching_weights(module: nn.Module, ckpt_path: str | Path, prefix: str = "") -> list[str]:
-    """Initialise ``module`` from a checkpoint, copying every tensor whose name and shape match.
+def load_matching_weights(module: nn.Module, ckpt_path: str | Path | Mapping, prefix: str = "") -> list[str]:
+    """Initialise ``module`` from a checkpoint (a path, or one already loaded), copying every tensor
+    whose name and shape match.
 
     Used for the papers' staged recipes (pre-trained extractors, 3 -> 21 class curriculum,
     dense -> sparse fine-tuning): a new head or a longer positional table is left as initialised.
     Returns the names that were *not* loaded.
     """
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    state = ckpt_path if isinstance(ckpt_path, Mapping) else torch.load(ckpt_path, map_location="cpu",
+                                                                        weights_only=True)
     state = state.get("state_dict", state)
     if prefix:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

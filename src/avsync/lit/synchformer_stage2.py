@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -32,12 +33,14 @@ _OFFICIAL_STAGE1 = {"v_encoder.": "vfeat_extractor.", "a_encoder.": "afeat_extra
 _UNUSED = ("temp_attn_agg.", "global_attn_agg.")
 
 
-def extractor_state(ckpt_path: str | Path) -> dict[str, torch.Tensor]:
+def extractor_state(ckpt_path: str | Path | Mapping, name: str | Path | None = None) -> dict[str, torch.Tensor]:
     """The extractor tensors of a stage-I (ours or the official Segment AVCLIP ``.pt``), stage-II or
-    converted checkpoint, named as in ``Synchformer``."""
+    converted checkpoint (a path, or one already loaded and then named by ``name`` in errors), named
+    as in ``Synchformer``."""
     from avsync.convert import read_state_dict
 
     state = read_state_dict(ckpt_path)
+    ckpt_path = name or ckpt_path
     out = {}
     for key, value in state.items():
         for official, ours in _OFFICIAL_STAGE1.items():
@@ -54,11 +57,10 @@ def extractor_state(ckpt_path: str | Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def is_stage1_checkpoint(ckpt_path: str | Path) -> bool:
-    """Whether a checkpoint is :class:`~avsync.lit.synchformer_stage1.SynchformerStage1Module`'s (it
-    holds the segment projections of Segment AVCLIP)."""
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    return any(key.startswith("segment_vproj.") for key in state.get("state_dict", state))
+def is_stage1_checkpoint(checkpoint: Mapping) -> bool:
+    """Whether a loaded checkpoint is :class:`~avsync.lit.synchformer_stage1.SynchformerStage1Module`'s
+    (it holds the segment projections of Segment AVCLIP)."""
+    return any(key.startswith("segment_vproj.") for key in checkpoint.get("state_dict", checkpoint))
 
 
 class SynchformerStage2Module(OffsetClassificationModule):
@@ -100,16 +102,18 @@ class SynchformerStage2Module(OffsetClassificationModule):
         spec = InputSpec(fps=cfg.fps, duration_sec=duration, frame_size=cfg.motionformer.img_size,
                          sample_rate=cfg.sample_rate, offset_classes=cfg.num_classes)
         self.input_spec = dataclasses.replace(spec, **(input_overrides or {}))
-        if init_from and is_stage1_checkpoint(init_from):
-            # Segment AVCLIP trains only the extractors: the sync module in its checkpoint is an untrained
-            # init of stage I's configuration, which would replace this one's (e.g. sync_init="xavier")
-            self.net.load_state_dict(extractor_state(init_from), strict=False)
-            log.info("initialised the extractors from the stage-I checkpoint %s", init_from)
-        elif init_from:
-            missing = load_matching_weights(self.net, init_from, prefix="net.")
-            log.info("initialised Synchformer from %s; %d tensors kept their init", init_from, len(missing))
-        if init_from and projections_from_stage1:
-            self._projections_from_stage1(init_from)
+        if init_from:  # read once: a full-size checkpoint is ~1 GB
+            checkpoint = torch.load(init_from, map_location="cpu", weights_only=True)
+            if is_stage1_checkpoint(checkpoint):
+                # Segment AVCLIP trains only the extractors: the sync module in its checkpoint is an untrained
+                # init of stage I's configuration, which would replace this one's (e.g. sync_init="xavier")
+                self.net.load_state_dict(extractor_state(checkpoint, name=init_from), strict=False)
+                log.info("initialised the extractors from the stage-I checkpoint %s", init_from)
+            else:
+                missing = load_matching_weights(self.net, checkpoint, prefix="net.")
+                log.info("initialised Synchformer from %s; %d tensors kept their init", init_from, len(missing))
+            if projections_from_stage1:
+                self._projections_from_stage1(checkpoint, init_from)
         self.center_features = bool(center_features)
         if extractors_from:
             state = extractor_state(extractors_from)
@@ -122,9 +126,9 @@ class SynchformerStage2Module(OffsetClassificationModule):
         if freeze_extractors:
             self.freeze(self.net.vfeat_extractor, self.net.afeat_extractor)
 
-    def _projections_from_stage1(self, ckpt_path: str) -> None:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
+    def _projections_from_stage1(self, checkpoint: Mapping, ckpt_path: str) -> None:
+        """Copy Segment AVCLIP's segment projections (a loaded stage-I ``checkpoint``) into vproj / aproj."""
+        state = checkpoint.get("state_dict", checkpoint)
         for ours, theirs in (("vproj", "segment_vproj"), ("aproj", "segment_aproj")):
             layer = getattr(self.net, ours)
             weight, bias = state.get(f"{theirs}.weight"), state.get(f"{theirs}.bias")
