@@ -106,3 +106,19 @@ def test_module_scores_are_negative_distances_and_frames_are_bgr_0_255():
         assert torch.allclose(module.pair_scores(frames, wav), -module(frames, wav), atol=1e-5)
     x = SyncNetFrames()(torch.full((1, 5, 224, 224, 3), 0, dtype=torch.uint8).index_fill_(-1, torch.tensor([2]), 200))
     assert x.shape == (1, 3, 5, 224, 224) and x[0, 0].eq(200).all() and x[0, 1:].eq(0).all()
+
+
+def test_frames_are_antialiased_only_when_shrunk():
+    """Upscaling small (toy) frames skips the antialiasing kernel: same values within 1e-3 of 255;
+    a larger frame is shrunk with antialiasing, as before."""
+    import torch.nn.functional as F
+
+    def reference(frames):
+        x = frames.permute(0, 1, 4, 2, 3).float().flip(2)
+        y = F.interpolate(x.flatten(0, 1), size=(224, 224), mode="bilinear", align_corners=False, antialias=True)
+        return y.unflatten(0, x.shape[:2]).transpose(1, 2)
+
+    torch.manual_seed(0)
+    for side in (64, 320):
+        frames = torch.randint(0, 256, (2, 5, side, side, 3), dtype=torch.uint8)
+        assert (SyncNetFrames()(frames) - reference(frames)).abs().max() < 1e-3, side

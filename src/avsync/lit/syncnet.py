@@ -31,8 +31,11 @@ class SyncNetFrames(nn.Module):
         x = frames.permute(0, 1, 4, 2, 3).float().flip(2)            # (B, T, 3, H, W), BGR
         if x.shape[-2:] != (FRAME_SIZE, FRAME_SIZE):
             b, t = x.shape[:2]
+            # antialiasing only changes a downscale; on an upscale (small toy frames) it gives the same
+            # values (within 1e-3 on the 0-255 scale) at twice the cost of the plain bilinear kernel
+            shrinking = max(x.shape[-2:]) > FRAME_SIZE
             x = F.interpolate(x.flatten(0, 1), size=(FRAME_SIZE, FRAME_SIZE), mode="bilinear",
-                              align_corners=False, antialias=True).unflatten(0, (b, t))
+                              align_corners=False, antialias=shrinking).unflatten(0, (b, t))
         return x.transpose(1, 2)
 
 
