@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from avsync.convert import get_converter
 from avsync.convert.cli import main as convert_main
@@ -111,8 +112,6 @@ def test_module_scores_are_negative_distances_and_frames_are_bgr_0_255():
 def test_frames_are_antialiased_only_when_shrunk():
     """Upscaling small (toy) frames skips the antialiasing kernel: same values within 1e-3 of 255;
     a larger frame is shrunk with antialiasing, as before."""
-    import torch.nn.functional as F
-
     def reference(frames):
         x = frames.permute(0, 1, 4, 2, 3).float().flip(2)
         y = F.interpolate(x.flatten(0, 1), size=(224, 224), mode="bilinear", align_corners=False, antialias=True)
