@@ -35,6 +35,8 @@ def test_gate_fails_when_the_audio_is_shuffled(tmp_path, repo_root_cwd):
     print(run.stdout[-3000:])
     assert run.returncode == 1, f"the gate did not catch a model trained on shuffled audio:\n{run.stdout[-3000:]}"
     assert "FAIL" in run.stdout and "**FAILED**" in run.stdout
+    saved = sorted(p.name for p in (tmp_path / "shuffle-audio" / SABOTAGED).rglob("*.ckpt"))
+    assert saved == ["final.ckpt"], saved  # no per-epoch checkpoints during a gate run
 
 
 def test_ci_gate_covers_all_five_papers():

@@ -38,6 +38,9 @@ from avsync.reproduce import REPRODUCTIONS, Stage, run_stage
 
 BASELINES = REPRODUCTIONS / "gate" / "baselines.yaml"
 SABOTAGES = ("shuffle-audio",)
+# a gate run keeps only the final.ckpt its runner saves: the configs' checkpoint callbacks would save
+# every epoch (DiVAS's one-step epochs pickled two checkpoints a step, 30 % of its run time)
+NO_CHECKPOINTS = ["--trainer.enable_checkpointing", "false", "--trainer.callbacks", "[]"]
 
 
 @dataclass
@@ -120,7 +123,7 @@ class ShuffleAudio(L.Callback):
 # ---------------------------------------------------------------------------- one entry (child process)
 def run_entry(entry: GateEntry, out: Path, sabotage: str | None, baselines: Path = BASELINES) -> dict:
     """Fit + test one entry in this process; returns (and writes) its result."""
-    args = list(entry.args)
+    args = NO_CHECKPOINTS + list(entry.args)
     if entry.init_from:
         args += ["--model.init_args.init_from", str(Path(baselines).parent / entry.init_from)]
     stage = Stage(name=entry.name, configs=entry.configs, args=args, description=entry.description)
