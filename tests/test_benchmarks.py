@@ -36,3 +36,16 @@ def test_benchmark_scripts_run_their_tiny_mode(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         _script("loader_throughput").main()
     assert exit_info.value.code == 0
+
+
+@pytest.mark.slow  # ~40 CPU s: four subprocesses each importing torch
+def test_gpu_check_walks_its_path_on_cpu(tmp_path):
+    """`benchmarks/gpu_check.py --device cpu --dry-run`: the GPU check's steps (bf16 training and
+    inference tables, a real-clip detect, the parity tests collected) run here without a GPU."""
+    out = tmp_path / "gpu_check.md"
+    code = _script("gpu_check").main(["--device", "cpu", "--dry-run", "--cases", "divas_face", "--out", str(out)])
+    text = out.read_text()
+    assert "`detect` divas_face (random init) | ok" in text, text
+    assert "`train_step.py` (bf16) | ok" in text and "`inference.py` (bf16) | ok" in text, text
+    assert (tmp_path / "train_step_cpu_bf16_toy.md").exists() and (tmp_path / "inference_cpu_bf16_toy.md").exists()
+    assert code == 0, text

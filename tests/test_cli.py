@@ -25,8 +25,40 @@ def test_help_lists_models_and_data_modules(capsys):
     for name in ("avsync.lit.sparsesync.SparseSyncModule", "avsync.data_modules.toy.ToyAVDataModule",
                  "avsync.data_modules.lrs3.LRS3DataModule", "avsync.data_modules.vggsound.VGGSoundSparseDataModule"):
         assert name in out
-    for sub in ("fit", "validate", "test", "predict"):
+    for sub in ("fit", "validate", "test", "predict", "detect", "convert", "reproduce"):
         assert sub in out
+    for hidden in ("_RateLRS3DataModule", "_RateToyDataModule", "base.AVSyncDataModule", "PairScoringModule"):
+        assert hidden not in out
+
+
+def test_help_table_names_exactly_the_public_concrete_classes():
+    """The help reads a static table (no imports); importing everything finds the same classes."""
+    import lightning as L
+
+    from avsync.public_classes import BASES, DATA_MODULES, MODELS
+    from avsync.training_cli import _import_all, _subclasses
+    import avsync.data_modules
+    import avsync.lit
+
+    _import_all(avsync.lit)
+    _import_all(avsync.data_modules)
+    for base, table in ((L.LightningModule, MODELS), (L.LightningDataModule, DATA_MODULES)):
+        found = {path for path in _subclasses(base) if not path.rsplit(".", 1)[1].startswith("_")} - BASES
+        assert found == set(table), f"public_classes.py is out of date: {found ^ set(table)}"
+
+
+def test_help_imports_neither_torch_nor_lightning():
+    """`avsync --help` answers without the seconds of importing torch, Lightning and every model."""
+    code = ("import sys\nfrom avsync.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY', sorted(m for m in ('torch', 'lightning', 'avsync.lit') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+
+
+def test_training_help_has_no_lightning_args_warning():
+    out = subprocess.run([sys.executable, "-m", "avsync.cli", "fit", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--trainer" in out.stdout
+    assert "args parameter" not in out.stderr
 
 
 def test_lightning_entry_point_is_this_cli():

@@ -1,69 +1,24 @@
-"""The ``avsync`` / ``lightning`` command.
+"""The ``avsync`` / ``lightning`` command: a light dispatcher.
 
-``lightning fit|validate|test|predict --config experiments/....yaml`` is a LightningCLI over every
-LightningModule in :mod:`avsync.lit` and every LightningDataModule in :mod:`avsync.data_modules`
-(``class_path``/``init_args`` injection). Extra subcommands that are not training loops live beside
-it and are dispatched by name before LightningCLI sees the arguments.
+``fit|validate|test|predict`` go to the LightningCLI in :mod:`avsync.training_cli`; the other
+subcommands (``detect``, ``convert``, ``reproduce``, ...) are dispatched by name before Lightning is
+imported. Nothing heavy is imported at module level, so ``avsync --help`` and every subcommand's
+start stay fast (the help is built from :mod:`avsync.public_classes`).
 """
 from __future__ import annotations
 
-import argparse
 import importlib
-import pkgutil
 import sys
 from typing import Callable
 
-import lightning as L
-from jsonargparse import DefaultHelpFormatter
-from lightning.pytorch.cli import LightningCLI
-
-import avsync.data_modules
-import avsync.lit
-from avsync.resume import ExactResume
+from avsync.public_classes import DATA_MODULES, MODELS, listing
 
 
-def _import_all(package) -> None:
-    """Import every submodule so LightningCLI's subclass lookup (and --help) knows all of them."""
-    for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
-        importlib.import_module(info.name)
+def cli_main(args: list[str] | None = None, run: bool = True):
+    """The LightningCLI (``fit/validate/test/predict``) over the suite's models and data modules."""
+    from avsync.training_cli import cli_main as training_cli_main
 
-
-def _subclasses(base: type) -> list[str]:
-    seen, stack, out = set(), [base], []
-    while stack:
-        for sub in stack.pop().__subclasses__():
-            if sub not in seen:
-                seen.add(sub)
-                stack.append(sub)
-                if sub.__module__.startswith("avsync"):
-                    out.append(f"{sub.__module__}.{sub.__qualname__}")
-    return sorted(out)
-
-
-class _ListHelpFormatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """jsonargparse's formatter, but the description keeps its line breaks (the model lists)."""
-
-
-class AVSyncCLI(LightningCLI):
-    """LightningCLI whose --help names the suite's models and data modules."""
-
-    def init_parser(self, **kwargs):
-        models = "\n  ".join(_subclasses(L.LightningModule))
-        data = "\n  ".join(_subclasses(L.LightningDataModule))
-        kwargs.setdefault("description", "avsync — audio-visual synchronisation experiments.\n\n"
-                          f"Models (--model):\n  {models}\n\nData modules (--data):\n  {data}\n\n"
-                          "Other subcommands: " + ", ".join(sorted(EXTRA_COMMANDS)))
-        kwargs.setdefault("formatter_class", _ListHelpFormatter)
-        return super().init_parser(**kwargs)
-
-
-def cli_main(args: list[str] | None = None, run: bool = True) -> AVSyncCLI:
-    _import_all(avsync.lit)
-    _import_all(avsync.data_modules)
-    return AVSyncCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True,
-                     subclass_mode_data=True, save_config_kwargs={"overwrite": True},
-                     auto_configure_optimizers=False, args=args, run=run,
-                     trainer_defaults={"callbacks": [ExactResume()]})  # exact resume (avsync.resume)
+    return training_cli_main(args, run=run)
 
 
 def _reproduce(argv: list[str]) -> int:
@@ -93,11 +48,30 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
+def help_text() -> str:
+    """``avsync --help``: the subcommands, the public models and data modules (no imports)."""
+    return (
+        "usage: avsync {fit,validate,test,predict} [--config CONFIG ...]\n"
+        "       avsync {" + ",".join(sorted(EXTRA_COMMANDS)) + "} ...\n\n"
+        "avsync — audio-visual synchronisation experiments.\n\n"
+        "Training loops (LightningCLI; `avsync fit --help` for their options):\n"
+        "  fit, validate, test, predict   e.g. `lightning fit --config experiments/sparsesync_toy_dense.yaml`\n\n"
+        f"Models (--model / model.class_path):\n{listing(MODELS)}\n\n"
+        f"Data modules (--data / data.class_path):\n{listing(DATA_MODULES)}\n\n"
+        "Other subcommands (`avsync NAME --help`): " + ", ".join(sorted(EXTRA_COMMANDS)) + "\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    from_sys_argv = argv is None
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in EXTRA_COMMANDS:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(help_text(), end="")
+        raise SystemExit(0)
+    if argv[0] in EXTRA_COMMANDS:
         return EXTRA_COMMANDS[argv[0]](argv[1:]) or 0
-    cli_main(argv)
+    # LightningCLI reads sys.argv itself when args is None (passing both gives its "args" warning)
+    cli_main(None if from_sys_argv else argv)
     return 0
 
 
