@@ -26,7 +26,7 @@ class _Server:
     announces the whole file) to imitate a dropped connection; ``requests`` records the Range headers."""
 
     def __init__(self):
-        self.files, self.truncate_at, self.requests = {}, None, []
+        self.files, self.truncate_at, self.requests, self.ignore_range = {}, None, [], False
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,7 +37,7 @@ class _Server:
                     self.send_error(404, "Not Found")
                     return
                 start = 0
-                if self.headers.get("Range"):
+                if self.headers.get("Range") and not server.ignore_range:
                     start = int(self.headers["Range"].split("=")[1].split("-")[0])
                     if start >= len(data):
                         self.send_error(416, "Range Not Satisfiable")
@@ -119,6 +119,14 @@ def test_truncated_download_keeps_only_the_part_file_and_resumes_with_range(serv
     assert _files(tmp_path) == ["a.pt"]
 
 
+def test_a_server_that_ignores_range_makes_the_download_start_over(server, tmp_path):
+    server.files["/a.pt"], server.ignore_range = PAYLOAD, True
+    (tmp_path / "a.pt.part").write_bytes(PAYLOAD[:5000])
+    sha = Checksum("sha256", hashlib.sha256(PAYLOAD).hexdigest())
+    got = download(server.url("/a.pt"), tmp_path / "a.pt", sha, progress=False)
+    assert got.resumed_from == 0 and got.path.read_bytes() == PAYLOAD and _files(tmp_path) == ["a.pt"]
+
+
 def test_a_part_file_that_is_not_a_prefix_is_caught_by_the_checksum(server, tmp_path):
     """A stale .part (another file's bytes) resumes into a wrong file; the checksum rejects it."""
     server.files["/a.pt"] = PAYLOAD
@@ -151,6 +159,14 @@ def test_weights_list_runs(capsys, tmp_path, monkeypatch):
         assert name in out
     assert "no published checksum" in out and "md5 4415276... (prefix published)" in out
     assert str(tmp_path / "weights") in out
+
+
+def test_readme_table_is_generated_from_the_catalog():
+    from conftest import REPO_ROOT
+
+    from avsync.weights.cli import markdown_table
+
+    assert markdown_table() in (REPO_ROOT / "README.md").read_text(), "rerun `avsync weights list --markdown`"
 
 
 # -- detect on the real clip with a random official-layout SyncNet --------------------------------
@@ -244,10 +260,15 @@ def test_detect_model_fetches_converts_and_caches(server, monkeypatch, tmp_path,
     assert _files(cache) == ["syncnet-v2.avsync.pt", "syncnet_v2.model"]
     converted = torch.load(cache / "syncnet-v2.avsync.pt", weights_only=True)
     assert converted["official_weights"]["name"] == "syncnet-v2"
-    requests = len(server.requests)
-    assert main(["detect", "--model", "syncnet-v2", str(short_real_clip), "--json", str(tmp_path / "e.json")]) == 0
-    assert len(server.requests) == requests, "the second run reads the cache"
-    assert _detections(out) == _detections(tmp_path / "e.json")
+    requests, mtime = len(server.requests), (cache / "syncnet-v2.avsync.pt").stat().st_mtime
+    from avsync.lit.syncnet import SyncNetModule
+    from avsync.weights import load_official
+
+    module = load_official("syncnet-v2")
+    assert isinstance(module, SyncNetModule) and not module.training
+    assert len(server.requests) == requests and (cache / "syncnet-v2.avsync.pt").stat().st_mtime == mtime, \
+        "the second use reads the cache"
+    assert torch.equal(module.net.netfcaud[3].weight, torch.load(syncnet_official, weights_only=True)["netfcaud.3.weight"])
 
     assert main(["weights", "list"]) == 0
     assert "yes +converted" in capsys.readouterr().out

@@ -33,6 +33,17 @@ def list_weights(cache_dir=None) -> list[dict]:
     return rows
 
 
+def markdown_table() -> str:
+    """The catalog as the README shows it (regenerate with ``avsync weights list --markdown``)."""
+    lines = ["| name | paper | trained on | file (download) | checksum | avsync converter |",
+             "|---|---|---|---|---|---|"]
+    for e in OFFICIAL_WEIGHTS.values():
+        link = f"[{e.filename}]({e.url})" if e.url else f"{e.filename} ([by hand]({e.page}))"
+        converter = f"`{e.converter}` ({e.arch})" if e.converter else "none"
+        lines.append(f"| `{e.name}` | {e.paper} | {e.dataset} | {link} | {e.checksum_status} | {converter} |")
+    return "\n".join(lines)
+
+
 def _print_table(rows: list[dict], columns: tuple[str, ...]) -> None:
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
     print("  ".join(c.upper().ljust(widths[c]) for c in columns))
@@ -46,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     lst = sub.add_parser("list", help="the named official checkpoints")
     lst.add_argument("--urls", action="store_true", help="also print each download URL")
+    lst.add_argument("--markdown", action="store_true", help="the README's table (name, paper, data, URL, checksum)")
     fetch = sub.add_parser("fetch", help="download (and with --convert convert) one checkpoint into the cache")
     fetch.add_argument("name", choices=list(OFFICIAL_WEIGHTS), metavar="NAME")
     fetch.add_argument("--convert", action="store_true", help="also write <name>.avsync.pt for detect --model")
@@ -55,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "list" and args.markdown:
+        print(markdown_table())
+        return 0
     if args.command == "list":
         columns = ("name", "paper", "size", "checksum", "cached") + (("download",) if args.urls else ())
         _print_table(list_weights(args.cache_dir), columns)
