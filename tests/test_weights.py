@@ -84,7 +84,26 @@ def test_download_checks_the_published_digest_and_moves_the_file_into_place(serv
     assert got.path.read_bytes() == PAYLOAD and got.digest == sha and got.resumed_from == 0
     assert _files(tmp_path) == ["a.pt"], "no .part is left after a good download"
     md5_prefix = Checksum("md5", hashlib.md5(PAYLOAD).hexdigest()[:7], prefix=True)  # how Iashin et al. publish
-    assert download(server.url("/a.pt"), tmp_path / "b.pt", md5_prefix, progress=False).path.read_bytes() == PAYLOAD
+    assert download(server.url("/a.pt"), tmp_path / "b.pt", md5_prefix, progress=True).path.read_bytes() == PAYLOAD
+
+
+def test_two_processes_fetching_one_file_wait_for_each_other(server, tmp_path):
+    """The lock file serialises them (flock also separates two opens in one process): one download,
+    then the second caller finds the finished file."""
+    server.files["/a.pt"] = PAYLOAD
+    sha = Checksum("sha256", hashlib.sha256(PAYLOAD).hexdigest())
+    results = []
+
+    def fetch():
+        results.append(download(server.url("/a.pt"), tmp_path / "a.pt", sha, progress=False))
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2 and all(r.path.read_bytes() == PAYLOAD for r in results)
+    assert len(server.requests) == 1 and _files(tmp_path) == ["a.pt"]
 
 
 def test_wrong_checksum_is_one_error_and_leaves_no_file(server, tmp_path):
@@ -229,6 +248,33 @@ def test_weights_with_a_name_checks_the_published_checksum(syncnet_official, mon
         **{**entry.__dict__, "checksum": Checksum("md5", "fffffff", prefix=True)}))
     with pytest.raises(WeightsError, match="is not the published md5 fffffff"):
         load_authors_file(syncnet_official, "syncnet-v2")
+
+
+def test_authors_pickle_with_foreign_globals_loads_weights_only(tmp_path, monkeypatch):
+    """The authors' training scripts pickle their config (OmegaConf) beside the weights; ``--weights``
+    reads such a file with ``weights_only=True`` (the foreign class becomes an inert stand-in)."""
+    import sys
+    import types
+
+    from avsync.lit.syncnet import SyncNetModule
+    from avsync.weights import load_authors_file
+
+    fake = types.ModuleType("authors_only_cfg")
+
+    class DictConfig:
+        def __init__(self, content):
+            self.content = content
+
+    DictConfig.__module__, DictConfig.__qualname__ = fake.__name__, "DictConfig"
+    fake.DictConfig = DictConfig
+    state = _official_layout_state_dict("syncnet", seed=1)
+    path = tmp_path / "wrapped.pt"
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, fake.__name__, fake)
+        torch.save({"model": state, "args": DictConfig({"lr": 1e-4}), "epoch": 3}, path)
+    module = load_authors_file(path)
+    assert isinstance(module, SyncNetModule)
+    assert torch.equal(module.net.netcnnlip[0].weight, state["netcnnlip.0.weight"])
 
 
 def test_detect_weights_errors_are_one_line(tmp_path, short_real_clip, capsys):
