@@ -314,7 +314,8 @@ def test_detect_model_fetches_converts_and_caches(server, monkeypatch, tmp_path,
     assert isinstance(module, SyncNetModule) and not module.training
     assert len(server.requests) == requests and (cache / "syncnet-v2.avsync.pt").stat().st_mtime == mtime, \
         "the second use reads the cache"
-    assert torch.equal(module.net.netfcaud[3].weight, torch.load(syncnet_official, weights_only=True)["netfcaud.3.weight"])
+    official = torch.load(syncnet_official, weights_only=True)
+    assert torch.equal(module.net.netfcaud[3].weight, official["netfcaud.3.weight"])
 
     assert main(["weights", "list"]) == 0
     assert "yes +converted" in capsys.readouterr().out
@@ -350,3 +351,24 @@ def test_detect_weights_on_the_whole_real_clip(syncnet_official, real_fixtures, 
     assert main(["detect", "--weights", str(syncnet_official), str(real_fixtures / LRS3_CLIP), "--json", str(out)]) == 0
     (record,) = json.loads(out.read_text())
     assert record["path"].endswith("00018.mp4") and np.isfinite(record["confidence"])
+
+
+@pytest.mark.slow
+def test_detect_model_sparsesync_from_the_local_server_on_a_real_vggsound_clip(server, monkeypatch, tmp_path,
+                                                                               real_fixtures):
+    """A grid classifier by name: a random authors'-layout SparseSync wrapped as their training script
+    saves it (``{'model': ..., 'epoch': ...}``), served with its md5 prefix, fetched, converted, run."""
+    monkeypatch.setenv("AVSYNC_CACHE_DIR", str(tmp_path))
+    src = tmp_path / "served.pt"
+    torch.save({"model": _official_layout_state_dict("sparsesync"), "epoch": 30}, src)
+    server.files["/ss.pt"] = src.read_bytes()
+    entry = catalog.OFFICIAL_WEIGHTS["sparsesync-vggsound-sparse"]
+    checksum = Checksum("md5", hashlib.md5(src.read_bytes()).hexdigest()[:7], prefix=True)
+    monkeypatch.setitem(catalog.OFFICIAL_WEIGHTS, entry.name, OfficialWeights(
+        **{**entry.__dict__, "url": server.url("/ss.pt"), "checksum": checksum}))
+    clip = real_fixtures / "vggsound" / "h264_video_25fps_256side_16000hz_aac" / "ZYc410CE4Rg_0_10000.mp4"
+    out = tmp_path / "d.json"
+    assert main(["detect", "--model", entry.name, str(clip), "--max-crops", "1", "--json", str(out)]) == 0
+    (record,) = json.loads(out.read_text())
+    assert record["confidence_kind"] == "mean probability" and -2.0 <= record["offset_sec"] <= 2.0
+    assert _files(tmp_path / "weights") == sorted([f"{entry.name}.avsync.pt", entry.filename])

@@ -1,7 +1,7 @@
 """``avsync reproduce <paper>``: run a paper's reproduction plan and write its table beside the paper's.
 
-A plan (``reproductions/<paper>/plan.yaml``) holds lists of stages (``toy``, ``full``, ``official``). Each stage is a LightningCLI
-run — ``fit`` with the stage's configs, then ``test`` on the last checkpoint — optionally
+A plan (``reproductions/<paper>/plan.yaml``) holds lists of stages (``toy``, ``full``,
+``official``). Each stage is a LightningCLI run — ``fit`` with the stage's configs, then ``test`` on the last checkpoint — optionally
 initialised from an earlier stage's checkpoint (the papers' staged recipes: pre-trained
 extractors, 3 -> 21 classes, dense -> sparse). The paper's numbers live in
 ``paper_numbers.yaml``; each names the stage and metric that reproduce it. Without a dataset

@@ -103,8 +103,9 @@ _ENTRIES = (
             "54037d2", "synchformer", "synchformer", _SF_README, "tested on VGGSound-Sparse: Acc@1 47.2 / ±1 67.4"),
     _iashin("synchformer-synchronizability", SYNCHFORMER_PAPER, "AudioSet (fine-tuned from the AudioSet sync model)",
             "24-01-22T20-34-52", "b1cb346", None, None, _SF_README,
-            "fetch only: the authors' head is a 2-way linear (no offset head, 13 segments), avsync's "
-            "SynchronizabilityHead a 1-logit one; no converter yet. Tested on VGGSound-Sparse: Acc@1 73.5, AUROC 0.83"),
+            "fetch only: the authors' model has a 2-way synchronizability head and no offset head (13 "
+            "segments); avsync has no Lightning converter for it yet. Tested on VGGSound-Sparse: "
+            "Acc@1 73.5, AUROC 0.83"),
     # SparseSync: LRS3 ('No Face Crop') pre-training, then fine-tuned on VGGSound(-Sparse) / AudioSet
     _iashin("sparsesync-lrs3", SPARSESYNC_PAPER, "LRS3 ('No Face Crop'), 21 classes", "22-07-13T22-25-49",
             "63f883e", "sparsesync", "sparsesync", _SS_README, "tested on LRS3 ('No Face Crop'): accuracy 96.9"),

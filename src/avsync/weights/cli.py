@@ -53,7 +53,8 @@ def _print_table(rows: list[dict], columns: tuple[str, ...]) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avsync weights", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache-dir", default=None, help="default: $AVSYNC_CACHE_DIR/weights or ~/.cache/avsync/weights")
+    parser.add_argument("--cache-dir", default=None,
+                        help="default: $AVSYNC_CACHE_DIR/weights or ~/.cache/avsync/weights")
     sub = parser.add_subparsers(dest="command", required=True)
     lst = sub.add_parser("list", help="the named official checkpoints")
     lst.add_argument("--urls", action="store_true", help="also print each download URL")

@@ -108,7 +108,8 @@ def _start_offset(response, offset: int) -> int:
     try:
         start = int(content_range.split()[1].split("-")[0])
     except (IndexError, ValueError):
-        raise DownloadError(f"{response.url}: 206 response without a usable Content-Range ({content_range!r})") from None
+        raise DownloadError(f"{response.url}: 206 response without a usable Content-Range "
+                            f"({content_range!r})") from None
     if start != offset:
         raise DownloadError(f"{response.url}: asked for bytes from {offset}, server sent from {start}")
     return offset

@@ -48,10 +48,15 @@ def _converter_of(entry: OfficialWeights):
     return get_converter(entry.converter)
 
 
-def _lightning_checkpoint(entry: OfficialWeights, state: Mapping[str, torch.Tensor], source: str) -> dict:
-    ckpt = _converter_of(entry).lightning_checkpoint(state, arch=entry.arch)
-    ckpt["official_weights"] = {"name": entry.name, "file": source, "url": entry.url or entry.page or ""}
+def _lightning_checkpoint(converter: str, arch: str, state: Mapping[str, torch.Tensor], origin: dict) -> dict:
+    """The converter's Lightning-style checkpoint, with where its weights came from (plain strings)."""
+    ckpt = get_converter(converter).lightning_checkpoint(state, arch=arch)
+    ckpt["official_weights"] = origin
     return ckpt
+
+
+def _origin(entry: OfficialWeights, file: str) -> dict:
+    return {"name": entry.name, "file": file, "url": entry.url or entry.page or ""}
 
 
 def convert(name: str, cache_dir: str | Path | None = None, *, progress: bool = True) -> Path:
@@ -62,7 +67,7 @@ def convert(name: str, cache_dir: str | Path | None = None, *, progress: bool = 
         return out
     _converter_of(entry)  # before a download that could not be used
     src = fetch(name, cache_dir, progress=progress)
-    ckpt = _lightning_checkpoint(entry, read_state_dict(src), src.name)
+    ckpt = _lightning_checkpoint(entry.converter, entry.arch, read_state_dict(src), _origin(entry, src.name))
     tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
     try:
         torch.save(ckpt, tmp)
@@ -111,6 +116,7 @@ def load_authors_file(path: str | Path, name: str | None = None, device: str = "
         raise WeightsError(f"{path}: no such file")
     if name is not None:
         entry = get(name)
+        _converter_of(entry)  # before hashing a file that could not be used
         if entry.checksum is not None:
             digest = file_digest(path, entry.checksum.algorithm)
             if not entry.checksum.matches(digest):
@@ -121,9 +127,10 @@ def load_authors_file(path: str | Path, name: str | None = None, device: str = "
     except Exception as err:  # not a pickle, truncated, no tensors: torch and pickle raise many kinds
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise WeightsError(f"{path}: cannot read checkpoint ({type(err).__name__}: {first[:200]})") from err
-    if name is None:
+    if name is None:  # each converter's default configuration is named like it
         family = guess_converter(state)
-        entry = OfficialWeights(name=family, paper="", dataset="", filename=path.name, url=None, checksum=None,
-                                converter=family, arch=family, source=str(path))
-    return module_from_checkpoint(_lightning_checkpoint(entry, state, str(path)), str(path), device)
+        ckpt = _lightning_checkpoint(family, family, state, {"name": "", "file": str(path), "url": ""})
+    else:
+        ckpt = _lightning_checkpoint(entry.converter, entry.arch, state, _origin(entry, str(path)))
+    return module_from_checkpoint(ckpt, str(path), device)
 
