@@ -332,6 +332,12 @@ def test_fetch_cli_reports_a_wrong_checksum_in_one_line(server, monkeypatch, tmp
     _served_syncnet(server, monkeypatch, syncnet_official, Checksum("md5", good, prefix=True))
     assert main(["weights", "fetch", "syncnet-v2", "--convert", "--no-progress"]) == 0
     assert _files(tmp_path / "weights") == ["syncnet-v2.avsync.pt", "syncnet_v2.model"]
+    assert f"matches the published {good}" in capsys.readouterr().out
+    cached = tmp_path / "weights" / "syncnet_v2.model"
+    data = cached.read_bytes()
+    cached.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # a cached file changed after the download
+    assert main(["weights", "fetch", "syncnet-v2", "--no-progress"]) == 1
+    assert "delete it and fetch again" in capsys.readouterr().err
 
 
 def test_entries_without_a_url_or_converter_say_so(tmp_path, monkeypatch, capsys):

@@ -3,7 +3,8 @@
 ``list`` prints every named official checkpoint: paper, training data, size (where known),
 checksum status and whether it (and its converted form) is in the cache. ``fetch`` downloads one
 into the cache (progress bar, resumable, checked, atomic) and with ``--convert`` also writes the
-converted checkpoint ``<name>.avsync.pt`` that ``avsync detect --model NAME`` reads.
+converted checkpoint ``<name>.avsync.pt`` that ``avsync detect --model NAME`` reads (again, if it
+exists: after an avsync update changed a converter). A file already in the cache is checked again.
 """
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--markdown", action="store_true", help="the README's table (name, paper, data, URL, checksum)")
     fetch = sub.add_parser("fetch", help="download (and with --convert convert) one checkpoint into the cache")
     fetch.add_argument("name", choices=list(OFFICIAL_WEIGHTS), metavar="NAME")
-    fetch.add_argument("--convert", action="store_true", help="also write <name>.avsync.pt for detect --model")
+    fetch.add_argument("--convert", action="store_true",
+                       help="also (re)write <name>.avsync.pt, the converted checkpoint detect --model reads")
     fetch.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -81,11 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = fetch(args.name, args.cache_dir, progress=not args.no_progress)
         entry = get(args.name)
-        checked = (f"{entry.checksum_status}, matched" if entry.checksum else
-                   f"no published checksum; sha256 {file_digest(path, 'sha256')}, complete by Content-Length")
+        if entry.checksum is None:
+            checked = f"no published checksum; sha256 {file_digest(path, 'sha256')}"
+        else:  # again: the file may have been in the cache already
+            digest = file_digest(path, entry.checksum.algorithm)
+            if not entry.checksum.matches(digest):
+                raise WeightsError(f"{path}: {entry.checksum.algorithm} {digest} is not the published "
+                                   f"{entry.checksum.describe()}; delete it and fetch again")
+            checked = f"{entry.checksum.algorithm} {digest} matches the published {entry.checksum.hexdigest}"
         print(f"{args.name}: {path} ({checked})")
         if args.convert:
-            print(f"{args.name}: converted -> {convert(args.name, args.cache_dir)}")
+            print(f"{args.name}: converted -> {convert(args.name, args.cache_dir, force=True)}")
     except (DownloadError, WeightsError) as err:
         print(f"avsync weights: {err}", file=sys.stderr)
         return 1

@@ -27,7 +27,10 @@ class WeightsError(ValueError):
 
 
 def fetch(name: str, cache_dir: str | Path | None = None, *, progress: bool = True) -> Path:
-    """The authors' checkpoint ``name`` in the cache, downloaded and checked on first use."""
+    """The authors' checkpoint ``name`` in the cache, downloaded and checked on first use.
+
+    A file already at its cache path is returned as it is (only a checked download, or the user,
+    puts one there); ``avsync weights fetch`` checks it again."""
     entry = get(name)
     dest = weights_cache_dir(cache_dir) / entry.filename
     if dest.exists():
@@ -59,11 +62,12 @@ def _origin(entry: OfficialWeights, file: str) -> dict:
     return {"name": entry.name, "file": file, "url": entry.url or entry.page or ""}
 
 
-def convert(name: str, cache_dir: str | Path | None = None, *, progress: bool = True) -> Path:
-    """The converted checkpoint of ``name`` (``<cache>/<name>.avsync.pt``), made on first use."""
+def convert(name: str, cache_dir: str | Path | None = None, *, progress: bool = True, force: bool = False) -> Path:
+    """The converted checkpoint of ``name`` (``<cache>/<name>.avsync.pt``), made on first use
+    (``force``: made again, e.g. after a converter changed)."""
     entry = get(name)
     out = converted_path(name, cache_dir)
-    if out.exists():
+    if out.exists() and not force:
         return out
     _converter_of(entry)  # before a download that could not be used
     src = fetch(name, cache_dir, progress=progress)
