@@ -26,7 +26,7 @@ class _Server:
     announces the whole file) to imitate a dropped connection; ``requests`` records the Range headers."""
 
     def __init__(self):
-        self.files, self.truncate_at, self.requests, self.ignore_range = {}, None, [], False
+        self.files, self.truncate_at, self.requests, self.ignore_range, self.no_length = {}, None, [], False, False
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,7 +46,8 @@ class _Server:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 else:
                     self.send_response(200)
-                self.send_header("Content-Length", str(len(data) - start))
+                if not server.no_length:
+                    self.send_header("Content-Length", str(len(data) - start))
                 self.end_headers()
                 body = data[start:]
                 if server.truncate_at is not None:
@@ -136,6 +137,15 @@ def test_truncated_download_keeps_only_the_part_file_and_resumes_with_range(serv
     assert server.requests[-1] == ("/a.pt", f"bytes={2**20 + 7}-"), "the second request asks for the rest only"
     assert got.resumed_from == 2**20 + 7 and got.path.read_bytes() == PAYLOAD
     assert _files(tmp_path) == ["a.pt"]
+
+
+def test_no_length_and_no_checksum_means_nothing_to_check_so_no_file(server, tmp_path):
+    server.files["/a.pt"], server.no_length = PAYLOAD, True
+    with pytest.raises(DownloadError, match="cannot be checked"):
+        download(server.url("/a.pt"), tmp_path / "a.pt", None, progress=False)
+    assert _files(tmp_path) == []
+    sha = Checksum("sha256", hashlib.sha256(PAYLOAD).hexdigest())  # with a checksum the length is not needed
+    assert download(server.url("/a.pt"), tmp_path / "a.pt", sha, progress=False).path.read_bytes() == PAYLOAD
 
 
 def test_a_server_that_ignores_range_makes_the_download_start_over(server, tmp_path):

@@ -12,8 +12,9 @@ path holds either nothing or a complete, checked file. What is left behind on fa
 * wrong checksum: the ``.part`` is deleted (its bytes are wrong; resuming would keep them).
 
 Every failure is one :class:`DownloadError` whose message is one line naming the URL and reason.
-Where the authors publish no checksum (SyncNet, S3FD), completeness is all that can be checked;
-the file's sha256 is computed anyway and returned so the caller can show it. A lock file
+Where the authors publish no checksum (SyncNet, S3FD), completeness is all that can be checked
+(a response without ``Content-Length`` is then refused); the file's sha256 is computed anyway and
+returned so the caller can show it. A lock file
 (``<file>.lock``, ``fcntl``) serialises processes that fetch the same file (DDP ranks, two
 shells): the second waits and then finds the finished file.
 
@@ -115,8 +116,9 @@ def _start_offset(response, offset: int) -> int:
     return offset
 
 
-def _stream(url: str, part: Path, algorithm: str, progress: bool, timeout: float) -> tuple[str, int]:
-    """Fill ``part`` up to the announced length; return (digest of the whole file, resumed-from offset)."""
+def _stream(url: str, part: Path, algorithm: str, progress: bool, timeout: float) -> tuple[str, int, int | None]:
+    """Fill ``part`` up to the announced length; return (digest of the whole file, resumed-from offset,
+    announced total size or None)."""
     offset = part.stat().st_size if part.exists() else 0
     response = _open(url, offset, timeout)
     if response is None:  # the old .part does not fit the file on the server: start over
@@ -149,7 +151,7 @@ def _stream(url: str, part: Path, algorithm: str, progress: bool, timeout: float
     if total is not None and received != total:
         raise DownloadError(f"{url}: truncated download, {received} of {total} bytes; the partial file "
                             f"{part} is kept and the next fetch resumes it")
-    return hasher.hexdigest(), offset
+    return hasher.hexdigest(), offset, total
 
 
 def download(url: str, dest: str | Path, checksum: Checksum | None = None, *, progress: bool = True,
@@ -167,7 +169,11 @@ def download(url: str, dest: str | Path, checksum: Checksum | None = None, *, pr
     with _exclusive(dest.with_name(dest.name + ".lock")):
         if dest.exists():  # finished by another process while this one waited, or earlier
             return Downloaded(dest, file_digest(dest, algorithm), algorithm, 0)
-        digest, resumed = _stream(url, part, algorithm, progress, timeout)
+        digest, resumed, total = _stream(url, part, algorithm, progress, timeout)
+        if checksum is None and total is None:
+            part.unlink()
+            raise DownloadError(f"{url}: the server announced no length and the authors publish no checksum, "
+                                f"so the download cannot be checked; it was deleted")
         if checksum is not None and not checksum.matches(digest):
             part.unlink()
             raise DownloadError(f"{url}: checksum mismatch, {algorithm} {digest} is not the published "
