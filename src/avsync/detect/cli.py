@@ -1,4 +1,4 @@
-"""``avsync detect --ckpt CKPT VIDEO [VIDEO ...]``: the offset of each file, in words.
+"""``avsync detect --ckpt CKPT | --model NAME | --weights PATH VIDEO [VIDEO ...]``: the offset of each file, in words.
 
 For each file: "audio leads by 0.40 s" / "audio lags by 0.40 s" / "in sync" (SPEC §1 sign), a
 confidence and the next three candidates. ``--plot``, ``--timeline`` and ``--write-corrected``
@@ -53,7 +53,11 @@ def _output(template: str | None, video: str, several: bool) -> Path | None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avsync detect", description=__doc__.split("\n\n")[0])
     parser.add_argument("videos", nargs="+", metavar="VIDEO")
-    parser.add_argument("--ckpt", required=True, help="a checkpoint of any of the suite's LightningModules")
+    parser.add_argument("--ckpt", help="a checkpoint of any of the suite's LightningModules")
+    parser.add_argument("--model", metavar="NAME", help="the authors' published weights by name (`avsync weights "
+                        "list`), downloaded, checked and converted on first use, then cached")
+    parser.add_argument("--weights", metavar="PATH", help="an authors'-format checkpoint file (offline), converted "
+                        "on the fly; with --model NAME its converter is used and a published checksum checked")
     parser.add_argument("--plot", help="PNG of the score over the candidate offsets")
     parser.add_argument("--timeline", help="PNG of the score over the offsets along the clip under a moving "
                         "window (AVST Fig. 7); the numbers go to a CSV of the same name and to --json")
@@ -69,15 +73,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load(args):
+    """The module of --ckpt, or of the authors' weights named by --model / given by --weights."""
+    if args.ckpt is not None:
+        return load_module(args.ckpt, args.device)
+    from avsync.weights import DownloadError, WeightsError, load_authors_file, load_official
+
+    try:
+        if args.weights is not None:
+            return load_authors_file(args.weights, args.model, args.device)
+        return load_official(args.model, args.device)
+    except (DownloadError, WeightsError, KeyError, ValueError) as err:  # KeyError: unknown name
+        raise CheckpointError(err.args[0] if isinstance(err, KeyError) else str(err)) from err
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.timeline_hop <= 0 or (args.timeline_window is not None and args.timeline_window <= 0):
         print("avsync detect: --timeline-hop and --timeline-window must be positive", file=sys.stderr)
         return 2
+    if (args.ckpt is None) == (args.model is None and args.weights is None):
+        print("avsync detect: give one of --ckpt CKPT, --model NAME, --weights PATH", file=sys.stderr)
+        return 2
     try:
-        detector = detector_for(load_module(args.ckpt, args.device))
+        detector = detector_for(_load(args))
     except (CheckpointError, TypeError) as err:  # unreadable, unknown model, or one that predicts no offset
-        print(f"avsync detect: {args.ckpt}: {' '.join(str(err).split())}" if isinstance(err, TypeError)
+        source = args.ckpt or args.weights or args.model
+        print(f"avsync detect: {source}: {' '.join(str(err).split())}" if isinstance(err, TypeError)
               else f"avsync detect: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     if args.timeline and args.timeline_window is not None and detector.kind == "probability":
