@@ -13,9 +13,10 @@ detector then keeps boxes above ``conf_th`` from every scale, and a last greedy 
 merges scales. ``run_pipeline.py`` calls it with ``conf_th=0.9`` on the RGB frame resized by
 ``facedet_scale=0.25`` (bilinear, OpenCV), mean (123, 117, 104) subtracted from R, G, B.
 
-Weights: :class:`S3FD` takes a path to ``sfd_face.pth`` or a state dict. No weights ship with
-avsync; the weights registry (``avsync.weights``, entry ``s3fd``) resolves the official file by
-name and checksum and hands its path here (``S3FD(weights=path)``).
+Weights: :class:`S3FD` takes a path to ``sfd_face.pth`` or a state dict (loaded with
+``weights_only=True``, strictly). No weights ship with avsync; the weights registry
+(``avsync.weights``, entry ``s3fd``) downloads and checks the official file by name, and
+:meth:`S3FD.from_registry` hands its path here — the one seam between the two packages.
 """
 from __future__ import annotations
 
@@ -241,6 +242,17 @@ class S3FD:
         self.net.to(self.device).eval()
         self.conf_th = conf_th
         self.scales = tuple(scales)
+
+    @classmethod
+    def from_registry(cls, cache_dir=None, **kwargs) -> "S3FD":
+        """The detector with the official weights: ``avsync.weights.fetch("s3fd")`` downloads and
+        checks ``sfd_face.pth`` on first use (the weights registry; needs network access once)."""
+        try:
+            from avsync.weights import fetch
+        except ImportError as err:  # the registry is a separate package of avsync
+            raise RuntimeError("S3FD.from_registry needs avsync.weights; pass the path of sfd_face.pth "
+                               "instead: S3FD(weights=PATH)") from err
+        return cls(fetch("s3fd", cache_dir=cache_dir), **kwargs)
 
     @torch.no_grad()
     def raw(self, image_rgb: np.ndarray, scale: float) -> tuple[Tensor, Tensor, Tensor]:
