@@ -5,7 +5,11 @@
 The reference box of frame t is where the face-crop fixture's frame t sits in the full frame
 (avsync.faces.reference.locate_crop; both clips are the same LRS3 segment). Per detector: the
 share of frames with at least one box, the IoU of its best box (highest score) with the reference
-(mean, min over all frames, 0 where it found nothing), and the frames with extra boxes.
+(mean, min over all frames, 0 where it found nothing), and the frames with extra boxes. Then,
+per detector, syncnet_python's tracking (faces here are 32-66 px, so min_face_size 20 instead of
+100) and crops: the number of tracks, the frames the first covers, and how close its 224 px crops
+are to the face-crop fixture (NCC of the part of our crop that shows the fixture's box, resized to
+224, against the fixture frame).
 """
 from __future__ import annotations
 
@@ -16,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from avsync.faces.detectors import DlibHogDetector, HaarFaceDetector
+from avsync.faces.crops import crop_track, smoothed_boxes
 from avsync.faces.reference import box_iou, locate_crop
+from avsync.faces.tracks import TrackParams, scene_cuts, tracks_from_detections
 from avsync.media.decode import probe, read_frames
 
 CLIP = "lrs3/{}/pretrain/C8zY0oAdQrs/00018.mp4"
@@ -32,6 +38,29 @@ def reference_boxes(full, crop):
         boxes.append(found.box)
         nccs.append(found.ncc)
     return np.array(boxes), np.array(nccs)
+
+
+def _ncc(a, b) -> float:
+    a, b = a.astype(np.float64) - a.mean(), b.astype(np.float64) - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def crop_closeness(full, crop, ref, track, crop_scale=0.4) -> np.ndarray:
+    """Per track frame: NCC of the reference box's part of our crop with the fixture's crop frame."""
+    import cv2
+
+    crops = crop_track(full, track, crop_scale)
+    xs, ys, ss = smoothed_boxes(track)
+    out = []
+    for i, t in enumerate(track.frames):
+        bs = ss[i]
+        pad = int(bs * (1 + 2 * crop_scale))
+        y0, x0 = int(ys[i] + pad - bs) - pad, int(xs[i] + pad - bs * (1 + crop_scale)) - pad
+        k = crops.shape[1] / (int(ys[i] + pad + bs * (1 + 2 * crop_scale)) - int(ys[i] + pad - bs))
+        r = (ref[t] - [x0, y0, x0, y0]) * k
+        part = crops[i][max(0, int(r[1])):max(1, int(r[3])), max(0, int(r[0])):max(1, int(r[2]))]
+        out.append(_ncc(cv2.resize(part, crop.shape[1:3][::-1]), crop[t]))
+    return np.array(out)
 
 
 def main():
@@ -56,11 +85,14 @@ def main():
     }
     print("| detector | frames with a box | IoU mean | IoU min | IoU mean where found | frames with >1 box | ms/frame |")
     print("|---|---|---|---|---|---|---|")
+    shots = scene_cuts(full)
+    track_rows = []
     for name, det in detectors.items():
-        ious, found, extra = [], 0, 0
+        ious, found, extra, dets = [], 0, 0, []
         t0 = time.perf_counter()
         for f, r in zip(full, ref):
             boxes = det(f)
+            dets.append(boxes)
             found += len(boxes) > 0
             extra += len(boxes) > 1
             ious.append(box_iou(boxes[0, :4], r) if len(boxes) else 0.0)
@@ -68,6 +100,17 @@ def main():
         ious = np.array(ious)
         hit = ious[ious > 0] if (ious > 0).any() else np.zeros(1)
         print(f"| {name} | {found}/{n} | {ious.mean():.3f} | {ious.min():.3f} | {hit.mean():.3f} | {extra} | {ms:.1f} |")
+        tracks = tracks_from_detections(dets, shots, TrackParams(min_face_size=20))
+        if tracks:
+            close = crop_closeness(full, crop, ref, tracks[0])
+            track_rows.append(f"| {name} | {len(tracks)} | {tracks[0].frames[0]}-{tracks[0].frames[-1]} | "
+                              f"{close.mean():.3f} | {close.min():.3f} |")
+        else:
+            track_rows.append(f"| {name} | 0 | - | - | - |")
+    print(f"\nshots: {shots}")
+    print("| detector | tracks | frames of track 1 | crop NCC mean | crop NCC min |")
+    print("|---|---|---|---|---|")
+    print("\n".join(track_rows))
 
 
 if __name__ == "__main__":
