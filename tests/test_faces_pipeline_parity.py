@@ -46,3 +46,20 @@ def test_crops_equal_authors_crop_video(real_fixtures):
     crops = crop_track(frames, track)
     np.testing.assert_array_equal(crops[g["kept_index"]], g["kept"])
     assert [hashlib.sha256(c.tobytes()).hexdigest() for c in crops] == g["sha256"].tolist()
+
+
+def test_shots_equal_pyscenedetect_051(real_fixtures):
+    from avsync.faces.tracks import scene_cuts
+    from parity.scene_frames import CLIP, NUM_SOURCE_FRAMES, shots_clip
+
+    golden = json.loads((GOLDENS / "scenes.json").read_text())
+    source = []
+    with av.open(str(real_fixtures / CLIP)) as container:
+        for frame in container.decode(video=0):
+            source.append(frame.to_ndarray(format="rgb24"))
+            if len(source) == NUM_SOURCE_FRAMES:
+                break
+    frames = shots_clip(np.stack(source))
+    assert hashlib.sha256(frames.tobytes()).hexdigest() == golden["frames_sha256"]
+    bounds = [0, *golden["cuts"], golden["num_frames"]]
+    assert golden["cuts"] and scene_cuts(frames) == list(zip(bounds[:-1], bounds[1:]))
