@@ -6,6 +6,7 @@ import pytest
 
 from avsync.faces.crops import crop_track
 from avsync.faces.detectors import default_detector
+from avsync.faces.pipeline import NO_FACE, face_track_crops
 from avsync.faces.tracks import FaceTrack, TrackParams, face_tracks, scene_cuts, tracks_from_detections
 from avsync.media.decode import read_frames
 
@@ -88,6 +89,18 @@ def test_no_face_no_track(clip, detector):
     full, _, _ = clip
     background = np.ascontiguousarray(full[:25, :128, :128])  # the studio left of the speaker
     assert face_tracks(background, 25.0, detector, SMALL) == []
+    result = face_track_crops(background, 25.0, detector, SMALL)
+    assert result.reason == NO_FACE == "no_face" and result.tracks == []
+
+
+def test_track_crops_in_one_call(clip, detector):
+    full, _, _ = clip
+    frames = np.ascontiguousarray(full[10:35, :128, 240:368])
+    result = face_track_crops(frames, 25.0, detector, SMALL, size=112)
+    assert result.reason == "" and len(result.tracks) == 1
+    (one,) = result.tracks
+    assert one.crops.shape == (25, 112, 112, 3)
+    assert (one.start_sec, one.end_sec) == (0.0, 1.0)
 
 
 def test_default_minimum_face_size_drops_small_faces():
