@@ -11,7 +11,7 @@ Matroska block timestamp, MPEG-TS's 1.4 s mux delay, ...).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -43,7 +43,7 @@ class Case:
     acodec: str = "aac"
     rotation: int | None = None
     audio: bool = True
-    extra: dict = field(default_factory=dict)
+    bframes: bool = False  # x264 "fast" preset (B-frames: decode order differs from display order)
 
     @property
     def fmt(self) -> str:
@@ -114,7 +114,7 @@ def _video_stream(out, case: Case):
     # MPEG-4 Part 2 takes time bases up to 1/65535 only: ticks of one frame there
     stream.codec_context.time_base = Fraction(1, rate.numerator) if case.vcodec == "mpeg4" else FINE
     if case.vcodec == "libx264":
-        stream.options = {"preset": "ultrafast", "crf": "10"}
+        stream.options = {"preset": "fast" if case.bframes else "ultrafast", "crf": "10"}
     elif case.vcodec.startswith("libvpx"):
         stream.options = {"crf": "10", "b": "1M", "deadline": "realtime", "cpu-used": "8"}
     elif case.vcodec in ("mpeg4", "mpeg2video", "mjpeg"):
@@ -235,4 +235,6 @@ CASES = [
     Case("mp4_vfr_video_late", fps="vfr", video_start=0.25),
     Case("mkv_vfr", "mkv", fps="vfr"),
     Case("mp4_rotated_90", rotation=90, video_start=0.1),
+    Case("mp4_bframes_video_late", bframes=True, video_start=0.2),
+    Case("ts_bframes_mux_delay", "ts", bframes=True, video_start=1.4, audio_start=1.48),
 ]
