@@ -106,8 +106,25 @@ def test_stalled_decoder_is_abandoned(corpus, monkeypatch):
     monkeypatch.setattr(decode, "DECODE_TIMEOUT_SEC", 0.5)
     monkeypatch.setattr(decode, "_read_frames_decord", stall)
     began = time.monotonic()
+    monkeypatch.setattr(decode, "_DECORD_SEC_PER_FRAME", 0.0)
     with pytest.raises(MediaError, match="decoder stalled") as caught:
         read_frames(path, 0.0, 1.0, OUT_FPS)
     assert caught.value.path == str(path) and time.monotonic() - began < 5
     monkeypatch.undo()
     assert read_frames(path, 0.0, 1.0, OUT_FPS).shape[0] == 25  # the next read is not affected
+
+
+def test_slow_decoder_that_progresses_is_not_abandoned(corpus, monkeypatch):
+    """The limit is on time without progress: a long decode that keeps going finishes."""
+    real = decode._read_frames_pyav
+
+    def slow(*args):
+        for _ in range(8):
+            time.sleep(0.2)
+            decode._tick()
+        return real(*args)
+
+    monkeypatch.setattr(decode, "DECODE_TIMEOUT_SEC", 0.5)
+    monkeypatch.setattr(decode, "_read_frames_decord", lambda *a: None)
+    monkeypatch.setattr(decode, "_read_frames_pyav", slow)
+    assert read_frames(corpus["mp4_in_sync"], 0.0, 1.0, OUT_FPS).shape[0] == 25

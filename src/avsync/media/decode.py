@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -30,8 +31,10 @@ import numpy as np
 
 from avsync.media.errors import MediaError
 
-# seconds one file may take to decode before its decoder is abandoned (env AVSYNC_DECODE_TIMEOUT)
-DECODE_TIMEOUT_SEC = float(os.environ.get("AVSYNC_DECODE_TIMEOUT", "120"))
+# seconds a decoder may go without progress before it is abandoned (env AVSYNC_DECODE_TIMEOUT)
+DECODE_TIMEOUT_SEC = float(os.environ.get("AVSYNC_DECODE_TIMEOUT", "60"))
+# extra seconds per frame for decord's get_batch, which cannot report progress while it runs
+_DECORD_SEC_PER_FRAME = 0.05
 # containers decord misreads (MPEG-TS: frames out of order, get_batch hangs): PyAV decodes them
 _NO_DECORD_FORMATS = ("mpegts",)
 # two frames this close to equally near an output time count as a tie (decord's timestamps are
@@ -137,12 +140,13 @@ def read_clip(
     return {"video": video, "audio": audio, "info": info}
 
 
-def _bounded(path, fn, *args):
-    """fn(*args), abandoned with a MediaError if it has not returned in DECODE_TIMEOUT_SEC.
+def _bounded(path, fn, *args, allowance: float = 0.0):
+    """fn(*args), abandoned with a MediaError once it makes no progress for DECODE_TIMEOUT_SEC.
 
     The call runs in a daemon thread (decord and PyAV release the GIL while they decode), so a
     decoder stuck in C cannot stop the caller: the thread is left behind and the caller goes on
-    to the next file."""
+    to the next file. Progress is each `_tick()` of the call (PyAV loops tick per frame); a call
+    that cannot tick (decord's get_batch) gets `allowance` more seconds."""
     result: dict = {}
 
     def call():
@@ -150,15 +154,32 @@ def _bounded(path, fn, *args):
             result["value"] = fn(*args)
         except BaseException as err:  # handed to the caller below
             result["error"] = err
+        finally:
+            _PROGRESS.pop(threading.get_ident(), None)
 
     worker = threading.Thread(target=call, name=f"decode {os.path.basename(str(path))}", daemon=True)
     worker.start()
-    worker.join(DECODE_TIMEOUT_SEC)
-    if worker.is_alive():
-        raise MediaError(path, f"decoder stalled: no result after {DECODE_TIMEOUT_SEC:g} s, abandoned")
+    seen, since = -1, time.monotonic()
+    while worker.is_alive():
+        worker.join(0.05 if time.monotonic() - since < 1.0 else 0.5)
+        count = _PROGRESS.get(worker.ident, 0)
+        if count != seen:
+            seen, since = count, time.monotonic()
+        elif worker.is_alive() and time.monotonic() - since > DECODE_TIMEOUT_SEC + allowance:
+            raise MediaError(path, f"decoder stalled: no progress for {DECODE_TIMEOUT_SEC + allowance:g} s, "
+                                   "abandoned")
     if "error" in result:
         raise result["error"]
     return result["value"]
+
+
+_PROGRESS: dict[int, int] = {}
+
+
+def _tick() -> None:
+    """Record progress of the decode running in this thread (see `_bounded`)."""
+    ident = threading.get_ident()
+    _PROGRESS[ident] = _PROGRESS.get(ident, 0) + 1
 
 
 @contextmanager
@@ -279,6 +300,7 @@ def _end_seconds(stream) -> float:
 def _demux_seconds(container, streams, video) -> tuple[dict[int, float], int, dict[int, float]]:
     ends, firsts, count = {}, {}, 0
     for packet in container.demux(streams):
+        _tick()
         if packet.pts is not None:
             index, start = packet.stream.index, float(packet.pts * packet.time_base)
             end = start + float(packet.duration * packet.time_base)
@@ -300,7 +322,8 @@ def _read_frames(info: ClipInfo, start_sec, duration_sec, fps, size) -> np.ndarr
     height, width = _output_size(info, size, rotation)
     if info.container_format not in _NO_DECORD_FORMATS:
         try:
-            frames = _bounded(info.path, _read_frames_decord, info, times, start_sec, duration_sec, height, width)
+            frames = _bounded(info.path, _read_frames_decord, info, times, start_sec, duration_sec, height, width,
+                              allowance=_DECORD_SEC_PER_FRAME * len(times))
         except (decord.DECORDError, RuntimeError):
             # decord cannot open some files PyAV reads, and fails on some frame widths (16, 24)
             frames = None
@@ -354,6 +377,7 @@ def _read_frames_pyav(info: ClipInfo, times, start_sec, duration_sec, height, wi
         stream = container.streams.video[0]
         stamps, ends = [], []
         for packet in container.demux(stream):
+            _tick()
             if packet.pts is not None and packet.size and not packet.is_discard:  # AVI: empty = no frame
                 stamps.append(packet.pts)
                 ends.append(float((packet.pts + (packet.duration or 0)) * packet.time_base) - info.origin_sec)
@@ -371,6 +395,7 @@ def _read_frames_pyav(info: ClipInfo, times, start_sec, duration_sec, height, wi
         decoded = {}
         with _wrap_errors(info.path):
             for frame in container.decode(stream):
+                _tick()
                 if frame.pts in wanted and frame.pts not in decoded:
                     coded = (height, width) if rotation % 2 == 0 else (width, height)
                     picture = frame.to_ndarray(format="rgb24", width=coded[1], height=coded[0])
@@ -454,6 +479,7 @@ def _decode_audio(info: ClipInfo, sample_rate: int) -> np.ndarray:
     chunks, first_time = [], None
     with _open(info.path) as container, _wrap_errors(info.path):
         for frame in container.decode(container.streams.audio[0]):
+            _tick()
             if first_time is None:
                 first_time = (frame.time if frame.time is not None else info.origin_sec) - info.origin_sec
             chunks.extend(f.to_ndarray().mean(axis=0) for f in resampler.resample(frame))
