@@ -6,16 +6,18 @@ therefore stored as the papers recommend: H.264 (never MPEG-4 Part 2) at 25 fps,
 AAC at 16 kHz mono. ``--keep-rates`` keeps each file's frame rate and sample rate instead (DiVAS,
 LRS3-multfps); the audio is still mixed to mono and the frame rate made constant.
 
-Frames are resampled by timestamp (output frame k shows the source frame on screen at k / fps,
-as the decoders of :mod:`avsync.media.decode` read), so variable-frame-rate sources come out at
-a constant rate with picture and sound still aligned. Channels are averaged (not FFmpeg's -3 dB
+Frames are resampled by timestamp (output frame k shows the source frame nearest to k / fps, as
+the decoders of :mod:`avsync.media.decode` read; time 0 is where the earlier stream starts), so
+variable-frame-rate sources and streams that start at different times (MPEG-TS clocks, a late
+video stream) come out at a constant rate with picture and sound still aligned. Channels are averaged (not FFmpeg's -3 dB
 sum) and the audio padded or cut to the video's length.
 
 Resumable: each output is written under a temporary name beside it and renamed when complete,
 so an output that exists is finished; a rerun skips those (after a header probe) and redoes the
 rest, removing stale temporary files. Inputs that cannot be converted are listed with the reason
-in ``<output root>/prepare_failures.tsv`` and never stop the run. LRS3's ``.txt`` face boxes
-beside a clip are copied along.
+in ``<output root>/prepare_failures.tsv`` and never stop the run, not even a worker process
+that dies (its file is retried alone, then reported); the exit status is 1 when any file failed.
+LRS3's ``.txt`` face boxes beside a clip are copied along.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import os
 import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -39,7 +42,7 @@ __all__ = ["PrepareOptions", "transcode", "prepare", "main", "FAILURES_NAME"]
 log = logging.getLogger(__name__)
 
 FAILURES_NAME = "prepare_failures.tsv"
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv")
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".ts", ".mts", ".m2ts")
 _PARTIAL = ".partial"
 _AAC_FRAME = 1024
 
@@ -141,7 +144,8 @@ def _origin(*streams) -> float:
 
 
 class _VideoResampler:
-    """Encodes, for each output time k / rate, the source frame on screen at that time."""
+    """Encodes, for each output time k / rate, the source frame nearest to that time (the earlier
+    one on a tie; the first frame before the first frame's time)."""
 
     def __init__(self, out, stream, rate: Fraction, width: int, height: int) -> None:
         self.out, self.stream, self.rate = out, stream, rate
@@ -152,7 +156,9 @@ class _VideoResampler:
         if self.prev is not None:
             self.period = max(time - self.prev_time, 1e-3) if time > self.prev_time else self.period
         while self.count / self.rate < time - 1e-6:
-            self._emit(self.prev if self.prev is not None else frame)
+            t = float(self.count / self.rate)
+            nearer_prev = self.prev is not None and t - self.prev_time <= time - t + 1e-5
+            self._emit(self.prev if nearer_prev else frame)
         self.prev, self.prev_time = frame, time
 
     def finish(self) -> int:
@@ -253,9 +259,8 @@ def prepare(src_root: str | os.PathLike, dst_root: str | os.PathLike, options: P
         results = (_convert_one(str(src_root / rel), str(dst), options) for rel, dst in jobs)
         _collect(results, src_root, converted, failed, bar)
     else:
-        with ProcessPoolExecutor(workers) as pool:
-            futures = [pool.submit(_convert_one, str(src_root / rel), str(dst), options) for rel, dst in jobs]
-            _collect((f.result() for f in as_completed(futures)), src_root, converted, failed, bar)
+        work = [(str(src_root / rel), str(dst)) for rel, dst in jobs]
+        _collect(_in_pool(work, options, workers), src_root, converted, failed, bar)
     if bar is not None:
         bar.close()
     report = dst_root / FAILURES_NAME
@@ -265,6 +270,26 @@ def prepare(src_root: str | os.PathLike, dst_root: str | os.PathLike, options: P
     for path, reason in sorted(failed):
         log.warning("could not convert %s: %s", path, reason)
     return PrepareResult(sorted(converted), skipped, sorted(failed), report)
+
+
+def _in_pool(work: list[tuple[str, str]], options: PrepareOptions, workers: int):
+    """(src, reason) of every job, from a process pool. A worker that dies (a decoder crash)
+    breaks the pool for every job still running: those are retried each in a pool of its own, so
+    the one that crashes is reported and the others convert."""
+    unfinished = []
+    with ProcessPoolExecutor(workers) as pool:
+        futures = {pool.submit(_convert_one, src, dst, options): (src, dst) for src, dst in work}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except BrokenProcessPool:
+                unfinished.append(futures[future])
+    for src, dst in unfinished:
+        with ProcessPoolExecutor(1) as alone:
+            try:
+                yield alone.submit(_convert_one, src, dst, options).result()
+            except BrokenProcessPool:
+                yield src, "worker process died while converting this file"
 
 
 def _collect(results, src_root: Path, converted: list, failed: list, bar) -> None:
@@ -308,4 +333,4 @@ def main(argv: list[str] | None = None) -> int:
     result = prepare(args.input, args.output, options, workers=args.workers, progress=not args.no_progress)
     print(f"converted {len(result.converted)}, already done {len(result.skipped)}, failed {len(result.failed)}"
           f" (reasons: {result.report})")
-    return 0
+    return 1 if result.failed else 0
