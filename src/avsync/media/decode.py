@@ -112,8 +112,10 @@ def read_audio(
     MediaError "silent audio": a silent clip cannot be synchronised and would teach the model
     to guess.
     """
-    info = probe(path)
-    audio = _bounded(path, _decode_audio, info, sample_rate)
+    with _open(path) as container:
+        info = _bounded(path, _probe_container, container, path)
+        # a container that was demuxed for its durations is not rewound reliably: open it again
+        audio = _bounded(path, _decode_audio, info, sample_rate, None if _needs_demux(container) else container)
     return _audio_window(info, audio, start_sec, duration_sec, sample_rate, reject_silent)
 
 
@@ -133,8 +135,10 @@ def read_clip(
     semantics as `read_frames` and `read_audio`. The starts are independent: for an offset
     Δ > 0 (audio leads, SPEC §1) the dataset passes audio_start_sec = video_start_sec + Δ.
     """
-    info = probe(path)
-    audio = _bounded(path, _decode_audio, info, sample_rate)
+    with _open(path) as container:
+        info = _bounded(path, _probe_container, container, path)
+        # a container that was demuxed for its durations is not rewound reliably: open it again
+        audio = _bounded(path, _decode_audio, info, sample_rate, None if _needs_demux(container) else container)
     audio = _audio_window(info, audio, audio_start_sec, duration_sec, sample_rate, reject_silent)
     video = _read_frames(info, video_start_sec, duration_sec, fps, size)
     return {"video": video, "audio": audio, "info": info}
@@ -189,6 +193,12 @@ def _wrap_errors(path):
         yield
     except av.FFmpegError as err:  # anything else is a bug here, and propagates as is
         raise MediaError(path, f"cannot decode: {err}") from err
+
+
+@contextmanager
+def _borrowed(container):
+    """An already open container, left open (its owner closes it)."""
+    yield container
 
 
 @contextmanager
@@ -285,12 +295,20 @@ def _stream_seconds(container, video, audio) -> tuple[dict[int, float], int, dic
     seconds = {s.index: _end_seconds(s) for s in streams if s.duration}
     num_frames = video.frames if video is not None else 0
     firsts: dict[int, float] = {}
-    missing_start = any(s.start_time is None for s in streams)
-    if len(seconds) < len(streams) or (video is not None and num_frames == 0) or missing_start:
+    if _needs_demux(container):
         demuxed, counted, firsts = _demux_seconds(container, streams, video)
         seconds = {**demuxed, **seconds}
         num_frames = num_frames or counted
     return seconds, num_frames, firsts
+
+
+def _needs_demux(container) -> bool:
+    """Whether the header lacks a duration, a start or the frame count of the streams read."""
+    video = container.streams.video[0] if container.streams.video else None
+    audio = container.streams.audio[0] if container.streams.audio else None
+    streams = [s for s in (video, audio) if s is not None]
+    return (any(not s.duration or s.start_time is None for s in streams)
+            or (video is not None and not video.frames))
 
 
 def _end_seconds(stream) -> float:
@@ -463,7 +481,7 @@ def _too_short(path, start_sec, duration_sec, clip_sec) -> MediaError:
 # ---------------------------------------------------------------------------- audio
 
 
-def _decode_audio(info: ClipInfo, sample_rate: int) -> np.ndarray:
+def _decode_audio(info: ClipInfo, sample_rate: int, container=None) -> np.ndarray:
     """The whole audio stream as mono float32 at `sample_rate`, sample 0 at timeline time 0.
 
     Resampled with all channels kept and averaged here: FFmpeg's own downmix to mono sums
@@ -477,7 +495,7 @@ def _decode_audio(info: ClipInfo, sample_rate: int) -> np.ndarray:
         raise MediaError(info.path, "no audio stream")
     resampler = av.AudioResampler(format="fltp", rate=sample_rate)
     chunks, first_time = [], None
-    with _open(info.path) as container, _wrap_errors(info.path):
+    with (_open(info.path) if container is None else _borrowed(container)) as container, _wrap_errors(info.path):
         for frame in container.decode(container.streams.audio[0]):
             _tick()
             if first_time is None:
