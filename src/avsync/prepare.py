@@ -90,7 +90,9 @@ def _transcode(src: Path, tmp: Path, options: PrepareOptions) -> None:
         vin, ain = inp.streams.video[0], inp.streams.audio[0]
         rate = _frame_rate(vin, options)
         sample_rate = (ain.codec_context.sample_rate or options.sample_rate) if options.keep_rates else options.sample_rate
+        turns = _quarter_turns(src)
         height, width = _output_size(vin.codec_context.height, vin.codec_context.width, options.short_side)
+        height, width = (height, width) if turns % 2 == 0 else (width, height)
         origin = _origin(vin, ain)
         with av.open(str(tmp), mode="w", format="mp4") as out:
             vout = out.add_stream("libx264", rate=rate)
@@ -98,7 +100,7 @@ def _transcode(src: Path, tmp: Path, options: PrepareOptions) -> None:
             vout.options = {"crf": str(options.crf)}
             aout = out.add_stream("aac", rate=sample_rate)
             aout.layout = "mono"
-            video = _VideoResampler(out, vout, rate, width, height)
+            video = _VideoResampler(out, vout, rate, width, height, turns)
             resampler = av.AudioResampler(format="fltp", rate=sample_rate)
             chunks, first_audio = [], None
             for packet in inp.demux(vin, ain):
@@ -137,6 +139,15 @@ def _output_size(height: int, width: int, short_side: int | None) -> tuple[int, 
     return even(height), even(width)
 
 
+def _quarter_turns(src: Path) -> int:
+    """Counter-clockwise quarter turns the display matrix asks for (from the first frame: PyAV
+    shows it only there). The output is written upright, without a matrix, as the readers
+    return frames."""
+    with av.open(str(src)) as inp:
+        frame = next(inp.decode(inp.streams.video[0]), None)
+    return round((frame.rotation if frame is not None else 0) / 90) % 4
+
+
 def _origin(*streams) -> float:
     """Time 0 of the output: the earliest stream start (0 when the container gives none)."""
     starts = [float(s.start_time * s.time_base) for s in streams if s.start_time is not None]
@@ -147,9 +158,9 @@ class _VideoResampler:
     """Encodes, for each output time k / rate, the source frame nearest to that time (the earlier
     one on a tie; the first frame before the first frame's time)."""
 
-    def __init__(self, out, stream, rate: Fraction, width: int, height: int) -> None:
+    def __init__(self, out, stream, rate: Fraction, width: int, height: int, turns: int = 0) -> None:
         self.out, self.stream, self.rate = out, stream, rate
-        self.width, self.height = width, height
+        self.width, self.height, self.turns = width, height, turns
         self.prev, self.prev_time, self.period, self.count = None, 0.0, 1.0 / float(rate), 0
 
     def push(self, frame, time: float) -> None:
@@ -170,6 +181,9 @@ class _VideoResampler:
         return self.count
 
     def _emit(self, frame) -> None:
+        if self.turns:
+            upright = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), self.turns))
+            frame = av.VideoFrame.from_ndarray(upright, format="rgb24")
         picture = frame.reformat(width=self.width, height=self.height, format="yuv420p")
         picture.pts, picture.time_base = self.count, Fraction(1) / self.rate
         self.out.mux(self.stream.encode(picture))

@@ -13,7 +13,7 @@ import os
 # reason code (for reports: CSV, JSON) of each reason that starts with the phrase
 _CODES = (
     ("no such file", "missing_file"), ("empty file", "empty_file"), ("zero length", "zero_length"),
-    ("no audio", "no_audio"), ("no video", "no_video"), ("too short", "too_short"),
+    ("no audio or video", "no_streams"), ("no audio", "no_audio"), ("no video", "no_video"), ("too short", "too_short"),
     ("silent audio", "silent_audio"), ("still video", "still_video"), ("truncated", "truncated"),
     ("decoder stalled", "decoder_stalled"),
 )
