@@ -121,7 +121,7 @@ def test_slow_decoder_that_progresses_is_not_abandoned(corpus, monkeypatch):
     def slow(*args):
         for _ in range(8):
             time.sleep(0.2)
-            decode._tick()
+            decode.tick()
         return real(*args)
 
     monkeypatch.setattr(decode, "DECODE_TIMEOUT_SEC", 0.5)

@@ -36,6 +36,7 @@ import av
 import numpy as np
 
 from avsync.media import MediaError, probe
+from avsync.media.decode import run_bounded, tick
 
 __all__ = ["PrepareOptions", "transcode", "prepare", "main", "FAILURES_NAME"]
 
@@ -67,7 +68,8 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, options: PrepareOp
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}{_PARTIAL}")
     try:
-        _transcode(src, tmp, options)
+        # abandoned with MediaError "decoder stalled" after DECODE_TIMEOUT_SEC without progress
+        run_bounded(src, _transcode, src, tmp, options)
         info = probe(tmp)
         if not (info.has_video and info.has_audio and info.video_codec == "h264"):
             raise MediaError(src, f"output check failed: {info}")
@@ -104,6 +106,7 @@ def _transcode(src: Path, tmp: Path, options: PrepareOptions) -> None:
             resampler = av.AudioResampler(format="fltp", rate=sample_rate)
             chunks, first_audio = [], None
             for packet in inp.demux(vin, ain):
+                tick()
                 for frame in packet.decode():
                     if frame.time is None:
                         continue

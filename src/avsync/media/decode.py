@@ -9,9 +9,9 @@ frame rate kept); output frame i is the source frame nearest to start + i / fps,
 arithmetic (docs/media-timing.md has the measurements behind that rule and its bias).
 
 The fast path reads frames with decord, which numbers time from the video stream's own start:
-its timestamps are shifted onto the timeline here. decord is not used for MPEG-TS (measured:
-frames out of order, and get_batch hung) nor where its frame count disagrees with the
-container's; PyAV decodes those. Every decode runs under a time limit (`DECODE_TIMEOUT_SEC`):
+its timestamps are shifted onto the timeline here. decord is not used for MPEG-TS (its
+get_batch failed on a TS with B-frames here; issue 19 saw it return frames out of order and
+hang) nor where its frame count or timestamps disagree with the container's; PyAV decodes those. Every decode runs under a time limit (`DECODE_TIMEOUT_SEC`):
 a decoder that stalls is abandoned with a MediaError naming the file.
 
 Every failure of a file is a `MediaError` naming it; arguments that cannot be right (a
@@ -35,7 +35,7 @@ from avsync.media.errors import MediaError
 DECODE_TIMEOUT_SEC = float(os.environ.get("AVSYNC_DECODE_TIMEOUT", "60"))
 # extra seconds per frame for decord's get_batch, which cannot report progress while it runs
 _DECORD_SEC_PER_FRAME = 0.05
-# containers decord misreads (MPEG-TS: frames out of order, get_batch hangs): PyAV decodes them
+# containers decord misreads (MPEG-TS: get_batch fails or hangs, frames out of order): PyAV decodes them
 _NO_DECORD_FORMATS = ("mpegts",)
 # two frames this close to equally near an output time count as a tie (decord's timestamps are
 # float32): the earlier one is taken, on both paths alike
@@ -75,8 +75,7 @@ class ClipInfo:
 
 def probe(path: str | os.PathLike) -> ClipInfo:
     """Read a clip's metadata from its container header (demuxing only if durations are missing)."""
-    with _open(path) as container:
-        return _bounded(path, _probe_container, container, path)
+    return run_bounded(path, _probe_path, path)
 
 
 def read_frames(
@@ -89,8 +88,9 @@ def read_frames(
     """Return round(duration_sec * fps) RGB frames (T, H, W, 3) uint8 sampled at `fps`.
 
     Frame i is the source frame whose presentation time is nearest to start_sec + i / fps (the
-    earlier one on a tie; before the first frame, the first). `size`: an int makes the short side that long (aspect kept, both sides even), a
-    tuple is (H, W), None keeps the native size. A window that runs past the last frame by at
+    earlier one on a tie; before the first frame, the first), turned as the display matrix says.
+    `size`: an int makes the short side that long (aspect kept, both sides even), a tuple is
+    (H, W), None keeps the native size. A window that runs past the last frame by at
     most one source frame period repeats the last frame (container durations are rounded); a
     longer one raises MediaError "too short".
     """
@@ -112,10 +112,7 @@ def read_audio(
     MediaError "silent audio": a silent clip cannot be synchronised and would teach the model
     to guess.
     """
-    with _open(path) as container:
-        info = _bounded(path, _probe_container, container, path)
-        # a container that was demuxed for its durations is not rewound reliably: open it again
-        audio = _bounded(path, _decode_audio, info, sample_rate, None if _needs_demux(container) else container)
+    info, audio = run_bounded(path, _probe_and_decode_audio, path, sample_rate)
     return _audio_window(info, audio, start_sec, duration_sec, sample_rate, reject_silent)
 
 
@@ -135,22 +132,34 @@ def read_clip(
     semantics as `read_frames` and `read_audio`. The starts are independent: for an offset
     Δ > 0 (audio leads, SPEC §1) the dataset passes audio_start_sec = video_start_sec + Δ.
     """
-    with _open(path) as container:
-        info = _bounded(path, _probe_container, container, path)
-        # a container that was demuxed for its durations is not rewound reliably: open it again
-        audio = _bounded(path, _decode_audio, info, sample_rate, None if _needs_demux(container) else container)
+    info, audio = run_bounded(path, _probe_and_decode_audio, path, sample_rate)
     audio = _audio_window(info, audio, audio_start_sec, duration_sec, sample_rate, reject_silent)
     video = _read_frames(info, video_start_sec, duration_sec, fps, size)
     return {"video": video, "audio": audio, "info": info}
 
 
-def _bounded(path, fn, *args, allowance: float = 0.0):
+def _probe_path(path) -> ClipInfo:
+    with _open(path) as container:
+        return _probe_container(container, path)
+
+
+def _probe_and_decode_audio(path, sample_rate: int) -> tuple[ClipInfo, np.ndarray]:
+    """One open for both (the container is opened and closed in the decoding thread, so an
+    abandoned decode never has its container closed under it)."""
+    with _open(path) as container:
+        info = _probe_container(container, path)
+        # a container that was demuxed for its durations is not rewound reliably: open it again
+        return info, _decode_audio(info, sample_rate, None if _needs_demux(container) else container)
+
+
+def run_bounded(path, fn, *args, allowance: float = 0.0):
     """fn(*args), abandoned with a MediaError once it makes no progress for DECODE_TIMEOUT_SEC.
 
     The call runs in a daemon thread (decord and PyAV release the GIL while they decode), so a
     decoder stuck in C cannot stop the caller: the thread is left behind and the caller goes on
-    to the next file. Progress is each `_tick()` of the call (PyAV loops tick per frame); a call
-    that cannot tick (decord's get_batch) gets `allowance` more seconds."""
+    to the next file. `fn` must open (and close) its own files, so that nothing it uses is closed
+    under it. Progress is each `tick()` of the call (PyAV loops tick per frame); a call that
+    cannot tick (decord's get_batch) gets `allowance` more seconds."""
     result: dict = {}
 
     def call():
@@ -180,8 +189,8 @@ def _bounded(path, fn, *args, allowance: float = 0.0):
 _PROGRESS: dict[int, int] = {}
 
 
-def _tick() -> None:
-    """Record progress of the decode running in this thread (see `_bounded`)."""
+def tick() -> None:
+    """Record progress of the decode running in this thread (see `run_bounded`)."""
     ident = threading.get_ident()
     _PROGRESS[ident] = _PROGRESS.get(ident, 0) + 1
 
@@ -318,7 +327,7 @@ def _end_seconds(stream) -> float:
 def _demux_seconds(container, streams, video) -> tuple[dict[int, float], int, dict[int, float]]:
     ends, firsts, count = {}, {}, 0
     for packet in container.demux(streams):
-        _tick()
+        tick()
         if packet.pts is not None:
             index, start = packet.stream.index, float(packet.pts * packet.time_base)
             end = start + float(packet.duration * packet.time_base)
@@ -340,14 +349,14 @@ def _read_frames(info: ClipInfo, start_sec, duration_sec, fps, size) -> np.ndarr
     height, width = _output_size(info, size, rotation)
     if info.container_format not in _NO_DECORD_FORMATS:
         try:
-            frames = _bounded(info.path, _read_frames_decord, info, times, start_sec, duration_sec, height, width,
+            frames = run_bounded(info.path, _read_frames_decord, info, times, start_sec, duration_sec, height, width,
                               allowance=_DECORD_SEC_PER_FRAME * len(times))
         except (decord.DECORDError, RuntimeError):
             # decord cannot open some files PyAV reads, and fails on some frame widths (16, 24)
             frames = None
         if frames is not None:
             return frames
-    return _bounded(info.path, _read_frames_pyav, info, times, start_sec, duration_sec, height, width, rotation)
+    return run_bounded(info.path, _read_frames_pyav, info, times, start_sec, duration_sec, height, width, rotation)
 
 
 _ROTATIONS: dict[tuple[str, float], int] = {}
@@ -360,12 +369,16 @@ def _rotation(info: ClipInfo) -> int:
     Both paths return frames as displayed (decord applies the matrix itself, as FFmpeg does)."""
     key = (info.path, os.path.getmtime(info.path))
     if key not in _ROTATIONS:
-        with _open(info.path) as container, _wrap_errors(info.path):
-            frame = next(container.decode(container.streams.video[0]), None)
         if len(_ROTATIONS) > 4096:
             _ROTATIONS.clear()
-        _ROTATIONS[key] = round((frame.rotation if frame is not None else 0) / 90) % 4
+        _ROTATIONS[key] = run_bounded(info.path, _first_frame_turns, info.path)
     return _ROTATIONS[key]
+
+
+def _first_frame_turns(path) -> int:
+    with _open(path) as container, _wrap_errors(path):
+        frame = next(container.decode(container.streams.video[0]), None)
+    return round((frame.rotation if frame is not None else 0) / 90) % 4
 
 
 def _read_frames_decord(info: ClipInfo, times, start_sec, duration_sec, height, width) -> np.ndarray | None:
@@ -395,7 +408,7 @@ def _read_frames_pyav(info: ClipInfo, times, start_sec, duration_sec, height, wi
         stream = container.streams.video[0]
         stamps, ends = [], []
         for packet in container.demux(stream):
-            _tick()
+            tick()
             if packet.pts is not None and packet.size and not packet.is_discard:  # AVI: empty = no frame
                 stamps.append(packet.pts)
                 ends.append(float((packet.pts + (packet.duration or 0)) * packet.time_base) - info.origin_sec)
@@ -413,7 +426,7 @@ def _read_frames_pyav(info: ClipInfo, times, start_sec, duration_sec, height, wi
         decoded = {}
         with _wrap_errors(info.path):
             for frame in container.decode(stream):
-                _tick()
+                tick()
                 if frame.pts in wanted and frame.pts not in decoded:
                     coded = (height, width) if rotation % 2 == 0 else (width, height)
                     picture = frame.to_ndarray(format="rgb24", width=coded[1], height=coded[0])
@@ -497,7 +510,7 @@ def _decode_audio(info: ClipInfo, sample_rate: int, container=None) -> np.ndarra
     chunks, first_time = [], None
     with (_open(info.path) if container is None else _borrowed(container)) as container, _wrap_errors(info.path):
         for frame in container.decode(container.streams.audio[0]):
-            _tick()
+            tick()
             if first_time is None:
                 first_time = (frame.time if frame.time is not None else info.origin_sec) - info.origin_sec
             chunks.extend(f.to_ndarray().mean(axis=0) for f in resampler.resample(frame))
