@@ -6,18 +6,19 @@ therefore stored as the papers recommend: H.264 (never MPEG-4 Part 2) at 25 fps,
 AAC at 16 kHz mono. ``--keep-rates`` keeps each file's frame rate and sample rate instead (DiVAS,
 LRS3-multfps); the audio is still mixed to mono and the frame rate made constant.
 
-Frames are resampled by timestamp (output frame k shows the source frame nearest to k / fps, as
-the decoders of :mod:`avsync.media.decode` read; time 0 is where the earlier stream starts), so
-variable-frame-rate sources and streams that start at different times (MPEG-TS clocks, a late
-video stream) come out at a constant rate with picture and sound still aligned. Channels are averaged (not FFmpeg's -3 dB
-sum) and the audio padded or cut to the video's length.
+Frames are resampled by timestamp (output frame k shows the source frame nearest to k / fps, as the
+decoders of :mod:`avsync.media.decode` read; time 0 is where the earlier stream starts), so
+variable-frame-rate sources and streams that start at different times (MPEG-TS clocks, a late video
+stream) come out at a constant rate with picture and sound still aligned. Channels are averaged
+(not FFmpeg's -3 dB sum) and the audio padded or cut to the video's length.
 
 Resumable: each output is written under a temporary name beside it and renamed when complete,
 so an output that exists is finished; a rerun skips those (after a header probe) and redoes the
 rest, removing stale temporary files. Inputs that cannot be converted are listed with the reason
 in ``<output root>/prepare_failures.tsv`` and never stop the run, not even a worker process
 that dies (its file is retried alone, then reported); the exit status is 1 when any file failed.
-LRS3's ``.txt`` face boxes beside a clip are copied along.
+A transcode that makes no progress for ``DECODE_TIMEOUT_SEC`` is abandoned and reported.
+LRS3's ``.txt`` face boxes beside a clip are copied along. Rotated sources are written upright.
 """
 from __future__ import annotations
 

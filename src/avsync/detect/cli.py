@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             code = (err.code if isinstance(err, MediaError) else
                     "too_short" if isinstance(err, ClipTooShortForSearch) else "unreadable")
             print(f"avsync detect: {video}: {' '.join(reason.split())}", file=sys.stderr, flush=True)
-            results.append({"path": str(video), "status": "failed", "reason": code, "message": " ".join(reason.split())})
+            results.append({"path": str(video), "status": "failed", "reason": code,
+                            "message": " ".join(reason.split())})
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 1 if failed else 0

@@ -11,8 +11,9 @@ arithmetic (docs/media-timing.md has the measurements behind that rule and its b
 The fast path reads frames with decord, which numbers time from the video stream's own start:
 its timestamps are shifted onto the timeline here. decord is not used for MPEG-TS (its
 get_batch failed on a TS with B-frames here; issue 19 saw it return frames out of order and
-hang) nor where its frame count or timestamps disagree with the container's; PyAV decodes those. Every decode runs under a time limit (`DECODE_TIMEOUT_SEC`):
-a decoder that stalls is abandoned with a MediaError naming the file.
+hang) nor where its frame count or timestamps disagree with the container's; PyAV decodes those.
+Every decode is watched (`run_bounded`): a decoder that makes no progress for
+`DECODE_TIMEOUT_SEC` is abandoned with a MediaError naming the file.
 
 Every failure of a file is a `MediaError` naming it; arguments that cannot be right (a
 negative start, fps <= 0) are caller bugs: ValueError.
@@ -415,26 +416,28 @@ def _read_frames_pyav(info: ClipInfo, times, start_sec, duration_sec, height, wi
         if not stamps:
             raise MediaError(info.path, "no video frame has a timestamp")
         stamps = np.unique(np.asarray(stamps))
-        seconds = stamps.astype(np.float64) * float(stream.time_base) - info.origin_sec
+        time_base = float(stream.time_base)
+        seconds = stamps.astype(np.float64) * time_base - info.origin_sec
         # a frame without a duration (MPEG-TS) lasts one nominal frame period
         clip_end = max(max(ends), float(seconds[-1]) + 1.0 / info.video_fps)
         indices = _frame_indices(info, seconds, clip_end, times, start_sec, duration_sec)
-        wanted = {int(stamps[k]) for k in indices}
-        last = max(wanted)
-        container.seek(0)
+    wanted = {int(stamps[k]) for k in indices}
+    last = max(wanted)
+    decoded = {}
+    # decoded from a fresh open: a seek back to 0 can land after the start of a late stream
+    with _open(info.path) as container, _wrap_errors(info.path):
+        stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        decoded = {}
-        with _wrap_errors(info.path):
-            for frame in container.decode(stream):
-                tick()
-                if frame.pts in wanted and frame.pts not in decoded:
-                    coded = (height, width) if rotation % 2 == 0 else (width, height)
-                    picture = frame.to_ndarray(format="rgb24", width=coded[1], height=coded[0])
-                    decoded[frame.pts] = np.ascontiguousarray(np.rot90(picture, rotation))
-                if frame.pts is not None and frame.pts >= last and len(decoded) == len(wanted):
-                    break
+        for frame in container.decode(stream):
+            tick()
+            if frame.pts in wanted and frame.pts not in decoded:
+                coded = (height, width) if rotation % 2 == 0 else (width, height)
+                picture = frame.to_ndarray(format="rgb24", width=coded[1], height=coded[0])
+                decoded[frame.pts] = np.ascontiguousarray(np.rot90(picture, rotation))
+            if frame.pts is not None and frame.pts >= last and len(decoded) == len(wanted):
+                break
     if len(decoded) < len(wanted):
-        missing = sorted(wanted - decoded.keys())[0] * float(stream.time_base) - info.origin_sec
+        missing = sorted(wanted - decoded.keys())[0] * time_base - info.origin_sec
         raise MediaError(info.path, f"cannot decode the frame at {missing:.3f} s")
     return np.stack([decoded[int(stamps[k])] for k in indices])
 
