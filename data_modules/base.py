@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from avsync.inputs import InputSpec
 from avsync.media import MediaError, probe, read_clip
+from avsync.media.checks import is_silent, is_still
 from .face_boxes import crop_faces, read_face_boxes, window_boxes
 from .listing import SPLITS, MissingLog, ProbeCache, stage_of
 from avsync.offsets import (
@@ -413,25 +414,9 @@ class AVClipDataset(Dataset):
         return np.ascontiguousarray(out)
 
 
-_FLAT_STEP = 1e-5  # median |sample-to-sample change| below this (about -100 dB): no sound to sync to
-
-
-def _is_flat(audio: np.ndarray) -> bool:
-    """True for silence and for constant (DC) audio: the decoder's peak test misses DC that went
-    through AAC, which rings at frame edges but is flat in between."""
-    return len(audio) < 2 or float(np.median(np.abs(np.diff(audio)))) < _FLAT_STEP
-
-
-_STILL_LEVEL = 1.0  # mean absolute change (uint8 levels) between frames below which video is still
-
-
-def _is_still(video: np.ndarray) -> bool:
-    """True when no frame of the window differs visibly from the first (a still image, a
-    frozen stream): such a clip carries no visual timing and cannot be synchronised."""
-    if len(video) < 2:
-        return True
-    first = video[0].astype(np.int16)
-    return all(np.abs(f.astype(np.int16) - first).mean() < _STILL_LEVEL for f in video[1:])
+# silence, constant (DC) audio and still video: the shared checks of avsync.media.checks
+_is_flat = is_silent
+_is_still = is_still
 
 
 # --------------------------------------------------------------------------------------------
