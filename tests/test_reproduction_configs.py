@@ -44,6 +44,20 @@ def test_full_size_stage_builds_the_papers_model(stage, repo_root_cwd):
     assert cfg.visual_block[0] == math.ceil(math.ceil(25 * seconds / 2) / 2) // 2
     assert cfg.audio_block[1] == math.ceil((1 + 125 * seconds) / 32)
     assert cli.datamodule.root.startswith("/nonexistent")
+    # the authors' optimiser and clip sampling (configs/sparse_sync.yaml, scripts/train_utils.py)
+    assert (cli.model.lr, cli.model.lr_per_device, cli.model.eps, cli.model.betas) == (5e-6, True, 1e-7, (0.9, 0.999))
+    assert cli.datamodule.max_source_sec == 10.0 and cli.datamodule.batch_size == 10
+    # VGGSound-Sparse adds the authors' fine-tuning augmentation (scripts/sbatch_finetune_sync.sh); LRS3 does not
+    augment, masks = cli.datamodule.augment, cli.model.spectrogram.augment
+    if stage["name"].startswith("vggss"):
+        assert (augment.crop_upscale_p, augment.smaller_crop, augment.color_jitter_p, augment.greyscale_p) == \
+            (0.5, 192, 0.2, 0.2)
+        assert {augment.reverb_p, augment.volume_p, augment.pitch_shift_p, augment.lowpass_p, augment.noise_p} == {0.2}
+        assert (augment.pitch_shift_cents, augment.lowpass_hz, augment.noise_amplitude, augment.volume_gain) == \
+            (1000.0, 100.0, 0.01, 2.0)
+        assert (masks.p, masks.freq_mask_param, masks.time_mask_param) == (0.2, 64, 200)
+    else:
+        assert augment is None and masks is None
 
 
 @pytest.mark.slow
@@ -217,8 +231,11 @@ def test_synchformer_full_stage2_builds_the_papers_model(stage, repo_root_cwd):
     cli = cli_main(_synch_args(stage) + ["--trainer.precision", "32", "--trainer.accelerator", "cpu"], run=False)
     assert sum(p.numel() for p in cli.model.net.parameters()) == SYNCH_PARAMS
     assert cli.model.freeze_extractors and cli.model.hparams.lr == 2e-6
+    assert cli.model.lr_per_device and cli.model.eps == 1e-7    # base_learning_rate x num_gpus, eps in fp16
     assert math.isclose(cli.model.input_spec.duration_sec, 4.8) and cli.model.input_spec.frame_size == 224
     assert cli.datamodule.root.startswith("/nonexistent")
+    assert cli.datamodule.max_source_sec == 10.0 and cli.datamodule.batch_size == 16
+    assert cli.datamodule.augment is None  # the authors' stage II has only crop, flip and audio jitter
 
 
 @pytest.mark.slow
@@ -231,6 +248,16 @@ def test_synchformer_full_stage_composes(stage, repo_root_cwd):
     assert params == SYNCH_PARAMS + (cfg.num_segments - 14) * 14 * 768
     if "stage1" in stage["name"]:
         assert not cli.model.center_segments                          # the paper's loss at full scale
+        # the authors' stage I: 2 clips per GPU; VGGSound and AudioSet with augmentation per 0.64 s
+        # segment, LRS3 at lr 5e-5 without (their README)
+        augment = cli.datamodule.augment
+        assert cli.datamodule.batch_size == 2 and cli.datamodule.max_source_sec == 10.0
+        if stage["name"].startswith("lrs3"):
+            assert augment is None and cli.model.hparams.lr == 5e-5
+        else:
+            assert cli.model.hparams.lr == 1e-4 and augment.segment_sec == 0.64
+            assert (augment.crop_upscale_p, augment.color_jitter_p, augment.greyscale_p, augment.reverb_p,
+                    augment.volume_p, augment.pitch_shift_p, augment.lowpass_p, augment.noise_p) == (0.2,) * 8
 
 
 # ---------------------------------------------------------------------------- VocaLiST (Tables 1 and 2)

@@ -42,6 +42,8 @@ class SparseSyncModule(OffsetClassificationModule):
         spec_augment: arguments of :class:`~avsync.inputs.SpecAugment` (training only; the paper's
             VGGSound-Sparse fine-tuning: ``{p: 0.2, freq_mask_param: 64, time_mask_param: 200}``);
             None: no masking.
+        lr_per_device: multiply ``lr`` by the number of devices (the authors' rule: 5e-6 per GPU).
+        eps: Adam's epsilon (the authors' 1e-7 in half precision).
     """
 
     def __init__(self, arch: str = "sparsesync", arch_overrides: dict | None = None,
@@ -49,10 +51,11 @@ class SparseSyncModule(OffsetClassificationModule):
                  betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0,
                  warmup_steps: int = 1000, init_from: str | None = None, freeze_extractors: bool = False,
                  s3d_weights: str | None = None, audio_weights: str | None = None, log_figures: bool = True,
-                 spec_augment: dict | None = None):
+                 spec_augment: dict | None = None, lr_per_device: bool = False, eps: float = 1e-8):
         self.save_hyperparameters()
         net = build_sparsesync(arch, arch_overrides)
-        super().__init__(net.cfg.num_classes, lr, betas, weight_decay, warmup_steps, log_figures=log_figures)
+        super().__init__(net.cfg.num_classes, lr, betas, weight_decay, warmup_steps, log_figures=log_figures,
+                         lr_per_device=lr_per_device, eps=eps)
         self.net = net
         self.input_spec = dataclasses.replace(InputSpec(offset_classes=net.cfg.num_classes),
                                               **(input_overrides or {}))
