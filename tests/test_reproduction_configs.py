@@ -314,6 +314,8 @@ def test_vocalist_full_stage_builds_the_papers_model(stage, repo_root_cwd):
     on_acappella = "acappella" in stage["name"]
     assert type(cli.datamodule).__name__ == ("AcappellaDataModule" if on_acappella else "LRS2DataModule")
     assert cli.datamodule.root.startswith("/nonexistent")
+    # the official training scripts: 128 pairs a batch for VocaLiST (BATCH_SIZE in train_vocalist_*.py)
+    assert cli.datamodule.batch_size == (128 if type(model).__name__ == "VocaLiSTModule" else 16)
     if "_var" in stage["name"]:  # a dedicated model per context: window = context
         n = int(stage["name"].rsplit("_var", 1)[1])
         assert model.window_frames == n and contexts == (n,) and tolerance == 5
