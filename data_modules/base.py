@@ -527,6 +527,8 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
     ``face_box_scale`` sizes the face crops cut from LRS3 boxes (1 = LRS3's own strict crop).
     ``augment`` (:class:`~avsync.data_modules.augment.Augmentations`) adds the recipe's training
     augmentations (SparseSync's VGGSound-Sparse set, Synchformer's stage I); None: crop and flip only.
+    ``in_sync_jitter_sec``: audio jitter U[−j, +j] s for models trained on in-sync clips only
+    (``max_frame_shift`` 0: Synchformer's stage I jitters by 0.05 s); frame-shift targets never jitter.
     ``probe_cache_dir`` / ``probe_workers``: where and how durations are probed once and cached.
     ``pin_memory`` None pins batches when CUDA is available.
 
@@ -557,6 +559,7 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
         reject_still: bool = False,
         face_box_scale: float = 1.0,
         augment: Augmentations | None = None,
+        in_sync_jitter_sec: float = 0.0,
     ) -> None:
         super().__init__()
         self.root = root
@@ -582,6 +585,7 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
         self.reject_still = bool(reject_still)
         self.face_box_scale = float(face_box_scale)
         self.augment = augment
+        self.in_sync_jitter_sec = float(in_sync_jitter_sec)
         self._missing = MissingLog()
         self._probe_caches: dict[Path, ProbeCache] = {}
 
@@ -672,10 +676,12 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
                 max_source_sec=self.max_source_sec, jitter_sec=self.audio_jitter_sec,
                 start_step_sec=1.0 / spec.fps,
             )
-        # integer frame-shift targets: no audio jitter, it would move the audio off the frame grid
+        # integer frame-shift targets: no audio jitter, it would move the audio off the frame grid;
+        # in-sync-only training (max_frame_shift 0, Synchformer's stage I) may ask for it
+        jitter = self.in_sync_jitter_sec if spec.max_frame_shift == 0 else 0.0
         return RandomFrameShiftSampler(
             max_shift=spec.max_frame_shift, fps=spec.fps, window_frames=spec.num_frames,
-            max_source_sec=self.max_source_sec, jitter_sec=0.0,
+            max_source_sec=self.max_source_sec, jitter_sec=jitter,
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -1,6 +1,8 @@
 """The recipes' training augmentations (data_modules/augment.py, avsync.inputs.SpecAugment) on a
 1.5 s piece of a real VGGSound clip: seeded, shape- and dtype-keeping, doing what each one should,
 and moving nothing in time."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -223,3 +225,23 @@ def test_log_spectrogram_masks_in_training_only(piece):
 def test_invalid_probability_is_refused():
     with pytest.raises(ValueError, match="reverb_p"):
         Augmentations(reverb_p=1.5)
+
+
+def test_in_sync_jitter_moves_audio_only_when_asked(real_fixtures):
+    """Synchformer's stage I jitters the audio of in-sync clips by U[-0.05, 0.05] s; the label stays 0,
+    and evaluation plans never jitter. Off by default (the frame-shift models keep the frame grid)."""
+    from avsync.data_modules.base import AVSyncDataModule
+
+    spec = InputSpec(fps=FPS, duration_sec=SECONDS, frame_size=48, resize_short_side=64, sample_rate=SR,
+                     offset_classes=None, max_frame_shift=0)
+    for jitter in (0.0, 0.05):
+        module = AVSyncDataModule(input_spec=spec, max_source_sec=None, in_sync_jitter_sec=jitter)
+        sampler = module.build_sampler(spec)
+        rng = np.random.default_rng(0)
+        plans = [sampler.sample(10.0, rng) for _ in range(50)]
+        shifts = np.array([p.audio_start_sec - p.video_start_sec for p in plans])
+        assert all(p.offset_sec == 0 for p in plans) and np.all(np.abs(shifts) <= jitter + 1e-9)
+        assert (np.abs(shifts).max() > 0.02) == (jitter > 0)
+        assert sampler.sample(10.0, rng, jitter=False).audio_jitter_sec == 0.0
+    framed = dataclasses.replace(spec, max_frame_shift=15)
+    assert AVSyncDataModule(input_spec=framed, in_sync_jitter_sec=0.05).build_sampler(framed).jitter_sec == 0.0

@@ -252,6 +252,7 @@ def test_synchformer_full_stage_composes(stage, repo_root_cwd):
         # segment, LRS3 at lr 5e-5 without (their README)
         augment = cli.datamodule.augment
         assert cli.datamodule.batch_size == 2 and cli.datamodule.max_source_sec == 10.0
+        assert cli.datamodule.in_sync_jitter_sec == 0.05
         if stage["name"].startswith("lrs3"):
             assert augment is None and cli.model.hparams.lr == 5e-5
         else:
