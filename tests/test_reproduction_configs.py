@@ -47,6 +47,7 @@ def test_full_size_stage_builds_the_papers_model(stage, repo_root_cwd):
     # the authors' optimiser and clip sampling (configs/sparse_sync.yaml, scripts/train_utils.py)
     assert (cli.model.lr, cli.model.lr_per_device, cli.model.eps, cli.model.betas) == (5e-6, True, 1e-7, (0.9, 0.999))
     assert cli.datamodule.max_source_sec == 10.0 and cli.datamodule.batch_size == 10
+    assert cli.config.trainer.sync_batchnorm  # the authors convert to SyncBatchNorm under DDP
     # VGGSound-Sparse adds the authors' fine-tuning augmentation (scripts/sbatch_finetune_sync.sh); LRS3 does not
     augment, masks = cli.datamodule.augment, cli.model.spectrogram.augment
     if stage["name"].startswith("vggss"):
