@@ -2,6 +2,7 @@
 import math
 
 import pytest
+import torch
 import yaml
 
 from avsync.cli import cli_main
@@ -85,6 +86,44 @@ def test_full_size_stage_runs_as_configured_on_the_real_lrs3_clip(real_fixtures,
     tested = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
     assert 0.0 <= tested["test/acc_tol"] <= 1.0 and math.isfinite(tested["test/loss"])
     assert [r.key for r in cli.datamodule.datasets["test"].records] == [key]
+
+
+@pytest.mark.slow
+def test_full_size_vggss_stage_trains_with_its_augmentation_on_the_real_vggsound_clip(real_fixtures, repo_root_cwd,
+                                                                                    tmp_path):
+    """The VGGSound-Sparse fine-tuning config runs unchanged with the authors' augmentation, here forced on
+    (every probability 1) so a single step goes through all of it: the 192 px crop upscaled, colour
+    jitter, greyscale, reverb, volume, pitch shift, low-pass, noise and SpecAugment."""
+    source = real_fixtures / "vggsound" / "h264_video_25fps_256side_16000hz_aac" / "3qesirWAGt4_20000_30000.mp4"
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    rows = [("aaaaaaaaaaa", 0, "dog barking", "train"), ("eeeeeeeeeee", 0, "dog barking", "train"),
+            ("3qesirWAGt4", 20, "dog barking", "test")]
+    for ytid, start, _, _ in rows:  # one real clip under the names of the csv
+        (clips / f"{ytid}_{start * 1000}_{start * 1000 + 10000}.mp4").symlink_to(source)
+    meta = tmp_path / "vggsound.csv"
+    meta.write_text("".join(f"{y},{s},{label},{split}\n" for y, s, label, split in rows))
+    stage = next(s for s in PLAN["full"] if s["name"] == "vggss_21cls")
+    forced = ("{crop_upscale_p: 1, color_jitter_p: 1, greyscale_p: 1, reverb_p: 1, volume_p: 1, "
+              "pitch_shift_p: 1, lowpass_p: 1, noise_p: 1}")
+    cli = cli_main(["fit", *[a for cfg in stage["configs"] for a in ("--config", str(PLAN_DIR / cfg))],
+                    "--data.init_args.root", str(clips), "--data.init_args.meta_csv", str(meta),
+                    "--data.init_args.probe_durations", "false", "--data.init_args.augment", forced,
+                    "--model.init_args.spec_augment", "{p: 1.0, freq_mask_param: 64, time_mask_param: 200}",
+                    "--data.init_args.batch_size", "1", "--data.init_args.num_workers", "0",
+                    "--data.init_args.pin_memory", "false", "--data.init_args.report_dir", str(tmp_path),
+                    "--trainer.precision", "32", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+                    "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1",
+                    "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)])
+    assert cli.trainer.global_step == 1
+    train = cli.datamodule.datasets["train"]
+    assert train.augment.reverb_p == 1 and train.augment.smaller_crop == 192
+    assert cli.datamodule.datasets["valid"].augment is None  # evaluation is never augmented
+    torch.manual_seed(0)
+    item = train[0]
+    assert tuple(item["video"].shape) == (125, 224, 224, 3) and tuple(item["audio"].shape) == (80000,)
+    video = item["video"].numpy()
+    assert (video[..., 0] == video[..., 1]).all()  # greyscale (p 1)
 
 
 # -- DiVAS -------------------------------------------------------------------------------------
