@@ -286,6 +286,8 @@ def test_synchformer_full_stage_composes(stage, repo_root_cwd):
     cfg = cli.model.net.cfg
     # a longer or shorter input changes only the positional table (2 + S * (8 + 6) rows of 768)
     assert params == SYNCH_PARAMS + (cfg.num_segments - 14) * 14 * 768
+    if "synchronizability" in stage["name"] or "stage2" in stage["name"]:
+        assert cli.model.lr_per_device and cli.model.eps == 1e-7      # base_learning_rate x num_gpus, fp16 eps
     if "stage1" in stage["name"]:
         assert not cli.model.center_segments                          # the paper's loss at full scale
         # the authors' stage I: 2 clips per GPU; VGGSound and AudioSet with augmentation per 0.64 s
