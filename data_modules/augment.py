@@ -275,7 +275,7 @@ def reverb(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     n = len(wave)
     if n == 0:
         return np.asarray(wave, dtype=np.float32)
-    # the tail decays by ~36 dB a second: 3 s of it is below -100 dB
+    # the tail decays by ~33 dB a second (measured on this response): after 3 s it is ~100 dB down
     h = torch.from_numpy(reverb_impulse_response(int(sample_rate), min(n, 3 * int(sample_rate))))
     x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
     size = 1 << (2 * n - 1).bit_length()
