@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 from avsync.inputs import InputSpec
 from avsync.media import MediaError, probe, read_clip
 from avsync.media.checks import is_silent, is_still
+from .augment import Augmentations, upscale
 from .face_boxes import crop_faces, read_face_boxes, window_boxes
 from .listing import SPLITS, MissingLog, ProbeCache, stage_of
 from avsync.offsets import (
@@ -222,6 +223,10 @@ class AVClipDataset(Dataset):
     every epoch, and never repeated across workers. The same generator draws the crop position
     and the horizontal flip.
 
+    ``augment`` (training only): the recipe's extra augmentations (:mod:`.augment`: a smaller
+    crop upscaled, colour jitter, greyscale, reverb, volume, pitch shift, low-pass, noise), drawn
+    from the same generator after the crop; none of them moves the windows or the label.
+
     Evaluation (``train=False``): ``plans_per_clip`` items per clip (Synchformer's protocol
     of several offsets per test clip), item ``c * plans_per_clip + j`` being plan ``j`` of clip
     ``c`` from ``fixed``; centre crop, no flip, no randomness at all.
@@ -247,8 +252,10 @@ class AVClipDataset(Dataset):
         cache_decoded: bool = False,
         reject_still: bool = False,
         face_box_scale: float = 1.0,
+        augment: Augmentations | None = None,
     ) -> None:
         self.records = list(records)
+        self.augment = augment if train else None
         self.reject_still = bool(reject_still)
         self.face_box_scale = float(face_box_scale)
         self._boxes: dict[str, np.ndarray] = {}
@@ -344,9 +351,13 @@ class AVClipDataset(Dataset):
         if self.reject_silent and _is_flat(clip["audio"]):
             raise MediaError(record.path, "silent audio (constant in the window)")
         video = self._frames(record, clip["video"], video_start, rng)
+        audio = np.ascontiguousarray(clip["audio"], dtype=np.float32)
+        if self.augment is not None and rng is not None:
+            video = self.augment.video(video, spec.fps, rng)
+            audio = self.augment.audio(audio, spec.sample_rate, rng)
         return {
             "video": torch.from_numpy(video),
-            "audio": torch.from_numpy(np.ascontiguousarray(clip["audio"], dtype=np.float32)),
+            "audio": torch.from_numpy(audio),
             "target": torch.tensor(self.target_of(plan), dtype=torch.int64),
             "offset_sec": float(plan.offset_sec),
             "video_start_sec": video_start,
@@ -396,17 +407,23 @@ class AVClipDataset(Dataset):
         return self._crop(video, None)
 
     def _crop(self, video: np.ndarray, rng) -> np.ndarray:
-        """Square ``frame_size`` crop: random + h-flip when a generator is given (training), centre otherwise."""
+        """Square ``frame_size`` crop: random + h-flip when a generator is given (training), centre
+        otherwise; in training ``augment`` may make it a smaller random crop upscaled to ``frame_size``."""
         size = self.spec.frame_size
         height, width = video.shape[1:3]
         if min(height, width) < size:
             raise ValueError(f"decoded frames of {height}x{width} cannot give a {size} px crop")
+        crop = size
         if rng is not None:
-            y0, x0 = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
+            if self.augment is not None:
+                crop = self.augment.crop_size(size, rng)
+            y0, x0 = int(rng.integers(height - crop + 1)), int(rng.integers(width - crop + 1))
             flip = self.spec.hflip and bool(rng.random() < 0.5)
         else:
             y0, x0, flip = (height - size) // 2, (width - size) // 2, False
-        out = video[:, y0 : y0 + size, x0 : x0 + size]
+        out = video[:, y0 : y0 + crop, x0 : x0 + crop]
+        if crop != size:
+            out = upscale(out, size)
         if self.spec.crop == "mouth":  # lower half of the (face) crop, e.g. VocaLiST's 48x96
             out = out[:, size // 2 :]
         if flip:
@@ -493,6 +510,10 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
     leaves clips out; ``reject_silent`` / ``reject_still`` also treat silent or constant audio and
     still video as bad; every skipped clip is listed in ``<report_dir or log dir>/bad_media.tsv``.
     ``face_box_scale`` sizes the face crops cut from LRS3 boxes (1 = LRS3's own strict crop).
+    ``augment`` (:class:`~avsync.data_modules.augment.Augmentations`) adds the recipe's training
+    augmentations (SparseSync's VGGSound-Sparse set, Synchformer's stage I); None: crop and flip only.
+    ``in_sync_jitter_sec``: audio jitter U[−j, +j] s for models trained on in-sync clips only
+    (``max_frame_shift`` 0: Synchformer's stage I jitters by 0.05 s); frame-shift targets never jitter.
     ``probe_cache_dir`` / ``probe_workers``: where and how durations are probed once and cached.
     ``pin_memory`` None pins batches when CUDA is available.
 
@@ -522,6 +543,8 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
         reject_silent: bool = False,
         reject_still: bool = False,
         face_box_scale: float = 1.0,
+        augment: Augmentations | None = None,
+        in_sync_jitter_sec: float = 0.0,
     ) -> None:
         super().__init__()
         self.root = root
@@ -546,6 +569,8 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
         self.reject_silent = bool(reject_silent)
         self.reject_still = bool(reject_still)
         self.face_box_scale = float(face_box_scale)
+        self.augment = augment
+        self.in_sync_jitter_sec = float(in_sync_jitter_sec)
         self._missing = MissingLog()
         self._probe_caches: dict[Path, ProbeCache] = {}
 
@@ -636,10 +661,12 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
                 max_source_sec=self.max_source_sec, jitter_sec=self.audio_jitter_sec,
                 start_step_sec=1.0 / spec.fps,
             )
-        # integer frame-shift targets: no audio jitter, it would move the audio off the frame grid
+        # integer frame-shift targets: no audio jitter, it would move the audio off the frame grid;
+        # in-sync-only training (max_frame_shift 0, Synchformer's stage I) may ask for it
+        jitter = self.in_sync_jitter_sec if spec.max_frame_shift == 0 else 0.0
         return RandomFrameShiftSampler(
             max_shift=spec.max_frame_shift, fps=spec.fps, window_frames=spec.num_frames,
-            max_source_sec=self.max_source_sec, jitter_sec=0.0,
+            max_source_sec=self.max_source_sec, jitter_sec=jitter,
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -668,7 +695,7 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
 
     def _dataset_options(self) -> dict:
         return dict(cache_decoded=self.cache_decoded, reject_silent=self.reject_silent,
-                    reject_still=self.reject_still, face_box_scale=self.face_box_scale)
+                    reject_still=self.reject_still, face_box_scale=self.face_box_scale, augment=self.augment)
 
     def filter_records(self, split: str, records: Iterable[ClipRecord]) -> list[ClipRecord]:
         """Drop skip-listed clips, unreadable ones (duration unknown and probe fails), and clips
