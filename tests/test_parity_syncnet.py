@@ -22,6 +22,7 @@ exact. Two things differ and are asserted with their own, stated tolerances:
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +171,13 @@ def test_file_to_lse_whole_clip(golden, net, decoded):
         assert result.offset_frames == int(golden["offset_png"])
         assert abs(result.lse_d - lse_d) <= TOL * lse_d
         assert abs(result.lse_c - lse_c) <= c_tol
+
+
+def test_lse_summary_is_the_goldens(golden):
+    """``syncnet_lse.json`` (read by people and by ``avsync score``'s tests) says what the npz says."""
+    summary = json.loads((GOLDENS / "syncnet_lse.json").read_text())
+    for run in ("png", "jpeg"):
+        entry = summary[f"frames_{run}"]
+        assert entry["windows"] == len(golden[f"dists_{run}"])
+        assert entry["offset_frames"] == int(golden[f"offset_{run}"])
+        assert entry["lse_c"] == float(golden[f"conf_{run}"]) and entry["lse_d"] == float(golden[f"minval_{run}"])

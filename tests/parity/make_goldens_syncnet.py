@@ -26,7 +26,8 @@ wav ffmpeg extracted (``wav``), the MFCC the network saw (13, M), the first ``PR
 frames of the lossless run (uint8; the JPEG run's differ from the video by JPEG's error), the
 audio embeddings and, per variant, the video embeddings of the first ``PREFIX_WINDOWS`` windows,
 the authors' ``calc_pdist`` of the JPEG run's prefix embeddings, and per variant the whole clip's
-distance array (N, 31), offset, confidence and min distance (LSE-C / LSE-D).
+distance array (N, 31), offset, confidence and min distance (LSE-C / LSE-D); the last three
+also in ``syncnet_lse.json``.
 """
 from __future__ import annotations
 
@@ -128,6 +129,17 @@ def run_evaluate(module, weights_path: Path, clip: Path, lossless: bool) -> dict
     }
 
 
+def write_summary(out_dir: Path, goldens: dict) -> None:
+    """``syncnet_lse.json``: the clip-level answers of the authors' evaluate, readable at a glance."""
+    summary = {"clip": "lrs3/h264_orig_strict_crop_25fps_224side_16000hz_aac/pretrain/C8zY0oAdQrs/00018.mp4",
+               "weights": "avsync.convert.synthetic_weights of syncnet_layout.json (not trained weights)",
+               "vshift": int(goldens["vshift"])}
+    for run in ("png", "jpeg"):
+        summary[f"frames_{run}"] = {"windows": len(goldens[f"dists_{run}"]), "offset_frames": int(goldens[f"offset_{run}"]),
+                                    "lse_c": float(goldens[f"conf_{run}"]), "lse_d": float(goldens[f"minval_{run}"])}
+    (out_dir / "syncnet_lse.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--authors-repo", required=True, type=Path, help="checkout of joonson/syncnet_python")
@@ -174,6 +186,7 @@ def main() -> None:
         out[f"minval_{name}"] = run["minval"]
     out["aud_emb"] = jpeg["aud_emb"][:PREFIX_WINDOWS]
     np.savez_compressed(args.out / "syncnet_goldens.npz", **out)
+    write_summary(args.out, out)
     for name, run in runs.items():
         print(f"{name}: windows {len(run['dists'])}, offset {int(run['offset'])}, "
               f"conf (LSE-C) {float(run['conf']):.6f}, min dist (LSE-D) {float(run['minval']):.6f}")
