@@ -181,3 +181,17 @@ def test_lse_summary_is_the_goldens(golden):
         assert entry["windows"] == len(golden[f"dists_{run}"])
         assert entry["offset_frames"] == int(golden[f"offset_{run}"])
         assert entry["lse_c"] == float(golden[f"conf_{run}"]) and entry["lse_d"] == float(golden[f"minval_{run}"])
+
+
+@torch.no_grad()
+def test_a_missing_weightless_layer_fails(golden, net):
+    """Strict loading cannot see activations; the goldens can: without the ReLU between the
+    audio stream's two FC layers the embeddings are off by rel ~1."""
+    _, aud_in = _windows(golden, 4)
+    relu = net.netfcaud[2]
+    try:
+        net.netfcaud[2] = torch.nn.Identity()
+        assert rel(net.forward_aud(aud_in), golden["aud_emb"][:4]) > 100 * TOL
+    finally:
+        net.netfcaud[2] = relu
+    assert rel(net.forward_aud(aud_in), golden["aud_emb"][:4]) < TOL

@@ -167,3 +167,12 @@ def test_file_to_logits_whole_search(golden, net, decoded):
         logits = vocalist_clip_logits(net, mouth, vocalist_clip_mel(audio), n)
         assert rel(logits, theirs) < tol
         assert torch.equal(logits.argmax(1), torch.from_numpy(theirs).argmax(1))
+
+
+def test_a_missing_weightless_layer_fails(golden, net, monkeypatch):
+    """Strict loading cannot see activations; the goldens can: without the tanh before the
+    classifier the logits are off by rel ~0.5."""
+    mouth, mel = _golden_inputs(golden, "png")
+    monkeypatch.setattr(torch, "tanh", lambda x: x)
+    logits = vocalist_clip_logits(net, mouth, mel, len(golden["logits_png"]), rows=ROWS)
+    assert rel(logits, golden["logits_png"][ROWS.start:ROWS.stop]) > 100 * TOL
