@@ -78,12 +78,10 @@ def syncnet_clip_mfcc(wav: torch.Tensor, sample_rate: int = 16000) -> torch.Tens
     return MFCC(sample_rate=sample_rate, int16_scale=1.0)(int16.float()[None])[0, 0]
 
 
-def _bgr_float(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 (T, 224, 224, 3) RGB -> float (3, T, 224, 224) BGR 0..255."""
-    if frames.ndim != 4 or frames.shape[1:] != (FRAME_SIZE, FRAME_SIZE, 3):
-        raise ValueError(f"SyncNet frames must be (T, {FRAME_SIZE}, {FRAME_SIZE}, 3) uint8 face crops, "
-                         f"got {tuple(frames.shape)}")
-    return frames.flip(-1).permute(3, 0, 1, 2).float()
+def _bgr_windows(frames: torch.Tensor, starts: range) -> torch.Tensor:
+    """uint8 (T, 224, 224, 3) RGB -> float (len(starts), 3, 5, 224, 224) BGR 0..255, as OpenCV reads frames."""
+    windows = torch.stack([frames[v:v + WINDOW_FRAMES] for v in starts])          # (B, 5, H, W, 3)
+    return windows.flip(-1).permute(0, 4, 1, 2, 3).float()
 
 
 @torch.no_grad()
@@ -92,27 +90,30 @@ def syncnet_clip_embeddings(net, frames: torch.Tensor, wav: torch.Tensor, sample
     """Video and audio embeddings (N, D) of every 5-frame window of a clip, the reference's way.
 
     ``net`` is a :class:`avsync.models.syncnet.SyncNet` (used in eval mode); ``frames`` uint8
-    (T, 224, 224, 3) RGB at 25 fps, ``wav`` (S,) at 16 kHz from the same start. ``max_windows``
-    keeps only the first windows (a quick look; the search wants them all).
+    (T, 224, 224, 3) RGB at 25 fps, ``wav`` (S,) at 16 kHz from the same start (both on the CPU;
+    windows go to the network's device in batches). ``max_windows`` keeps only the first windows
+    (a quick look; the search wants them all).
     """
     if sample_rate != 16000:
         raise ValueError("SyncNet's windows assume 16 kHz audio (640 samples per 25 fps frame)")
     count = min(len(frames), len(wav) // SAMPLES_PER_FRAME) - WINDOW_FRAMES
     if count < 1:
         raise ValueError(f"clip too short for SyncNet: {len(frames)} frames, {len(wav)} samples")
+    if frames.ndim != 4 or frames.shape[1:] != (FRAME_SIZE, FRAME_SIZE, 3):
+        raise ValueError(f"SyncNet frames must be (T, {FRAME_SIZE}, {FRAME_SIZE}, 3) uint8 face crops, "
+                         f"got {tuple(frames.shape)}")
     count = count if max_windows is None else min(count, max_windows)
-    video = _bgr_float(frames[:count + WINDOW_FRAMES - 1])
     mfcc = syncnet_clip_mfcc(wav[:(count + WINDOW_FRAMES) * SAMPLES_PER_FRAME + 400], sample_rate)
     cepstra = WINDOW_FRAMES * MFCC_PER_FRAME
-    was_training = net.training
+    was_training, device = net.training, next(net.parameters()).device
     net.eval()
     try:
         lip, aud = [], []
         for start in range(0, count, batch_size):
             idx = range(start, min(count, start + batch_size))
-            lip.append(net.forward_lip(torch.stack([video[:, v:v + WINDOW_FRAMES] for v in idx])))
+            lip.append(net.forward_lip(_bgr_windows(frames, idx).to(device)))
             aud.append(net.forward_aud(torch.stack([mfcc[None, :, MFCC_PER_FRAME * v:MFCC_PER_FRAME * v + cepstra]
-                                                    for v in idx])))
+                                                    for v in idx]).to(device)))
     finally:
         net.train(was_training)
     return torch.cat(lip), torch.cat(aud)
