@@ -156,21 +156,21 @@ def test_file_to_embeddings(golden, net, decoded):
 @pytest.mark.slow
 def test_file_to_lse_whole_clip(golden, net, decoded):
     """The whole clip (388 windows) against the authors' lossless run: distance array, offset,
-    LSE-D within 1e-4. LSE-C is a difference of two curve values of ~600, so it is held to 1e-4
-    of LSE-D (avsync's own audio moves it by one float32 step of the curve, 6e-5); from the
-    authors' wav it is equal to 1e-4 of itself."""
+    LSE-D within 1e-4. LSE-C is a difference of two curve values of ~604 (with these synthetic
+    weights; ~6 for trained ones), where one float32 step is 6.1e-5: it is held to 1e-6 of LSE-D
+    (6e-4, ten steps). Measured: equal from the authors' wav, one step (6.1e-5) from our own audio."""
     frames, wav = decoded
     lip, aud = syncnet_clip_embeddings(net, frames, wav)
     theirs = torch.from_numpy(golden["wav"].astype(np.float64) / 32768.0).float()
     _, aud_from_their_wav = syncnet_clip_embeddings(net, frames, theirs)
     lse_d, lse_c = float(golden["minval_png"]), float(golden["conf_png"])
-    for audio, c_tol in ((aud, TOL * lse_d), (aud_from_their_wav, TOL * lse_c)):
+    for audio in (aud, aud_from_their_wav):
         result = lse_from_embeddings(lip, audio, vshift=15)
         assert result.dists.shape == golden["dists_png"].shape
         assert rel(result.dists, golden["dists_png"]) < TOL
         assert result.offset_frames == int(golden["offset_png"])
         assert abs(result.lse_d - lse_d) <= TOL * lse_d
-        assert abs(result.lse_c - lse_c) <= c_tol
+        assert abs(result.lse_c - lse_c) <= 1e-6 * lse_d
 
 
 def test_lse_summary_is_the_goldens(golden):

@@ -81,7 +81,7 @@ def syncnet_clip_mfcc(wav: torch.Tensor, sample_rate: int = 16000) -> torch.Tens
 def _bgr_windows(frames: torch.Tensor, starts: range) -> torch.Tensor:
     """uint8 (T, 224, 224, 3) RGB -> float (len(starts), 3, 5, 224, 224) BGR 0..255, as OpenCV reads frames."""
     windows = torch.stack([frames[v:v + WINDOW_FRAMES] for v in starts])          # (B, 5, H, W, 3)
-    return windows.flip(-1).permute(0, 4, 1, 2, 3).float()
+    return windows.flip(-1).permute(0, 4, 1, 2, 3).float().contiguous()  # contiguous as the reference's
 
 
 @torch.no_grad()
