@@ -23,6 +23,7 @@ exact. Two things differ and are asserted with their own, stated tolerances:
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,13 @@ TOL = 1e-4
 AUDIO_DECODE_TOL = 2e-3
 
 
+pytestmark = pytest.mark.parity
+# AVSYNC_TEST_DEVICE=cuda runs the networks on a GPU (benchmarks/gpu_check.py, TF32 off)
+DEVICE = torch.device(os.environ.get("AVSYNC_TEST_DEVICE", "cpu"))
+
+
 def rel(ours, theirs) -> float:
-    ours, theirs = torch.as_tensor(ours).double(), torch.as_tensor(theirs).double()
+    ours, theirs = torch.as_tensor(ours).detach().cpu().double(), torch.as_tensor(theirs).double()
     assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
     return float((ours - theirs).abs().max() / theirs.abs().max())
 
@@ -57,7 +63,7 @@ def golden() -> dict:
 def net():
     torch.manual_seed(0)
     state = synthetic_state_dict(read_layout(GOLDENS / "syncnet_layout.json"))
-    return syncnet_converter.load_official(state).eval()  # strict load inside
+    return syncnet_converter.load_official(state).eval().to(DEVICE)  # strict load inside
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +75,8 @@ def decoded(real_fixtures):
 def _windows(golden: dict, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     frames = torch.from_numpy(golden["frames_png"]).permute(3, 0, 1, 2).float()        # (3, T, 224, 224) BGR
     mfcc = torch.from_numpy(golden["mfcc"])
-    return (torch.stack([frames[:, v:v + 5] for v in range(count)]),
-            torch.stack([mfcc[None, :, 4 * v:4 * v + 20] for v in range(count)]))
+    return (torch.stack([frames[:, v:v + 5] for v in range(count)]).to(DEVICE),
+            torch.stack([mfcc[None, :, 4 * v:4 * v + 20] for v in range(count)]).to(DEVICE))
 
 
 def test_layout_converts_and_loads_strictly(golden):
@@ -95,7 +101,7 @@ def test_parity_check_can_fail(golden, net):
     lip_in, aud_in = _windows(golden, 4)
     assert rel(net.forward_lip(lip_in.flip(1)), golden["lip_emb_png"][:4]) > 100 * TOL
     mfcc = torch.from_numpy(golden["mfcc"])
-    late = torch.stack([mfcc[None, :, 4 * v + 4:4 * v + 24] for v in range(4)])
+    late = torch.stack([mfcc[None, :, 4 * v + 4:4 * v + 24] for v in range(4)]).to(DEVICE)
     assert rel(net.forward_aud(late), golden["aud_emb"][:4]) > 100 * TOL
     assert rel(golden["lip_emb_jpeg"], golden["lip_emb_png"]) > 100 * TOL
 
@@ -156,9 +162,10 @@ def test_file_to_embeddings(golden, net, decoded):
 @pytest.mark.slow
 def test_file_to_lse_whole_clip(golden, net, decoded):
     """The whole clip (388 windows) against the authors' lossless run: distance array, offset,
-    LSE-D within 1e-4. LSE-C is a difference of two curve values of ~604 (with these synthetic
-    weights; ~6 for trained ones), where one float32 step is 6.1e-5: it is held to 1e-6 of LSE-D
-    (6e-4, ten steps). Measured: equal from the authors' wav, one step (6.1e-5) from our own audio."""
+    LSE-D within 1e-4. LSE-C = median − min of the curve (the mean distance per offset), so its
+    error is at most twice the curve's: with these synthetic weights the curve is ~604 (one float32
+    step 6.1e-5) and LSE-C only 0.46. Measured on the CPU: equal from the authors' wav, one float32
+    step from our own audio."""
     frames, wav = decoded
     lip, aud = syncnet_clip_embeddings(net, frames, wav)
     theirs = torch.from_numpy(golden["wav"].astype(np.float64) / 32768.0).float()
@@ -170,7 +177,9 @@ def test_file_to_lse_whole_clip(golden, net, decoded):
         assert rel(result.dists, golden["dists_png"]) < TOL
         assert result.offset_frames == int(golden["offset_png"])
         assert abs(result.lse_d - lse_d) <= TOL * lse_d
-        assert abs(result.lse_c - lse_c) <= 1e-6 * lse_d
+        curve_error = float((result.dists.cpu().mean(0) - torch.from_numpy(golden["dists_png"]).mean(0)).abs().max())
+        assert curve_error <= TOL * lse_d
+        assert abs(result.lse_c - lse_c) <= 2 * curve_error + 4e-7 * lse_d  # + float32 rounding
 
 
 def test_lse_summary_is_the_goldens(golden):

@@ -18,6 +18,7 @@ The model is run on a few windows here (a window costs 31 transformer passes); t
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,13 @@ ROWS = range(15, 16)  # a window whose 31 candidates all lie inside the clip
 AUDIO_DECODE_TOL = 2e-3
 
 
+pytestmark = pytest.mark.parity
+# AVSYNC_TEST_DEVICE=cuda runs the networks on a GPU (benchmarks/gpu_check.py, TF32 off)
+DEVICE = torch.device(os.environ.get("AVSYNC_TEST_DEVICE", "cpu"))
+
+
 def rel(ours, theirs) -> float:
-    ours, theirs = torch.as_tensor(ours).double(), torch.as_tensor(theirs).double()
+    ours, theirs = torch.as_tensor(ours).detach().cpu().double(), torch.as_tensor(theirs).double()
     assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
     keep = theirs != MASKED_LOGIT
     assert torch.equal(ours == MASKED_LOGIT, ~keep)
@@ -57,7 +63,7 @@ def golden() -> dict:
 @pytest.fixture(scope="module")
 def net():
     state = synthetic_state_dict(read_layout(GOLDENS / "vocalist_layout.json"))
-    return vocalist_converter.load_official(state).eval()  # strict load inside
+    return vocalist_converter.load_official(state).eval().to(DEVICE)  # strict load inside
 
 
 @pytest.fixture(scope="module")

@@ -67,17 +67,18 @@ def vocalist_clip_logits(net, mouth: torch.Tensor, mel: torch.Tensor, num_window
     ``net`` a :class:`avsync.models.vocalist.VocaLiST` (eval mode), ``mouth`` (T, 3, 48, 96) from
     :func:`vocalist_clip_frames`, ``mel`` (1, 80, M) from :func:`vocalist_clip_mel`,
     ``num_windows`` from :func:`vocalist_window_count`. ``rows`` picks some windows (default all);
-    each visual and each audio window is encoded once, the pairs are fused in batches.
+    each visual and each audio window is encoded once (on the network's device), the pairs are
+    fused in batches; the logits come back on the CPU.
     """
     n, width = num_windows, 2 * vshift + 1
     rows = range(n) if rows is None else rows
     if n < 1 or mel.shape[-1] < _mel_start(n - 1) + MEL_STEP:
         raise ValueError(f"{n} windows need {_mel_start(max(n, 1) - 1) + MEL_STEP} mel columns, got {mel.shape[-1]}")
-    was_training = net.training
+    was_training, device = net.training, next(net.parameters()).device
     net.eval()
     try:
-        vis = net.encode_visual(torch.stack([mouth[v:v + WINDOW] for v in rows]))
-        mels = torch.stack([mel[:, :, _mel_start(v):_mel_start(v) + MEL_STEP] for v in range(n)])
+        vis = net.encode_visual(torch.stack([mouth[v:v + WINDOW] for v in rows]).to(device))
+        mels = torch.stack([mel[:, :, _mel_start(v):_mel_start(v) + MEL_STEP] for v in range(n)]).to(device)
         aud = net.encode_audio(torch.cat([torch.zeros_like(mels[:1]), mels]))      # index 0: the zero padding
         out = torch.empty(len(rows), width)
         for r, i in enumerate(rows):
@@ -89,7 +90,7 @@ def vocalist_clip_logits(net, mouth: torch.Tensor, mel: torch.Tensor, num_window
                 scores[: vshift - i] = MASKED_LOGIT
             elif n - vshift <= i < n:
                 scores[vshift + n - i:] = MASKED_LOGIT
-            out[r] = scores
+            out[r] = scores.cpu()
     finally:
         net.train(was_training)
     return out
