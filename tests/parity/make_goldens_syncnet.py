@@ -135,7 +135,8 @@ def write_summary(out_dir: Path, goldens: dict) -> None:
                "weights": "avsync.convert.synthetic_weights of syncnet_layout.json (not trained weights)",
                "vshift": int(goldens["vshift"])}
     for run in ("png", "jpeg"):
-        summary[f"frames_{run}"] = {"windows": len(goldens[f"dists_{run}"]), "offset_frames": int(goldens[f"offset_{run}"]),
+        summary[f"frames_{run}"] = {"windows": len(goldens[f"dists_{run}"]),
+                                    "offset_frames": int(goldens[f"offset_{run}"]),
                                     "lse_c": float(goldens[f"conf_{run}"]), "lse_d": float(goldens[f"minval_{run}"])}
     (out_dir / "syncnet_lse.json").write_text(json.dumps(summary, indent=2) + "\n")
 

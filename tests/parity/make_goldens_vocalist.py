@@ -83,7 +83,8 @@ def prepare_folder(clip: Path, folder: Path, lossless: bool) -> None:
         else:
             cv2.imwrite(str(folder / f"{i}.jpg"), frame)
     cap.release()
-    command = f"ffmpeg -loglevel panic -y -i {shlex.quote(str(clip))} -strict -2 -ac 1 {shlex.quote(str(folder / 'audio.wav'))}"
+    wav = shlex.quote(str(folder / "audio.wav"))
+    command = f"ffmpeg -loglevel panic -y -i {shlex.quote(str(clip))} -strict -2 -ac 1 {wav}"
     subprocess.run(command, shell=True, check=True)
 
 
