@@ -2,7 +2,8 @@
 
     log-spectrogram --ResNet18--> 9x20x512 ┐                         ┌ 16 audio selectors ┐
                                            ├ LayerNorm + learned PE ─┤                    ├─ [CLS; q_v; MOD; q_a] ─ 3-layer
-    RGB 125x224x224 --S3D--> 16x7x7x1024 ──┘ (1x1x1 conv to 512 + GELU) └ 16 visual selectors┘  transformer ─ linear ─ 21 offsets
+    RGB 125x224x224 --S3D--> 16x7x7x1024 ──┘                         └ 16 visual selectors┘   transformer ─ linear ─ 21 offsets
+       (visual bridge: 1x1x1 conv to 512, then GELU)
 
 Module names mirror the official code (afeat_extractor, vfeat_extractor, v_bridge, transformer.{
 pre_lnorm_*, *_pos_emb, *_selector, global_transformer, off_head}) so that its checkpoints map
