@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,9 @@ from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.data_modules.vggsound import VGGSoundDataModule
 from avsync.inputs import FrameNormalize, InputSpec, LogSpectrogram
 
+pytestmark = pytest.mark.parity
+# AVSYNC_TEST_DEVICE=cuda runs the network on a GPU (with TF32 off: float32 tolerances)
+DEVICE = torch.device(os.environ.get("AVSYNC_TEST_DEVICE", "cpu"))
 GOLDENS = Path(__file__).resolve().parent / "goldens"
 SPEC = InputSpec(fps=25.0, duration_sec=5.0, frame_size=224, resize_short_side=256, sample_rate=16000,
                  offset_classes=21)
@@ -44,7 +48,7 @@ def golden() -> dict:
 @pytest.fixture(scope="module")
 def model():
     state = synthetic_state_dict(read_layout(GOLDENS / "sparsesync_layout.json"))
-    return load_official(state, arch="sparsesync").eval()  # converter + strict load
+    return load_official(state, arch="sparsesync").eval().to(DEVICE)  # converter + strict load
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +74,8 @@ def batch(real_fixtures, golden, tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(model, batch):
     """avsync's model inputs and forward pass, with the extractor outputs and selector outputs kept."""
-    video = FrameNormalize()(batch["video"])
-    spec = LogSpectrogram(n_fft=512, hop_length=128)(batch["audio"])
+    video = FrameNormalize()(batch["video"]).to(DEVICE)
+    spec = LogSpectrogram(n_fft=512, hop_length=128)(batch["audio"]).to(DEVICE)
     seen = {}
     names = ("vfeat_extractor", "afeat_extractor")
     hooks = [getattr(model, n).register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o)) for n in names]
@@ -81,7 +85,8 @@ def run(model, batch):
         logits = model(video, spec)
     for h in hooks:
         h.remove()
-    return {"video": video, "spec": spec, "logits": logits, **seen}
+    return {"video": video.cpu(), "spec": spec.cpu(), "logits": logits.cpu(),
+            **{k: v.cpu() for k, v in seen.items()}}
 
 
 def test_decoded_frames_are_bitwise_the_authors(batch, golden):
@@ -123,9 +128,10 @@ def test_without_the_bridge_gelu_the_comparison_fails(model, run, golden):
     bridge[1] = torch.nn.Identity()
     try:
         with torch.no_grad():
-            logits = model.forward_extracted(run["vfeat_extractor"], run["afeat_extractor"])
+            logits = model.forward_extracted(run["vfeat_extractor"].to(DEVICE), run["afeat_extractor"].to(DEVICE)).cpu()
     finally:
         bridge[1] = gelu
     assert rel(logits[0], golden["logits"]) > 100 * REL_TOL
     with torch.no_grad():  # and with it restored, the same path agrees again
-        assert rel(model.forward_extracted(run["vfeat_extractor"], run["afeat_extractor"])[0], golden["logits"]) < REL_TOL
+        logits = model.forward_extracted(run["vfeat_extractor"].to(DEVICE), run["afeat_extractor"].to(DEVICE)).cpu()
+    assert rel(logits[0], golden["logits"]) < REL_TOL

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,9 @@ from avsync.data_modules.lrs3 import LRS3DataModule
 from avsync.inputs import InputSpec
 from avsync.models.synchformer import SYNCHFORMER_CONFIGS, SegmentInputs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.parity]
+# AVSYNC_TEST_DEVICE=cuda runs the networks on a GPU (with TF32 off: float32 tolerances)
+DEVICE = torch.device(os.environ.get("AVSYNC_TEST_DEVICE", "cpu"))
 
 GOLDENS = Path(__file__).resolve().parent / "goldens"
 REL_TOL = 1e-4
@@ -85,11 +88,11 @@ def inputs(clip):
 @pytest.fixture(scope="module")
 def features(inputs):
     """avsync's converted sync model: extractor features of all 14 segments and the offset logits."""
-    model = load_official(synthetic_state_dict(read_layout(GOLDENS / "synchformer_layout.json"))).eval()
+    model = load_official(synthetic_state_dict(read_layout(GOLDENS / "synchformer_layout.json"))).eval().to(DEVICE)
     with torch.no_grad():
-        vis, aud = model.features(*inputs)
+        vis, aud = model.features(*(x.to(DEVICE) for x in inputs))
         logits = model.sync(vis, aud)
-    return {"vis": vis, "aud": aud, "logits": logits}
+    return {"vis": vis.cpu(), "aud": aud.cpu(), "logits": logits.cpu()}
 
 
 def test_decoded_span_is_bitwise_the_authors(clip, golden):
@@ -129,10 +132,10 @@ def test_extractor_features_and_offset_logits_equal_the_authors(features, golden
 def test_synchronizability_equals_the_authors(features, golden):
     state = synthetic_state_dict(read_layout(GOLDENS / "synchformer_synchronizability_layout.json"))
     net, head = load_official_synchronizability(state)
-    net.eval(), head.eval()
+    net, head = net.eval().to(DEVICE), head.eval().to(DEVICE)
     s = golden["synchronizability_segments"]
     with torch.no_grad():
-        logit = head(net.sync_token(features["vis"][:, :s], features["aud"][:, :s]))
+        logit = head(net.sync_token(features["vis"][:, :s].to(DEVICE), features["aud"][:, :s].to(DEVICE))).cpu()
     theirs = torch.as_tensor(golden["synchronizability_logits"]).double()  # (2,): not / synchronisable
     assert rel(logit, theirs[1] - theirs[0]) < REL_TOL
     assert logit.sigmoid().item() == pytest.approx(theirs.softmax(-1)[1].item(), abs=1e-5)
