@@ -47,7 +47,10 @@ def infer_config(state: Mapping[str, torch.Tensor], arch: str = "synchformer") -
         raise ValueError(f"unknown Synchformer arch {arch!r}; registered: {sorted(SYNCHFORMER_CONFIGS)}")
     base = SYNCHFORMER_CONFIGS[arch]
     try:
-        num_classes, dim = state["transformer.off_head.weight"].shape
+        if "transformer.off_head.weight" in state:
+            num_classes, dim = state["transformer.off_head.weight"].shape
+        else:  # the synchronizability model has no offset head (see load_official_synchronizability)
+            num_classes, dim = base.num_classes, state["transformer.ln_f.weight"].shape[0]
         positions = state["transformer.pos_emb_cfg.pos_emb"].shape[1]
     except KeyError as err:
         raise ValueError(f"not a Synchformer synchronisation checkpoint: {err.args[0]} is missing") from err
@@ -68,6 +71,50 @@ def load_official(path_or_state: str | Path | Mapping, arch: str = "synchformer"
     check_fit(state, model, "Synchformer")
     model.load_state_dict(state, strict=True, assign=True)
     return model
+
+
+_SYNC_HEAD = "transformer.sync_head."
+_OFF_HEAD = "transformer.off_head."
+
+
+def synchronizability_filter_fn(state_dict: Mapping[str, torch.Tensor] | str | Path
+                                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The official synchronizability model (``GlobalTransformerWithSyncabilityHead``) -> the state of
+    ``Synchformer`` (without ``transformer.off_head``) and of
+    :class:`~avsync.models.synchformer.SynchronizabilityHead`.
+
+    The authors' head is ``Linear(D, 2)`` read with a softmax, class 1 = synchronisable; ours is one
+    logit read with a sigmoid. softmax(l)[1] = sigmoid(l1 - l0), so the head becomes the difference
+    of the two rows (and biases): the same score, and the logit equals l1 - l0.
+    """
+    state = checkpoint_filter_fn(state_dict)
+    try:
+        weight, bias = state.pop(_SYNC_HEAD + "weight"), state.pop(_SYNC_HEAD + "bias")
+    except KeyError as err:
+        raise ValueError(f"not a Synchformer synchronizability checkpoint: {err.args[0]} is missing") from err
+    if weight.shape[0] != 2 or any(k.startswith(_OFF_HEAD) for k in state):
+        raise ValueError(f"expected the authors' 2-way synchronizability head and no offset head, got "
+                         f"sync_head {tuple(weight.shape)}")
+    head = {"sync_head.weight": (weight[1] - weight[0])[None], "sync_head.bias": (bias[1] - bias[0])[None]}
+    return state, head
+
+
+def load_official_synchronizability(path_or_state: str | Path | Mapping, arch: str = "synchformer"
+                                    ) -> tuple[Synchformer, "SynchronizabilityHead"]:
+    """The authors' synchronizability model as a ``Synchformer`` (its offset head, which that model
+    does not have, left at its init and unused) and a ``SynchronizabilityHead``; score =
+    ``head(net.sync_token(*net.features(video, audio))).sigmoid()``."""
+    from avsync.models.synchformer import SynchronizabilityHead
+
+    state, head_state = synchronizability_filter_fn(path_or_state)
+    model = Synchformer(infer_config(state, arch))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or set(missing) != {k for k in model.state_dict() if k.startswith(_OFF_HEAD)}:
+        raise ValueError(f"converted Synchformer synchronizability state dict does not fit the model: missing "
+                         f"{[k for k in missing if not k.startswith(_OFF_HEAD)][:5]}, unexpected {unexpected[:5]}")
+    head = SynchronizabilityHead(model.cfg.dim)
+    head.load_state_dict(head_state, strict=True)
+    return model, head
 
 
 def lightning_checkpoint(path_or_state: str | Path | Mapping, arch: str = "synchformer") -> dict:

@@ -2,7 +2,8 @@
 
     log-spectrogram --ResNet18--> 9x20x512 ┐                         ┌ 16 audio selectors ┐
                                            ├ LayerNorm + learned PE ─┤                    ├─ [CLS; q_v; MOD; q_a] ─ 3-layer
-    RGB 125x224x224 --S3D--> 16x7x7x1024 ──┘ (1x1x1 conv to 512)      └ 16 visual selectors┘   transformer ─ linear ─ 21 offsets
+    RGB 125x224x224 --S3D--> 16x7x7x1024 ──┘                         └ 16 visual selectors┘   transformer ─ linear ─ 21 offsets
+       (visual bridge: 1x1x1 conv to 512, then GELU)
 
 Module names mirror the official code (afeat_extractor, vfeat_extractor, v_bridge, transformer.{
 pre_lnorm_*, *_pos_emb, *_selector, global_transformer, off_head}) so that its checkpoints map
@@ -171,11 +172,16 @@ class SelectorSyncTransformer(nn.Module):
 
 
 class VisualBridge(nn.Module):
-    """1x1x1 convolution from the S3D width to the transformer width."""
+    """1x1x1 convolution from the S3D width to the transformer width, followed by a GELU.
+
+    The authors' bridge (``ConvBridgeVisual``) is ``Sequential(Conv3d, GELU)``; the GELU has no
+    weights, so only a forward comparison with their code shows it (``tests/test_parity_sparsesync.py``).
+    The conv stays at index 0, the key the official checkpoints use (``v_bridge.bridge.0.*``).
+    """
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
-        self.bridge = nn.Sequential(nn.Conv3d(in_channels, out_channels, kernel_size=1, bias=True))
+        self.bridge = nn.Sequential(nn.Conv3d(in_channels, out_channels, kernel_size=1, bias=True), nn.GELU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bridge(x)

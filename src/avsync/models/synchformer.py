@@ -14,8 +14,8 @@ audio 92,400,384, projections 2 x 590,592, sync transformer 21,437,973.
 
 Segments: 0.64 s (16 frames at 25 fps, 10,240 samples at 16 kHz); stage I takes 14 adjacent
 segments (8.96 s), stage II 14 half-overlapping ones (step 0.32 s, 4.8 s in all). The model-side
-transforms (:class:`SegmentInputs`) cut the segments from the decoded clip, normalise RGB with
-mean = std = 0.5 and compute the per-segment log-mel spectrogram exactly as the official
+transforms (:class:`SegmentInputs`) cut the segments from the decoded clip, scale RGB to [0, 1] and
+normalise it with mean = std = 0.5 in float16 (the official pipeline's half-precision frames) and compute the per-segment log-mel spectrogram exactly as the official
 data pipeline (mel 128, window 400, hop 160, n_fft 1024, log(x + 1e-6), padded to 66 frames,
 (x + 4.2677393) / (2 x 4.5689974)).
 """
@@ -139,7 +139,9 @@ class SegmentInputs(nn.Module):
         stride, need = int(step * self.frames_per_segment), self.clip_frames(num_segments, step)
         if frames.shape[1] < need:
             raise ValueError(f"{num_segments} segments with step {step} need {need} frames, got {frames.shape[1]}")
-        x = frames.float().div(255.0).sub(0.5).div(0.5).permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W)
+        # in half precision, as the authors' RGBToHalfToZeroOne + RGBNormalize (their sync and
+        # synchronizability models are trained and tested on these float16 values); float32 after
+        x = frames.half().div(255.0).sub(0.5).div(0.5).float().permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W)
         segs = x.unfold(2, self.frames_per_segment, stride)[:, :, :num_segments]  # (B, 3, S, H, W, 16)
         return segs.permute(0, 2, 1, 5, 3, 4).contiguous()                     # (B, S, 3, 16, H, W)
 
