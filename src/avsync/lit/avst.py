@@ -5,8 +5,8 @@ combinations and InfoNCE pushes s_ii above every s_ij. Whether the negatives com
 videos (stage 1) or from the same video at other times (stage 2) is the data module's choice
 (``avsync.data_modules.sync_curriculum``). Adam, lr 1e-4. Variable length: each training batch
 is cut to one of ``train_frames`` (5-15 frames at 25 fps in the paper). Optional masking
-(Tables 4/6): ``mask_frames`` consecutive frames of the audio, the video or both zeroed, in
-training and evaluation alike.
+(Tables 4/6): ``mask_frames`` consecutive frames of the audio, the video or both zeroed in the
+network's input (normalised frames, standardised spectrogram columns), in training and evaluation alike.
 
 Evaluation (AVST §4.2): every clip is searched with the shared score-search protocol
 (:mod:`avsync.protocols.score_search`): each ``eval_window_frames`` visual window against the
@@ -145,13 +145,18 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         self._attention_example: dict | None = None
 
     # -- inputs -----------------------------------------------------------------------------
-    def _mask(self, x: Tensor, units_per_frame: int) -> Tensor:
-        """Zero ``mask_frames`` consecutive frames at a random position per example (dim 1 = time)."""
-        n_frames = x.shape[1] // units_per_frame
+    def _mask(self, x: Tensor, units_per_frame: int, dim: int = 1) -> Tensor:
+        """Zero ``mask_frames`` consecutive frames at a random position per example along ``dim``
+        (the time axis: 1 for frames (B, T, ...), -1 for spectrogram columns (B, 1, F, C))."""
+        dim = dim % x.ndim
+        length = x.shape[dim]
+        n_frames = length // units_per_frame
         start = torch.randint(0, n_frames - self.mask_frames + 1, (x.shape[0],), device=x.device)
-        t = torch.arange(x.shape[1], device=x.device) // units_per_frame
-        keep = (t[None] < start[:, None]) | (t[None] >= start[:, None] + self.mask_frames)
-        return x * keep.view(*keep.shape, *([1] * (x.ndim - 2))).to(x.dtype)
+        t = torch.arange(length, device=x.device) // units_per_frame
+        keep = (t[None] < start[:, None]) | (t[None] >= start[:, None] + self.mask_frames)  # (B, length)
+        shape = [x.shape[0]] + [1] * (x.ndim - 1)
+        shape[dim] = length
+        return x * keep.view(shape).to(x.dtype)
 
     def video_inputs(self, frames: Tensor) -> Tensor:
         """uint8 (B, T, H, W, 3) -> normalised (B, T', 3, H, W): every frame_step-th frame, masked if asked."""
@@ -163,12 +168,21 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         return video
 
     def audio_inputs(self, wav: Tensor, num_frames: int) -> Tensor:
-        """float (B, S) covering ``num_frames`` fed frames -> log-spectrogram (B, 1, F, columns), masked if asked."""
+        """float (B, S) covering ``num_frames`` fed frames -> log-spectrogram (B, 1, F, columns), masked if asked.
+
+        The mask zeroes the spectrogram columns of the masked frames in the network's input (the
+        standardised log-spectrogram), as the paper's "audio segments replaced with zeros": zeroing
+        the waveform instead would put log(eps) columns, far outliers after the per-window
+        standardisation, into the input.
+        """
         if wav.ndim != 2:
             raise ValueError(f"wav must be (B, S), got {tuple(wav.shape)}")
+        spec = self.spectrogram(wav)
         if self.mask_frames and self.mask_modality in ("audio", "both"):
-            wav = self._mask(wav, wav.shape[1] // num_frames)
-        return self.spectrogram(wav)
+            if spec.shape[-1] % num_frames:
+                raise ValueError(f"{spec.shape[-1]} spectrogram columns do not divide into {num_frames} frames")
+            spec = self._mask(spec, spec.shape[-1] // num_frames, dim=-1)
+        return spec
 
     def model_inputs(self, frames: Tensor, wav: Tensor) -> tuple[Tensor, Tensor]:
         """uint8 (B, T, H, W, 3) + float (B, S) -> the network's frames and spectrogram."""
