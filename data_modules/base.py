@@ -264,8 +264,8 @@ class AVClipDataset(Dataset):
         self.stage = stage or ("train" if self.train else "eval")
         self.reject_silent = reject_silent
         self.grid = get_grid(spec.offset_classes) if spec.offset_classes else None
-        self.decode_size = spec.resize_short_side or spec.frame_size
-        if self.decode_size < spec.frame_size:
+        self.decode_size = spec.decode_size
+        if isinstance(self.decode_size, int) and self.decode_size < spec.frame_size:
             raise ValueError(f"resize_short_side={spec.resize_short_side} is smaller than the "
                              f"frame_size={spec.frame_size} crop")
         if spec.crop not in ("full", "face", "mouth"):
@@ -395,13 +395,18 @@ class AVClipDataset(Dataset):
         return self._crop(video, None)
 
     def _crop(self, video: np.ndarray, rng) -> np.ndarray:
-        """Square ``frame_size`` crop: random + h-flip when a generator is given (training), centre otherwise."""
+        """Square ``frame_size`` crop: random (``spec.random_crop``) + h-flip (``spec.hflip``) when a
+        generator is given (training), centre otherwise. Frames decoded at frame_size x frame_size
+        (``keep_aspect=False``) are kept whole."""
         size = self.spec.frame_size
         height, width = video.shape[1:3]
         if min(height, width) < size:
             raise ValueError(f"decoded frames of {height}x{width} cannot give a {size} px crop")
         if rng is not None:
-            y0, x0 = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
+            if self.spec.random_crop:
+                y0, x0 = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
+            else:
+                y0, x0 = (height - size) // 2, (width - size) // 2
             flip = self.spec.hflip and bool(rng.random() < 0.5)
         else:
             y0, x0, flip = (height - size) // 2, (width - size) // 2, False
