@@ -30,6 +30,13 @@ def test_avst_lrs3_is_tested_on_lrs3s_own_test_set(repo_root_cwd, tmp_path):
     assert data.subset_splits == {"train": ["pretrain"], "valid": ["trainval"], "test": ["test"]}
 
 
+@pytest.mark.parametrize("stage_name", ["lrs3_enc_eval15", "lrs3_dec_eval7", "lrs2_fixed5_mask_audio_eval13"])
+def test_avst_lrs_evaluation_is_dense_over_whole_test_clips(stage_name, repo_root_cwd, tmp_path):
+    """§4.2.1: scores "computed densely" — every window of each whole test clip, no 10-window prefix."""
+    model, data = _compose("avst", stage_name, tmp_path)
+    assert model.eval_windows is None and data.eval_whole_clips
+
+
 @pytest.mark.parametrize("stage_name", ["lrs2_face", "multfps_time_aware", "multfps_frame", "frame_grid21"])
 def test_divas_full_recipes_have_no_unnamed_augmentation(stage_name, repo_root_cwd, tmp_path):
     """DiVAS names no flip or random crop; full frames are squared by cutting the sides (a centred crop)."""
@@ -38,6 +45,16 @@ def test_divas_full_recipes_have_no_unnamed_augmentation(stage_name, repo_root_c
     assert (spec.random_crop, spec.hflip) == (False, False)
     if "frame" in stage_name:
         assert (spec.crop, spec.frame_size, spec.keep_aspect) == ("full", 240, True)
+
+
+@pytest.mark.parametrize("stage_name", ["lrs2_face", "multfps_time_aware_60fps", "multfps_frame"])
+def test_divas_evaluation_uses_all_windows_of_whole_clips(stage_name, repo_root_cwd, tmp_path):
+    """§4.1: all W = L − F + 1 windows of a test clip, SyncNet's edges (the grid protocol keeps its crops)."""
+    model, data = _compose("divas", stage_name, tmp_path)
+    assert model.eval_edges == "pad"
+    assert all(child.eval_whole_clips for child in getattr(data, "children_by_rate", {"": data}).values())
+    grid, grid_data = _compose("divas", "frame_grid21", tmp_path)
+    assert grid.eval_edges == "inside" and not any(c.eval_whole_clips for c in grid_data.children_by_rate.values())
 
 
 def test_divas_lrs3_multfps_splits_in_the_papers_proportions(repo_root_cwd, tmp_path):
