@@ -45,6 +45,7 @@ from avsync.offsets import (
     ClipTooShortError,
     CropPlan,
     FixedOffsets,
+    PairShiftSampler,
     RandomFrameShiftSampler,
     RandomOffsetSampler,
     WindowSampler,
@@ -526,6 +527,9 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
     clip's whole length at a seeded offset in ±max_frame_shift, ``video`` / ``audio`` batched as
     lists) for score-search models that score every window of a clip; clips shorter than
     ``whole_clip_min_sec`` (one window) plus the largest offset are left out and reported.
+    ``train_pair_negatives``: training items are single-window pairs drawn anywhere in the clip,
+    out of sync with this probability at any shift the clip allows (DiVAS §3.1,
+    :class:`~avsync.offsets.PairShiftSampler`); None: the usual crops of ``spec.duration_sec``.
 
     Subclasses implement :meth:`list_records` (usually through :meth:`records_under`, which
     counts the clips a partial copy lacks and probes durations through the cache); the default
@@ -555,6 +559,7 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
         face_box_scale: float = 1.0,
         eval_whole_clips: bool = False,
         whole_clip_min_sec: float = 0.2,
+        train_pair_negatives: float | None = None,
     ) -> None:
         super().__init__()
         self.root = root
@@ -581,6 +586,7 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
         self.face_box_scale = float(face_box_scale)
         self.eval_whole_clips = bool(eval_whole_clips)
         self.whole_clip_min_sec = float(whole_clip_min_sec)
+        self.train_pair_negatives = None if train_pair_negatives is None else float(train_pair_negatives)
         self._missing = MissingLog()
         self._probe_caches: dict[Path, ProbeCache] = {}
 
@@ -677,6 +683,12 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
             max_source_sec=self.max_source_sec, jitter_sec=0.0,
         )
 
+    def training_sampler(self) -> WindowSampler:
+        """The training draws: :meth:`build_sampler`'s, or single-window pairs (``train_pair_negatives``)."""
+        if self.train_pair_negatives is None:
+            return self.sampler
+        return PairShiftSampler(self.spec.fps, self.spec.num_frames, self.train_pair_negatives, self.max_source_sec)
+
     def setup(self, stage: str | None = None) -> None:
         spec = self.resolve_spec()
         if spec != self.spec:  # a new spec (another model): rebuild everything
@@ -693,7 +705,7 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
         if split == "train":
             if not records:
                 raise RuntimeError(f"{type(self).__name__}: no usable training clips")
-            return AVClipDataset(records, self.spec, True, self.sampler, report=self.report, stage=split,
+            return AVClipDataset(records, self.spec, True, self.training_sampler(), report=self.report, stage=split,
                                  **self._dataset_options())
         if self.eval_whole_clips:
             return self._whole_clip_dataset(split, records)
@@ -763,10 +775,11 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
             self.report.record(record.key, record.path, f"too short for whole-clip evaluation: {frames} frames, "
                                f"needs {need} (a window and ±{self.spec.max_frame_shift} frames)", f"setup:{record.split}")
             return False
-        if self.sampler.feasible(record.duration_sec):
+        sampler = self.training_sampler() if record.split == "train" else self.sampler
+        if sampler.feasible(record.duration_sec):
             return True
         self.report.record(record.key, record.path, f"shorter than the crop: {record.duration_sec:.3f} s, "
-                           f"needs {self.sampler.min_duration_sec:.3f} s", f"setup:{record.split}")
+                           f"needs {sampler.min_duration_sec:.3f} s", f"setup:{record.split}")
         return False
 
     def fixed_offsets(self, split: str, records: Sequence[ClipRecord]) -> FixedOffsets:

@@ -147,6 +147,7 @@ class MultiRateLRS3DataModule(MultiRateDataModule):
         face_box_scale: float = 1.0,
         eval_whole_clips: bool = False,
         whole_clip_min_sec: float = 0.2,
+        train_pair_negatives: float | None = None,
     ) -> None:
         super().__init__(train_rates, val_rates, test_rates, input_spec)
         if variant not in LRS3_VARIANTS:
@@ -172,7 +173,8 @@ class MultiRateLRS3DataModule(MultiRateDataModule):
                       persistent_workers=persistent_workers, skip_list=skip_list, report_dir=report_dir,
                       cache_decoded=cache_decoded, probe_cache_dir=probe_cache_dir, probe_workers=probe_workers,
                       reject_silent=reject_silent, reject_still=reject_still, face_box_scale=face_box_scale,
-                      eval_whole_clips=eval_whole_clips, whole_clip_min_sec=whole_clip_min_sec)
+                      eval_whole_clips=eval_whole_clips, whole_clip_min_sec=whole_clip_min_sec,
+                      train_pair_negatives=train_pair_negatives)
         first = None
         for rate in rates:
             child = _RateLRS3DataModule(self.rates, rate_tolerance, high_fps_test=rate > MAX_NORMAL_FPS, **shared)

@@ -61,3 +61,14 @@ def test_divas_lrs3_multfps_splits_in_the_papers_proportions(repo_root_cwd, tmp_
     _, data = _compose("divas", "multfps_time_aware", tmp_path)
     ratios = next(iter(data.children_by_rate.values())).split_ratios
     assert [round(ratios[k], 1) for k in ("train", "valid", "test")] == [44.5, 1.7, 4.6]
+
+
+@pytest.mark.parametrize("stage_name", ["lrs2_face", "multfps_base", "multfps_frame"])
+def test_divas_negatives_reach_the_clip_length(stage_name, repo_root_cwd, tmp_path):
+    """§3.1: a negative's shift is "only limited by the clip length": pairs drawn over the whole clip."""
+    model, data = _compose("divas", stage_name, tmp_path)
+    assert model.negatives == "data"
+    for child in getattr(data, "children_by_rate", {"": data}).values():
+        assert child.train_pair_negatives == 0.5 and child.max_source_sec is None
+    asd, _ = _compose("divas", "lrs2_face_asd", tmp_path)  # ASD scores 2 s crops, not pairs
+    assert asd.input_spec.duration_sec == 2.0

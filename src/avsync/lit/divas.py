@@ -98,6 +98,10 @@ class DiVASModule(L.LightningModule):
             W = L − F + 1 windows of the clip, an audio window outside the clip counted as a zero
             feature (distance = the video feature's norm), as SyncNet's zero-padded audio features.
             Use ``pad`` with a data module's ``eval_whole_clips`` (whole test clips).
+        negatives: ``crop``: the module draws each pair from the delivered crop (a negative's shift
+            is limited by the crop); ``data``: the data module delivers the pairs, one window each,
+            drawn anywhere in the whole clip (its ``train_pair_negatives``; §3.1 "as large as
+            possible, only limited by the clip length"), out of sync when their offset is not 0.
     """
 
     def __init__(self, arch: str = "divas_face", arch_overrides: dict | None = None,
@@ -105,12 +109,15 @@ class DiVASModule(L.LightningModule):
                  negative_fraction: float = 0.5, max_shift: int = 15, audio_gain: float = 1.0,
                  tolerances_ms: Sequence[Sequence[float]] = PAPER_TOLERANCES_MS, eval_batch_windows: int = 64,
                  log_figures: bool = True, asd_eval: bool = False, asd_threshold: float | None = None,
-                 eval_edges: str = "inside"):
+                 eval_edges: str = "inside", negatives: str = "crop"):
         super().__init__()
         self.save_hyperparameters()
         if eval_edges not in ("inside", "pad"):
             raise ValueError(f"eval_edges must be 'inside' or 'pad', got {eval_edges!r}")
         self.eval_edges = eval_edges
+        if negatives not in ("crop", "data"):
+            raise ValueError(f"negatives must be 'crop' or 'data', got {negatives!r}")
+        self.negatives = negatives
         self.net = build_divas(arch, arch_overrides)
         crop = "face" if arch == "divas_face" else "full"
         spec = InputSpec(fps=25.0, duration_sec=2.0, frame_size=self.net.cfg.frame_size, resize_short_side=None,
@@ -196,6 +203,11 @@ class DiVASModule(L.LightningModule):
         fps = batch_fps(batch, spec.fps)
         n_win = self.window_frames(fps)
         n_samp = window_samples(n_win, fps, spec.sample_rate)
+        if self.negatives == "data":  # pairs drawn by the data module anywhere in the clip
+            if video.shape[1] < n_win or audio.shape[1] < n_samp:
+                raise ValueError(f"delivered pairs of {video.shape[1]} frames / {audio.shape[1]} samples cannot hold a "
+                                 f"{n_win}-frame window ({n_samp} samples) at {fps:g} fps: raise the spec's duration_sec")
+            return video[:, :n_win], audio[:, :n_samp], shift == 0
         last = video.shape[1] - n_win  # last window start (frames) of video and of audio
         last_audio = int((audio.shape[1] - n_samp) * fps / spec.sample_rate)
         frames, waves, flags = [], [], []
