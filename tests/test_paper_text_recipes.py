@@ -59,8 +59,9 @@ def test_divas_evaluation_uses_all_windows_of_whole_clips(stage_name, repo_root_
 
 def test_divas_lrs3_multfps_splits_in_the_papers_proportions(repo_root_cwd, tmp_path):
     _, data = _compose("divas", "multfps_time_aware", tmp_path)
-    ratios = next(iter(data.children_by_rate.values())).split_ratios
-    assert [round(ratios[k], 1) for k in ("train", "valid", "test")] == [44.5, 1.7, 4.6]
+    child = next(iter(data.children_by_rate.values()))
+    assert [round(child.split_ratios[k], 1) for k in ("train", "valid", "test")] == [44.5, 1.7, 4.6]
+    assert child.stratify_rates
 
 
 @pytest.mark.parametrize("stage_name", ["lrs2_face", "multfps_base", "multfps_frame"])
@@ -72,3 +73,38 @@ def test_divas_negatives_reach_the_clip_length(stage_name, repo_root_cwd, tmp_pa
         assert child.train_pair_negatives == 0.5 and child.max_source_sec is None
     asd, _ = _compose("divas", "lrs2_face_asd", tmp_path)  # ASD scores 2 s crops, not pairs
     assert asd.input_spec.duration_sec == 2.0
+
+
+def test_multfps_split_is_stratified_by_frame_rate(tmp_path):
+    """DiVAS §5.3: splits "to keep a balance of frame rates": each rate group is split on its own."""
+    from avsync.data_modules.lrs3 import LRS3DataModule
+
+    folder = tmp_path / "h264_orig_strict_crop_origfps_aac" / "pretrain"
+    rates = {}
+    for i, (n, rate) in enumerate(((500, 25.0), (300, 29.97), (200, 23.976))):
+        for k in range(n):
+            vid = f"r{i}v{k:04d}"
+            (folder / vid).mkdir(parents=True)
+            (folder / vid / "00001.mp4").touch()
+            rates[f"pretrain/{vid}/00001.mp4"] = rate
+
+    class FakeProbe:
+        def frame_rates(self, rels):
+            return {r: rates[r] for r in rels}
+
+    def split_rates(stratify):
+        dm = LRS3DataModule(root=str(tmp_path), variant="multfps", split_ratios=(44.5, 1.7, 4.6),
+                            stratify_rates=stratify)
+        dm.probe_cache = lambda folder: FakeProbe()
+        out = {}
+        for split in ("train", "valid", "test"):
+            clips = dm.split_clip_paths(split)[0]
+            out[split] = {r: sum(rates[c] == r for c in clips) for r in (25.0, 29.97, 23.976)}
+        return out
+
+    strat = split_rates(True)
+    for rate, n in ((25.0, 500), (29.97, 300), (23.976, 200)):  # int(n·4.6/50.8) test, int(n·1.7/50.8) valid
+        assert strat["test"][rate] == int(n * 4.6 / 50.8) and strat["valid"][rate] == int(n * 1.7 / 50.8)
+        assert sum(strat[s][rate] for s in strat) == n  # every video in exactly one split
+    with pytest.raises(ValueError, match="stratify_rates"):
+        LRS3DataModule(root=str(tmp_path), variant="full_frame", stratify_rates=True)
