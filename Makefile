@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# WEIGHTS=official (with DATA_ROOT): test the authors' published checkpoints instead of training
+# (the plan's `official` stages: sparsesync, synchformer, vocalist); results in runs/reproduce/<paper>_official
+WEIGHTS_ARG = $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 .PHONY: install test test-all test-fast gate reproduce-all reproduce-sparsesync reproduce-sparsesync-artefacts reproduce-avst reproduce-divas reproduce-synchformer reproduce-vocalist bench clean
 
@@ -32,7 +35,7 @@ gate: install
 	$(BIN)/avsync gate --all
 
 reproduce-sparsesync: install
-	$(BIN)/avsync reproduce sparsesync $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+	$(BIN)/avsync reproduce sparsesync $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(WEIGHTS_ARG)
 
 # AVST Tables 2-5 at toy scale on CPU (or full size with DATA_ROOT=...), then the paper's findings checked
 reproduce-avst: install
@@ -46,12 +49,12 @@ reproduce-divas: install
 
 # Synchformer's tables at toy scale on CPU (< 25 min on an idle 2-core machine), or full size with DATA_ROOT=...
 reproduce-synchformer: install
-	$(BIN)/avsync reproduce synchformer $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
+	$(BIN)/avsync reproduce synchformer $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(WEIGHTS_ARG)
 
 # VocaLiST Tables 1-2 at toy scale on CPU (speech and toy singing sets; or full size with DATA_ROOT=...), then findings
 reproduce-vocalist: install
-	$(BIN)/avsync reproduce vocalist $(if $(DATA_ROOT),--data-root $(DATA_ROOT))
-	$(BIN)/python reproductions/vocalist/findings.py $(if $(DATA_ROOT),runs/reproduce/vocalist_full,runs/reproduce/vocalist)
+	$(BIN)/avsync reproduce vocalist $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(WEIGHTS_ARG)
+	$(if $(WEIGHTS),,$(BIN)/python reproductions/vocalist/findings.py $(if $(DATA_ROOT),runs/reproduce/vocalist_full,runs/reproduce/vocalist))
 
 # every paper's toy tables in turn (each < 20-25 min on an idle 2-core CPU), or full size with DATA_ROOT=...
 reproduce-all: reproduce-sparsesync reproduce-avst reproduce-synchformer reproduce-vocalist reproduce-divas

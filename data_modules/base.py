@@ -39,6 +39,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from avsync.inputs import InputSpec
 from avsync.media import MediaError, probe, read_clip
+from avsync.media.checks import is_silent, is_still
+from .augment import Augmentations, upscale
 from .face_boxes import crop_faces, read_face_boxes, window_boxes
 from .listing import SPLITS, MissingLog, ProbeCache, stage_of
 from avsync.offsets import (
@@ -222,6 +224,10 @@ class AVClipDataset(Dataset):
     every epoch, and never repeated across workers. The same generator draws the crop position
     and the horizontal flip.
 
+    ``augment`` (training only): the recipe's extra augmentations (:mod:`.augment`: a smaller
+    crop upscaled, colour jitter, greyscale, reverb, volume, pitch shift, low-pass, noise), drawn
+    from the same generator after the crop; none of them moves the windows or the label.
+
     Evaluation (``train=False``): ``plans_per_clip`` items per clip (Synchformer's protocol
     of several offsets per test clip), item ``c * plans_per_clip + j`` being plan ``j`` of clip
     ``c`` from ``fixed``; centre crop, no flip, no randomness at all.
@@ -247,8 +253,10 @@ class AVClipDataset(Dataset):
         cache_decoded: bool = False,
         reject_still: bool = False,
         face_box_scale: float = 1.0,
+        augment: Augmentations | None = None,
     ) -> None:
         self.records = list(records)
+        self.augment = augment if train else None
         self.reject_still = bool(reject_still)
         self.face_box_scale = float(face_box_scale)
         self._boxes: dict[str, np.ndarray] = {}
@@ -349,9 +357,13 @@ class AVClipDataset(Dataset):
         if self.reject_silent and _is_flat(clip["audio"]):
             raise MediaError(record.path, "silent audio (constant in the window)")
         video = self._frames(record, clip["video"], video_start, rng)
+        audio = np.ascontiguousarray(clip["audio"], dtype=np.float32)
+        if self.augment is not None and rng is not None:
+            video = self.augment.video(video, spec.fps, rng)
+            audio = self.augment.audio(audio, spec.sample_rate, rng)
         return {
             "video": torch.from_numpy(video),
-            "audio": torch.from_numpy(np.ascontiguousarray(clip["audio"], dtype=np.float32)),
+            "audio": torch.from_numpy(audio),
             "target": torch.tensor(self.target_of(plan), dtype=torch.int64),
             "offset_sec": float(plan.offset_sec),
             "video_start_sec": video_start,
@@ -404,21 +416,27 @@ class AVClipDataset(Dataset):
 
     def _crop(self, video: np.ndarray, rng) -> np.ndarray:
         """Square ``frame_size`` crop: random (``spec.random_crop``) + h-flip (``spec.hflip``) when a
-        generator is given (training), centre otherwise. Frames decoded at frame_size x frame_size
-        (``keep_aspect=False``) are kept whole."""
+        generator is given (training), centre otherwise; in training ``augment`` may make it a smaller
+        crop upscaled to ``frame_size``. Frames decoded at frame_size x frame_size (``keep_aspect=False``)
+        are kept whole."""
         size = self.spec.frame_size
         height, width = video.shape[1:3]
         if min(height, width) < size:
             raise ValueError(f"decoded frames of {height}x{width} cannot give a {size} px crop")
+        crop = size
         if rng is not None:
+            if self.augment is not None:
+                crop = self.augment.crop_size(size, rng)
             if self.spec.random_crop:
-                y0, x0 = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
+                y0, x0 = int(rng.integers(height - crop + 1)), int(rng.integers(width - crop + 1))
             else:
-                y0, x0 = (height - size) // 2, (width - size) // 2
+                y0, x0 = (height - crop) // 2, (width - crop) // 2
             flip = self.spec.hflip and bool(rng.random() < 0.5)
         else:
             y0, x0, flip = (height - size) // 2, (width - size) // 2, False
-        out = video[:, y0 : y0 + size, x0 : x0 + size]
+        out = video[:, y0 : y0 + crop, x0 : x0 + crop]
+        if crop != size:
+            out = upscale(out, size)
         if self.spec.crop == "mouth":  # lower half of the (face) crop, e.g. VocaLiST's 48x96
             out = out[:, size // 2 :]
         if flip:
@@ -426,25 +444,9 @@ class AVClipDataset(Dataset):
         return np.ascontiguousarray(out)
 
 
-_FLAT_STEP = 1e-5  # median |sample-to-sample change| below this (about -100 dB): no sound to sync to
-
-
-def _is_flat(audio: np.ndarray) -> bool:
-    """True for silence and for constant (DC) audio: the decoder's peak test misses DC that went
-    through AAC, which rings at frame edges but is flat in between."""
-    return len(audio) < 2 or float(np.median(np.abs(np.diff(audio)))) < _FLAT_STEP
-
-
-_STILL_LEVEL = 1.0  # mean absolute change (uint8 levels) between frames below which video is still
-
-
-def _is_still(video: np.ndarray) -> bool:
-    """True when no frame of the window differs visibly from the first (a still image, a
-    frozen stream): such a clip carries no visual timing and cannot be synchronised."""
-    if len(video) < 2:
-        return True
-    first = video[0].astype(np.int16)
-    return all(np.abs(f.astype(np.int16) - first).mean() < _STILL_LEVEL for f in video[1:])
+# silence, constant (DC) audio and still video: the shared checks of avsync.media.checks
+_is_flat = is_silent
+_is_still = is_still
 
 
 # --------------------------------------------------------------------------------------------
@@ -521,6 +523,10 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
     leaves clips out; ``reject_silent`` / ``reject_still`` also treat silent or constant audio and
     still video as bad; every skipped clip is listed in ``<report_dir or log dir>/bad_media.tsv``.
     ``face_box_scale`` sizes the face crops cut from LRS3 boxes (1 = LRS3's own strict crop).
+    ``augment`` (:class:`~avsync.data_modules.augment.Augmentations`) adds the recipe's training
+    augmentations (SparseSync's VGGSound-Sparse set, Synchformer's stage I); None: crop and flip only.
+    ``in_sync_jitter_sec``: audio jitter U[−j, +j] s for models trained on in-sync clips only
+    (``max_frame_shift`` 0: Synchformer's stage I jitters by 0.05 s); frame-shift targets never jitter.
     ``probe_cache_dir`` / ``probe_workers``: where and how durations are probed once and cached.
     ``pin_memory`` None pins batches when CUDA is available.
     ``eval_whole_clips``: validation and test deliver every clip entire (:mod:`.whole_clip`: the
@@ -557,6 +563,8 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
         reject_silent: bool = False,
         reject_still: bool = False,
         face_box_scale: float = 1.0,
+        augment: Augmentations | None = None,
+        in_sync_jitter_sec: float = 0.0,
         eval_whole_clips: bool = False,
         whole_clip_min_sec: float = 0.2,
         train_pair_negatives: float | None = None,
@@ -584,6 +592,8 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
         self.reject_silent = bool(reject_silent)
         self.reject_still = bool(reject_still)
         self.face_box_scale = float(face_box_scale)
+        self.augment = augment
+        self.in_sync_jitter_sec = float(in_sync_jitter_sec)
         self.eval_whole_clips = bool(eval_whole_clips)
         self.whole_clip_min_sec = float(whole_clip_min_sec)
         self.train_pair_negatives = None if train_pair_negatives is None else float(train_pair_negatives)
@@ -677,10 +687,12 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
                 max_source_sec=self.max_source_sec, jitter_sec=self.audio_jitter_sec,
                 start_step_sec=1.0 / spec.fps,
             )
-        # integer frame-shift targets: no audio jitter, it would move the audio off the frame grid
+        # integer frame-shift targets: no audio jitter, it would move the audio off the frame grid;
+        # in-sync-only training (max_frame_shift 0, Synchformer's stage I) may ask for it
+        jitter = self.in_sync_jitter_sec if spec.max_frame_shift == 0 else 0.0
         return RandomFrameShiftSampler(
             max_shift=spec.max_frame_shift, fps=spec.fps, window_frames=spec.num_frames,
-            max_source_sec=self.max_source_sec, jitter_sec=0.0,
+            max_source_sec=self.max_source_sec, jitter_sec=jitter,
         )
 
     def training_sampler(self) -> WindowSampler:
@@ -740,7 +752,7 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
 
     def _dataset_options(self) -> dict:
         return dict(cache_decoded=self.cache_decoded, reject_silent=self.reject_silent,
-                    reject_still=self.reject_still, face_box_scale=self.face_box_scale)
+                    reject_still=self.reject_still, face_box_scale=self.face_box_scale, augment=self.augment)
 
     def filter_records(self, split: str, records: Iterable[ClipRecord]) -> list[ClipRecord]:
         """Drop skip-listed clips, unreadable ones (duration unknown and probe fails), and clips

@@ -46,14 +46,14 @@ class ProbeCache:
     """Clip durations under one dataset folder, probed once and kept in a small JSON file.
 
     The file is ``<cache_dir>/<folder name>-<16 hex of sha1(resolved folder path)>.json``:
-    ``{"version": 2, "root": ..., "clips": {relative path: [size, mtime_ns, duration, fps]}}``.
+    ``{"version": 3, "root": ..., "clips": {relative path: [size, mtime_ns, duration, fps]}}``.
     An entry is reused while the file keeps its size and mtime; ``null`` marks a clip that could
     not be probed (it is not probed again until it changes; the data module reports it as bad
     media). Writes are atomic (temporary file + rename) and merge with what is on disk, so
     concurrent processes lose no work. An unwritable cache folder only costs a warning.
     """
 
-    VERSION = 2
+    VERSION = 3  # 3: durations on the presentation timeline (from the earlier stream's start)
     SAVE_EVERY = 2000  # clips probed between two writes of the cache file
 
     def __init__(self, root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,

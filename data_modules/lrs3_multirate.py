@@ -14,7 +14,7 @@ buckets takes (e.g. 50 fps) is left out and counted in ``dropped[<rate>][split]
 ["rate_outside_buckets"]`` (of the split's lowest bucket).
 
 Exact vs nominal rates: every clip of a bucket is decoded at the bucket's *nominal* rate (24, 30,
-60), and its batches say so (``fps``). The decoder picks the source frame on screen at each output
+60), and its batches say so (``fps``). The decoder picks the source frame nearest to each output
 time ``start + i / 30`` (:mod:`avsync.media.decode`), so a 29.97 fps clip read at 30 fps gives its
 own frames in order, one shown twice where the two time grids slip (every 1001 frames, ≈ 33 s;
 ≈ 42 s at 23.976): the frames' timing drifts by at most 2 ms (0.1 %) over a 2 s window, well under

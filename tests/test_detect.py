@@ -81,7 +81,10 @@ def test_detect_runs_for_every_model(name, videos, tmp_path, capsys):
     errors = captured.err.strip().splitlines()
     assert len(errors) == 1 and str(broken) in errors[0] and "cannot decode" in errors[0], captured.err
     # the readable file after the broken one still got its answer and its outputs
-    (result,) = json.loads(out["json"].read_text())
+    failure, result = json.loads(out["json"].read_text())  # every input, the failed one with its reason
+    assert failure == {"path": str(broken), "status": "failed", "reason": "unreadable",
+                       "message": errors[0].split(f"{broken}: ", 1)[1]}
+    assert result["status"] == "ok"
     assert result["path"] == str(clip) and result["verdict"] in captured.out
     assert len(result["alternatives"]) == 3 and result["offset_sec"] not in [a["offset_sec"] for a in
                                                                             result["alternatives"]]

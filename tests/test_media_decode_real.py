@@ -90,7 +90,7 @@ def test_read_clip_with_offset(clips):
     [
         (25, 10, [int(2.5 * i) for i in range(20)]),  # every 2.5th frame: 0, 2, 5, 7, 10, ...
         (25, 25, list(range(50))),
-        (30, 25, [int(1.2 * i + 1e-9) for i in range(50)]),  # latest frame shown at each time
+        (30, 25, [int(1.2 * i + 0.5) for i in range(50)]),  # nearest frame to each time
     ],
 )
 def test_frames_are_picked_by_timestamp(tmp_path, source_fps, target_fps, expected):

@@ -87,6 +87,7 @@ def test_keep_rates_and_never_mpeg4(cases, tmp_path):
 def test_cli_subcommand(cases, tmp_path, capsys):
     src = subset(cases, ["good", "no_audio"], tmp_path / "raw")
     assert cli_main(["prepare", str(src), str(tmp_path / "out"), "--workers", "1", "--short-side", "32",
-                     "--no-progress"]) == 0
+                     "--no-progress"]) == 1, "a file failed: the exit status says so"
     assert "converted 1, already done 0, failed 1" in capsys.readouterr().out
+    assert "no_audio.mp4\tno audio stream" in (tmp_path / "out" / "prepare_failures.tsv").read_text()
     assert probe(tmp_path / "out" / "good.mp4").width == 42  # 64x48 -> short side 32, even sides

@@ -2,6 +2,7 @@
 import math
 
 import pytest
+import torch
 import yaml
 
 from avsync.cli import cli_main
@@ -44,6 +45,21 @@ def test_full_size_stage_builds_the_papers_model(stage, repo_root_cwd):
     assert cfg.visual_block[0] == math.ceil(math.ceil(25 * seconds / 2) / 2) // 2
     assert cfg.audio_block[1] == math.ceil((1 + 125 * seconds) / 32)
     assert cli.datamodule.root.startswith("/nonexistent")
+    # the authors' optimiser and clip sampling (configs/sparse_sync.yaml, scripts/train_utils.py)
+    assert (cli.model.lr, cli.model.lr_per_device, cli.model.eps, cli.model.betas) == (5e-6, True, 1e-7, (0.9, 0.999))
+    assert cli.datamodule.max_source_sec == 10.0 and cli.datamodule.batch_size == 10
+    assert cli.config.trainer.sync_batchnorm  # the authors convert to SyncBatchNorm under DDP
+    # VGGSound-Sparse adds the authors' fine-tuning augmentation (scripts/sbatch_finetune_sync.sh); LRS3 does not
+    augment, masks = cli.datamodule.augment, cli.model.spectrogram.augment
+    if stage["name"].startswith("vggss"):
+        assert (augment.crop_upscale_p, augment.smaller_crop, augment.color_jitter_p, augment.greyscale_p) == \
+            (0.5, 192, 0.2, 0.2)
+        assert {augment.reverb_p, augment.volume_p, augment.pitch_shift_p, augment.lowpass_p, augment.noise_p} == {0.2}
+        assert (augment.pitch_shift_cents, augment.lowpass_hz, augment.noise_amplitude, augment.volume_gain) == \
+            (1000.0, 100.0, 0.01, 2.0)
+        assert (masks.p, masks.freq_mask_param, masks.time_mask_param) == (0.2, 64, 200)
+    else:
+        assert augment is None and masks is None
 
 
 @pytest.mark.slow
@@ -70,6 +86,44 @@ def test_full_size_stage_runs_as_configured_on_the_real_lrs3_clip(real_fixtures,
     tested = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)[0]
     assert 0.0 <= tested["test/acc_tol"] <= 1.0 and math.isfinite(tested["test/loss"])
     assert [r.key for r in cli.datamodule.datasets["test"].records] == [key]
+
+
+@pytest.mark.slow
+def test_full_size_vggss_stage_trains_with_its_augmentation_on_the_real_vggsound_clip(real_fixtures, repo_root_cwd,
+                                                                                    tmp_path):
+    """The VGGSound-Sparse fine-tuning config runs unchanged with the authors' augmentation, here forced on
+    (every probability 1) so a single step goes through all of it: the 192 px crop upscaled, colour
+    jitter, greyscale, reverb, volume, pitch shift, low-pass, noise and SpecAugment."""
+    source = real_fixtures / "vggsound" / "h264_video_25fps_256side_16000hz_aac" / "3qesirWAGt4_20000_30000.mp4"
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    rows = [("aaaaaaaaaaa", 0, "dog barking", "train"), ("eeeeeeeeeee", 0, "dog barking", "train"),
+            ("3qesirWAGt4", 20, "dog barking", "test")]
+    for ytid, start, _, _ in rows:  # one real clip under the names of the csv
+        (clips / f"{ytid}_{start * 1000}_{start * 1000 + 10000}.mp4").symlink_to(source)
+    meta = tmp_path / "vggsound.csv"
+    meta.write_text("".join(f"{y},{s},{label},{split}\n" for y, s, label, split in rows))
+    stage = next(s for s in PLAN["full"] if s["name"] == "vggss_21cls")
+    forced = ("{crop_upscale_p: 1, color_jitter_p: 1, greyscale_p: 1, reverb_p: 1, volume_p: 1, "
+              "pitch_shift_p: 1, lowpass_p: 1, noise_p: 1}")
+    cli = cli_main(["fit", *[a for cfg in stage["configs"] for a in ("--config", str(PLAN_DIR / cfg))],
+                    "--data.init_args.root", str(clips), "--data.init_args.meta_csv", str(meta),
+                    "--data.init_args.probe_durations", "false", "--data.init_args.augment", forced,
+                    "--model.init_args.spec_augment", "{p: 1.0, freq_mask_param: 64, time_mask_param: 200}",
+                    "--data.init_args.batch_size", "1", "--data.init_args.num_workers", "0",
+                    "--data.init_args.pin_memory", "false", "--data.init_args.report_dir", str(tmp_path),
+                    "--trainer.precision", "32", "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+                    "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1",
+                    "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)])
+    assert cli.trainer.global_step == 1
+    train = cli.datamodule.datasets["train"]
+    assert train.augment.reverb_p == 1 and train.augment.smaller_crop == 192
+    assert cli.datamodule.datasets["valid"].augment is None  # evaluation is never augmented
+    torch.manual_seed(0)
+    item = train[0]
+    assert tuple(item["video"].shape) == (125, 224, 224, 3) and tuple(item["audio"].shape) == (80000,)
+    video = item["video"].numpy()
+    assert (video[..., 0] == video[..., 1]).all()  # greyscale (p 1)
 
 
 # -- DiVAS -------------------------------------------------------------------------------------
@@ -217,8 +271,11 @@ def test_synchformer_full_stage2_builds_the_papers_model(stage, repo_root_cwd):
     cli = cli_main(_synch_args(stage) + ["--trainer.precision", "32", "--trainer.accelerator", "cpu"], run=False)
     assert sum(p.numel() for p in cli.model.net.parameters()) == SYNCH_PARAMS
     assert cli.model.freeze_extractors and cli.model.hparams.lr == 2e-6
+    assert cli.model.lr_per_device and cli.model.eps == 1e-7    # base_learning_rate x num_gpus, eps in fp16
     assert math.isclose(cli.model.input_spec.duration_sec, 4.8) and cli.model.input_spec.frame_size == 224
     assert cli.datamodule.root.startswith("/nonexistent")
+    assert cli.datamodule.max_source_sec == 10.0 and cli.datamodule.batch_size == 16
+    assert cli.datamodule.augment is None  # the authors' stage II has only crop, flip and audio jitter
 
 
 @pytest.mark.slow
@@ -229,8 +286,21 @@ def test_synchformer_full_stage_composes(stage, repo_root_cwd):
     cfg = cli.model.net.cfg
     # a longer or shorter input changes only the positional table (2 + S * (8 + 6) rows of 768)
     assert params == SYNCH_PARAMS + (cfg.num_segments - 14) * 14 * 768
+    if "synchronizability" in stage["name"] or "stage2" in stage["name"]:
+        assert cli.model.lr_per_device and cli.model.eps == 1e-7      # base_learning_rate x num_gpus, fp16 eps
     if "stage1" in stage["name"]:
         assert not cli.model.center_segments                          # the paper's loss at full scale
+        # the authors' stage I: 2 clips per GPU; VGGSound and AudioSet with augmentation per 0.64 s
+        # segment, LRS3 at lr 5e-5 without (their README)
+        augment = cli.datamodule.augment
+        assert cli.datamodule.batch_size == 2 and cli.datamodule.max_source_sec == 10.0
+        assert cli.datamodule.in_sync_jitter_sec == 0.05
+        if stage["name"].startswith("lrs3"):
+            assert augment is None and cli.model.hparams.lr == 5e-5
+        else:
+            assert cli.model.hparams.lr == 1e-4 and augment.segment_sec == 0.64
+            assert (augment.crop_upscale_p, augment.color_jitter_p, augment.greyscale_p, augment.reverb_p,
+                    augment.volume_p, augment.pitch_shift_p, augment.lowpass_p, augment.noise_p) == (0.2,) * 8
 
 
 # ---------------------------------------------------------------------------- VocaLiST (Tables 1 and 2)
@@ -287,6 +357,8 @@ def test_vocalist_full_stage_builds_the_papers_model(stage, repo_root_cwd):
     on_acappella = "acappella" in stage["name"]
     assert type(cli.datamodule).__name__ == ("AcappellaDataModule" if on_acappella else "LRS2DataModule")
     assert cli.datamodule.root.startswith("/nonexistent")
+    # the official training scripts: 128 pairs a batch for VocaLiST (BATCH_SIZE in train_vocalist_*.py)
+    assert cli.datamodule.batch_size == (128 if type(model).__name__ == "VocaLiSTModule" else 16)
     if "_var" in stage["name"]:  # a dedicated model per context: window = context
         n = int(stage["name"].rsplit("_var", 1)[1])
         assert model.window_frames == n and contexts == (n,) and tolerance == 5

@@ -45,6 +45,7 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "detect": lambda argv: importlib.import_module("avsync.detect.cli").main(argv),
     "attribute": lambda argv: importlib.import_module("avsync.attribution.cli").main(argv),
     "gate": lambda argv: importlib.import_module("avsync.gate").main(argv),
+    "weights": lambda argv: importlib.import_module("avsync.weights.cli").main(argv),
 }
 
 

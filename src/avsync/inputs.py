@@ -77,13 +77,53 @@ class LogSpectrogram(nn.Module):
     standardisation is over time for each frequency bin of each clip, as in the reference.
     """
 
-    def __init__(self, n_fft: int = 512, hop_length: int = 128, eps: float = 1e-6):
+    def __init__(self, n_fft: int = 512, hop_length: int = 128, eps: float = 1e-6,
+                 augment: "SpecAugment | None" = None):
         super().__init__()
         self.n_fft, self.hop_length, self.eps = n_fft, hop_length, eps
+        self.augment = augment  # applied in training mode only, between the log and the standardisation
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         spec = torch.stft(wav.float(), self.n_fft, self.hop_length, window=self.window, return_complex=True)
         spec = torch.log(spec.abs().pow(2) + self.eps)
+        if self.augment is not None and self.training:
+            spec = self.augment(spec)
         mean, std = spec.mean(-1, keepdim=True), spec.std(-1, keepdim=True)
         return ((spec - mean) / (std + self.eps)).unsqueeze(1)
+
+
+class SpecAugment(nn.Module):
+    """SpecAugment without time warping, as SparseSync fine-tunes on VGGSound-Sparse: with
+    probability ``p`` one frequency band of width U[0, ``freq_mask_param``) bins, then (an independent
+    draw) with ``p`` one time band of width U[0, ``time_mask_param``) frames, set to ``mask_value``.
+
+    It works on the log spectrogram before its standardisation (where the authors put
+    torchaudio's ``FrequencyMasking(64)`` / ``TimeMasking(200)``), for each example of the batch
+    on its own, with torchaudio's placement (start U[0, size - width)). Time warping is left
+    out on purpose (it would move the synchronisation cue); a mask moves nothing in time.
+    """
+
+    def __init__(self, p: float = 0.2, freq_mask_param: int = 64, time_mask_param: int = 200,
+                 mask_value: float = 0.0):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"SpecAugment p must be in [0, 1], got {p}")
+        self.p, self.freq_mask_param, self.time_mask_param = float(p), int(freq_mask_param), int(time_mask_param)
+        self.mask_value = float(mask_value)
+
+    def forward(self, spec: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, F, T) -> (B, F, T), masked copy."""
+        spec = spec.clone()
+        for b in range(spec.shape[0]):
+            for axis, param in ((1, self.freq_mask_param), (2, self.time_mask_param)):
+                if param <= 0 or float(torch.rand((), generator=generator)) >= self.p:
+                    continue
+                width = float(torch.rand((), generator=generator)) * param
+                start = float(torch.rand((), generator=generator)) * (spec.shape[axis] - width)
+                lo, hi = int(start), int(start) + int(width)
+                if axis == 1:
+                    spec[b, lo:hi, :] = self.mask_value
+                else:
+                    spec[b, :, lo:hi] = self.mask_value
+        return spec

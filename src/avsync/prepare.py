@@ -6,16 +6,19 @@ therefore stored as the papers recommend: H.264 (never MPEG-4 Part 2) at 25 fps,
 AAC at 16 kHz mono. ``--keep-rates`` keeps each file's frame rate and sample rate instead (DiVAS,
 LRS3-multfps); the audio is still mixed to mono and the frame rate made constant.
 
-Frames are resampled by timestamp (output frame k shows the source frame on screen at k / fps,
-as the decoders of :mod:`avsync.media.decode` read), so variable-frame-rate sources come out at
-a constant rate with picture and sound still aligned. Channels are averaged (not FFmpeg's -3 dB
-sum) and the audio padded or cut to the video's length.
+Frames are resampled by timestamp (output frame k shows the source frame nearest to k / fps, as the
+decoders of :mod:`avsync.media.decode` read; time 0 is where the earlier stream starts), so
+variable-frame-rate sources and streams that start at different times (MPEG-TS clocks, a late video
+stream) come out at a constant rate with picture and sound still aligned. Channels are averaged
+(not FFmpeg's -3 dB sum) and the audio padded or cut to the video's length.
 
 Resumable: each output is written under a temporary name beside it and renamed when complete,
 so an output that exists is finished; a rerun skips those (after a header probe) and redoes the
 rest, removing stale temporary files. Inputs that cannot be converted are listed with the reason
-in ``<output root>/prepare_failures.tsv`` and never stop the run. LRS3's ``.txt`` face boxes
-beside a clip are copied along.
+in ``<output root>/prepare_failures.tsv`` and never stop the run, not even a worker process
+that dies (its file is retried alone, then reported); the exit status is 1 when any file failed.
+A transcode that makes no progress for ``DECODE_TIMEOUT_SEC`` is abandoned and reported.
+LRS3's ``.txt`` face boxes beside a clip are copied along. Rotated sources are written upright.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import os
 import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -33,13 +37,14 @@ import av
 import numpy as np
 
 from avsync.media import MediaError, probe
+from avsync.media.decode import run_bounded, tick
 
 __all__ = ["PrepareOptions", "transcode", "prepare", "main", "FAILURES_NAME"]
 
 log = logging.getLogger(__name__)
 
 FAILURES_NAME = "prepare_failures.tsv"
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv")
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".ts", ".mts", ".m2ts")
 _PARTIAL = ".partial"
 _AAC_FRAME = 1024
 
@@ -64,7 +69,8 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, options: PrepareOp
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}{_PARTIAL}")
     try:
-        _transcode(src, tmp, options)
+        # abandoned with MediaError "decoder stalled" after DECODE_TIMEOUT_SEC without progress
+        run_bounded(src, _transcode, src, tmp, options)
         info = probe(tmp)
         if not (info.has_video and info.has_audio and info.video_codec == "h264"):
             raise MediaError(src, f"output check failed: {info}")
@@ -87,7 +93,9 @@ def _transcode(src: Path, tmp: Path, options: PrepareOptions) -> None:
         vin, ain = inp.streams.video[0], inp.streams.audio[0]
         rate = _frame_rate(vin, options)
         sample_rate = (ain.codec_context.sample_rate or options.sample_rate) if options.keep_rates else options.sample_rate
+        turns = _quarter_turns(src)
         height, width = _output_size(vin.codec_context.height, vin.codec_context.width, options.short_side)
+        height, width = (height, width) if turns % 2 == 0 else (width, height)
         origin = _origin(vin, ain)
         with av.open(str(tmp), mode="w", format="mp4") as out:
             vout = out.add_stream("libx264", rate=rate)
@@ -95,10 +103,11 @@ def _transcode(src: Path, tmp: Path, options: PrepareOptions) -> None:
             vout.options = {"crf": str(options.crf)}
             aout = out.add_stream("aac", rate=sample_rate)
             aout.layout = "mono"
-            video = _VideoResampler(out, vout, rate, width, height)
+            video = _VideoResampler(out, vout, rate, width, height, turns)
             resampler = av.AudioResampler(format="fltp", rate=sample_rate)
             chunks, first_audio = [], None
             for packet in inp.demux(vin, ain):
+                tick()
                 for frame in packet.decode():
                     if frame.time is None:
                         continue
@@ -134,6 +143,15 @@ def _output_size(height: int, width: int, short_side: int | None) -> tuple[int, 
     return even(height), even(width)
 
 
+def _quarter_turns(src: Path) -> int:
+    """Counter-clockwise quarter turns the display matrix asks for (from the first frame: PyAV
+    shows it only there). The output is written upright, without a matrix, as the readers
+    return frames."""
+    with av.open(str(src)) as inp:
+        frame = next(inp.decode(inp.streams.video[0]), None)
+    return round((frame.rotation if frame is not None else 0) / 90) % 4
+
+
 def _origin(*streams) -> float:
     """Time 0 of the output: the earliest stream start (0 when the container gives none)."""
     starts = [float(s.start_time * s.time_base) for s in streams if s.start_time is not None]
@@ -141,18 +159,21 @@ def _origin(*streams) -> float:
 
 
 class _VideoResampler:
-    """Encodes, for each output time k / rate, the source frame on screen at that time."""
+    """Encodes, for each output time k / rate, the source frame nearest to that time (the earlier
+    one on a tie; the first frame before the first frame's time)."""
 
-    def __init__(self, out, stream, rate: Fraction, width: int, height: int) -> None:
+    def __init__(self, out, stream, rate: Fraction, width: int, height: int, turns: int = 0) -> None:
         self.out, self.stream, self.rate = out, stream, rate
-        self.width, self.height = width, height
+        self.width, self.height, self.turns = width, height, turns
         self.prev, self.prev_time, self.period, self.count = None, 0.0, 1.0 / float(rate), 0
 
     def push(self, frame, time: float) -> None:
         if self.prev is not None:
             self.period = max(time - self.prev_time, 1e-3) if time > self.prev_time else self.period
         while self.count / self.rate < time - 1e-6:
-            self._emit(self.prev if self.prev is not None else frame)
+            t = float(self.count / self.rate)
+            nearer_prev = self.prev is not None and t - self.prev_time <= time - t + 1e-5
+            self._emit(self.prev if nearer_prev else frame)
         self.prev, self.prev_time = frame, time
 
     def finish(self) -> int:
@@ -164,6 +185,9 @@ class _VideoResampler:
         return self.count
 
     def _emit(self, frame) -> None:
+        if self.turns:
+            upright = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), self.turns))
+            frame = av.VideoFrame.from_ndarray(upright, format="rgb24")
         picture = frame.reformat(width=self.width, height=self.height, format="yuv420p")
         picture.pts, picture.time_base = self.count, Fraction(1) / self.rate
         self.out.mux(self.stream.encode(picture))
@@ -253,9 +277,8 @@ def prepare(src_root: str | os.PathLike, dst_root: str | os.PathLike, options: P
         results = (_convert_one(str(src_root / rel), str(dst), options) for rel, dst in jobs)
         _collect(results, src_root, converted, failed, bar)
     else:
-        with ProcessPoolExecutor(workers) as pool:
-            futures = [pool.submit(_convert_one, str(src_root / rel), str(dst), options) for rel, dst in jobs]
-            _collect((f.result() for f in as_completed(futures)), src_root, converted, failed, bar)
+        work = [(str(src_root / rel), str(dst)) for rel, dst in jobs]
+        _collect(_in_pool(work, options, workers), src_root, converted, failed, bar)
     if bar is not None:
         bar.close()
     report = dst_root / FAILURES_NAME
@@ -265,6 +288,26 @@ def prepare(src_root: str | os.PathLike, dst_root: str | os.PathLike, options: P
     for path, reason in sorted(failed):
         log.warning("could not convert %s: %s", path, reason)
     return PrepareResult(sorted(converted), skipped, sorted(failed), report)
+
+
+def _in_pool(work: list[tuple[str, str]], options: PrepareOptions, workers: int):
+    """(src, reason) of every job, from a process pool. A worker that dies (a decoder crash)
+    breaks the pool for every job still running: those are retried each in a pool of its own, so
+    the one that crashes is reported and the others convert."""
+    unfinished = []
+    with ProcessPoolExecutor(workers) as pool:
+        futures = {pool.submit(_convert_one, src, dst, options): (src, dst) for src, dst in work}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except BrokenProcessPool:
+                unfinished.append(futures[future])
+    for src, dst in unfinished:
+        with ProcessPoolExecutor(1) as alone:
+            try:
+                yield alone.submit(_convert_one, src, dst, options).result()
+            except BrokenProcessPool:
+                yield src, "worker process died while converting this file"
 
 
 def _collect(results, src_root: Path, converted: list, failed: list, bar) -> None:
@@ -308,4 +351,4 @@ def main(argv: list[str] | None = None) -> int:
     result = prepare(args.input, args.output, options, workers=args.workers, progress=not args.no_progress)
     print(f"converted {len(result.converted)}, already done {len(result.skipped)}, failed {len(result.failed)}"
           f" (reasons: {result.report})")
-    return 0
+    return 1 if result.failed else 0

@@ -1,13 +1,17 @@
 """``avsync reproduce <paper>``: run a paper's reproduction plan and write its table beside the paper's.
 
-A plan (``reproductions/<paper>/plan.yaml``) is a list of stages. Each stage is a LightningCLI
-run — ``fit`` with the stage's configs, then ``test`` on the last checkpoint — optionally
+A plan (``reproductions/<paper>/plan.yaml``) holds lists of stages (``toy``, ``full``,
+``official``). Each stage is a LightningCLI run — ``fit`` with the stage's configs, then ``test`` on the last checkpoint — optionally
 initialised from an earlier stage's checkpoint (the papers' staged recipes: pre-trained
 extractors, 3 -> 21 classes, dense -> sparse). The paper's numbers live in
 ``paper_numbers.yaml``; each names the stage and metric that reproduce it. Without a dataset
 root the plan's ``toy`` stages run on the embedded synthetic set (results labelled *toy*); with
 ``--data-root`` its ``full`` stages run at the paper's scale, and a result outside the stated
-tolerance of the paper makes the command exit non-zero.
+tolerance of the paper makes the command exit non-zero. ``--weights official`` (with a dataset
+root) runs the plan's ``official`` stages instead: each names the authors' published checkpoint
+(``official: <name>``, see ``avsync weights list``), which is fetched, checked and converted on
+first use and tested under the stage's full-size configs without any fitting (the "authors'
+weights" column; results in ``runs/reproduce/<paper>_official``).
 
 Beside the table, each tested stage gets PNGs of its accuracy per true offset and, where its test
 data had classes, per class (:mod:`avsync.reproduce_plots`), linked from the table.
@@ -32,6 +36,9 @@ from avsync.reproduce_plots import PLOT_KINDS, stage_plot_paths, write_stage_plo
 log = logging.getLogger("avsync.reproduce")
 
 REPRODUCTIONS = Path(__file__).resolve().parents[2] / "reproductions"
+# plan sections: toy (embedded set), full (paper scale, trained), official (paper scale, the authors'
+# published weights tested without training; `--weights official`). Column label of each.
+MODES = {"toy": "toy", "full": "full", "official": "authors' weights"}
 
 
 @dataclass
@@ -43,6 +50,13 @@ class Stage:
     fit: bool = True      # False: evaluate the init_from stage's checkpoint under this stage's configs
     test: bool = True
     description: str = ""
+    official: str | None = None  # the authors' published weights by name (avsync.weights): tested, never fit
+
+    def __post_init__(self) -> None:
+        if self.official is not None:
+            if self.init_from is not None:
+                raise ValueError(f"stage {self.name}: official weights and init_from exclude each other")
+            self.fit = False
 
 
 @dataclass
@@ -65,11 +79,14 @@ def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[
         known = sorted(p.name for p in Path(plans).iterdir() if (p / "plan.yaml").exists())
         raise SystemExit(f"no reproduction for {paper!r}; known: {', '.join(known)}")
     plan = yaml.safe_load((root / "plan.yaml").read_text())
+    if mode not in plan:
+        raise SystemExit(f"the {paper} plan has no {mode!r} stages")
     stages = [Stage(**s) for s in plan[mode]]
     numbers = []
     for n in yaml.safe_load((root / "paper_numbers.yaml").read_text())["numbers"]:
         stage = n.pop(f"{mode}_stage", None)
-        n.pop("toy_stage" if mode == "full" else "full_stage", None)
+        for other in MODES:
+            n.pop(f"{other}_stage", None)
         numbers.append(PaperNumber(stage=stage, **n))
     return stages, numbers, root
 
@@ -89,6 +106,11 @@ def run_stage(stage: Stage, plan_dir: Path, out: Path, ckpts: dict[str, str], da
     args += ["--trainer.default_root_dir", str(stage_dir)]
     if stage.init_from and stage.fit:
         args += ["--model.init_args.init_from", ckpts[stage.init_from]]
+    ckpt = None
+    if stage.official:  # fetched, checked and converted on first use (avsync.weights), cached after
+        from avsync.weights import convert
+
+        ckpt = str(convert(stage.official))
     log.info("stage %s: %s %s", stage.name, "fit" if stage.fit else "test", " ".join(args))
     start = time.time()
     cli = cli_main(args, run=False)
@@ -97,9 +119,10 @@ def run_stage(stage: Stage, plan_dir: Path, out: Path, ckpts: dict[str, str], da
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
         ckpt = _last_checkpoint(cli.trainer, stage_dir)
     else:
-        ckpt = ckpts[stage.init_from]
+        ckpt = ckpt or ckpts[stage.init_from]
     result = {"stage": stage.name, "checkpoint": ckpt, "fit_seconds": round(time.time() - start, 1),
-              "log_dir": cli.trainer.log_dir if stage.fit else None}
+              "log_dir": cli.trainer.log_dir if stage.fit else None,
+              **({"official_weights": stage.official} if stage.official else {})}
     if stage.test:
         tested = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True)
         result["test"] = {k: float(v) for k, v in tested[0].items()}
@@ -120,7 +143,7 @@ def _last_checkpoint(trainer, stage_dir: Path) -> str:
 def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path, mode: str,
                 paper: str) -> list[str]:
     """Markdown + CSV: paper value | this run | difference. Returns the failures (full mode only)."""
-    label = "toy" if mode == "toy" else "full"
+    label = MODES[mode]
     rows, failures = [], []
     for n in numbers:
         got = results.get(n.stage, {}).get("test", {}).get(n.metric) if n.stage else None
@@ -131,7 +154,7 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
                      label: ours, "difference": diff, "stage": n.stage or "", "note": n.note,
                      "dataset": n.dataset, "split": n.split, "tolerance": n.tolerance,
                      "tolerance_kind": n.tolerance_kind})
-        if mode == "full" and diff is not None and abs(diff) > n.tolerance:
+        if mode != "toy" and diff is not None and abs(diff) > n.tolerance:
             failures.append(f"{n.table} {setting}: {ours:.1f} vs paper {n.value:.1f} (tolerance {n.tolerance})")
     fmt = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
     lines = [f"# {paper}: reproduction ({label})", ""]
@@ -140,6 +163,9 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
                   "synthetic audio-visual set on a CPU. They are *not* a reproduction of the paper's numbers, "
                   "which come from full-size models on the real datasets; they show the pipeline end to end "
                   "and whether the paper's qualitative findings appear at toy scale.", ""]
+    if mode == "official":
+        lines += ["**Authors' weights.** The authors' published checkpoints (`avsync weights list`), converted "
+                  "and tested under this plan's full-scale protocol without any training.", ""]
     lines += [f"| table | setting | metric | paper | this run ({label}) | difference | stage |",
               "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -172,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="avsync reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("paper", help="folder name under reproductions/ (e.g. sparsesync)")
     parser.add_argument("--data-root", help="real dataset root: run the full-size plan instead of the toy one")
+    parser.add_argument("--weights", choices=("trained", "official"), default="trained",
+                        help="official: test the authors' published weights under the full-size protocol "
+                             "(the plan's `official` stages; needs --data-root) instead of training")
     parser.add_argument("--out", help="output folder (default runs/reproduce/<paper>[_full])")
     parser.add_argument("--only", nargs="*", help="run only these stages (their init_from stages must exist)")
     parser.add_argument("--fresh", action="store_true", help="rerun stages that already have a result")
@@ -179,9 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
-    mode = "full" if args.data_root else "toy"
+    if args.weights == "official" and not args.data_root:
+        parser.error("--weights official tests on the real data: give --data-root")
+    mode = "official" if args.weights == "official" else "full" if args.data_root else "toy"
     stages, numbers, plan_dir = load_plan(args.paper, mode, Path(args.plans))
-    out = Path(args.out or f"runs/reproduce/{args.paper}{'' if mode == 'toy' else '_full'}").resolve()
+    out = Path(args.out or f"runs/reproduce/{args.paper}{'' if mode == 'toy' else '_' + mode}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
     ckpts: dict[str, str] = {}

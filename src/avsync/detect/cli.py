@@ -1,12 +1,16 @@
-"""``avsync detect --ckpt CKPT VIDEO [VIDEO ...]``: the offset of each file, in words.
+"""``avsync detect --ckpt CKPT | --model NAME | --weights PATH VIDEO [VIDEO ...]``: the offset of each file, in words.
 
 For each file: "audio leads by 0.40 s" / "audio lags by 0.40 s" / "in sync" (SPEC §1 sign), a
 confidence and the next three candidates. ``--plot``, ``--timeline`` and ``--write-corrected``
 write a PNG of the score over the offsets, a sync-score timeline under a moving window (AVST
 Fig. 7, :mod:`~avsync.detect.timeline`; its numbers in a CSV beside the PNG and in ``--json``)
 and an audio-shifted corrected copy; with several videos the file stem is added to each
-name. A file that cannot be read gets one line on stderr (file and reason) and the exit status
-is 1; the other files are still processed.
+name. A file that cannot be read, or holds nothing to synchronise (silent audio, a still
+picture, too short for the model: :func:`~avsync.media.unsynchronisable_reason`), gets one line
+on stderr (file and reason) instead of an offset, and the exit status is 1; the other files are
+still processed. ``--json`` lists every input in order: ``"status": "ok"`` with the detection,
+or ``"status": "failed"`` with a reason code (``too_short``, ``silent_audio``, ``still_video``,
+``unreadable``, ...) and the message.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from avsync.detect.loading import CheckpointError, load_module
 from avsync.detect.plots import save, score_curve_figure, timeline_figure
 from avsync.detect.result import Detection, detection_from_curve
 from avsync.detect.timeline import DEFAULT_HOP_SEC, timeline
-from avsync.media import MediaError, shift_audio_copy
+from avsync.media import MediaError, shift_audio_copy, unsynchronisable_reason
 from avsync.protocols.score_search import ClipTooShortForSearch
 
 __all__ = ["detect_file", "write_corrected", "main"]
@@ -30,6 +34,12 @@ __all__ = ["detect_file", "write_corrected", "main"]
 def detect_file(detector, path: str | Path, *, max_crops: int | None = 8) -> tuple[Detection, OffsetScores, tuple]:
     """(detection, the window scores behind it, the decoded (frames, wav)) of one file."""
     frames, wav = decode_for_model(path, detector.spec)
+    spec = detector.spec
+    # grid classifiers need one crop of their length; score search says itself what it lacks
+    min_seconds = spec.duration_sec if detector.kind == "probability" else 0.0
+    reason = unsynchronisable_reason(frames.numpy(), wav.numpy(), spec.sample_rate, min_seconds, spec.fps)
+    if reason is not None:
+        raise MediaError(path, f"{reason.replace('_', ' ')}: nothing to synchronise, no offset given")
     scores = detector.scores(frames, wav, max_crops=max_crops)
     best, confidence = detector.file_prediction(scores)
     kind = "mean probability" if scores.kind == "probability" else "max - median score"
@@ -53,7 +63,11 @@ def _output(template: str | None, video: str, several: bool) -> Path | None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avsync detect", description=__doc__.split("\n\n")[0])
     parser.add_argument("videos", nargs="+", metavar="VIDEO")
-    parser.add_argument("--ckpt", required=True, help="a checkpoint of any of the suite's LightningModules")
+    parser.add_argument("--ckpt", help="a checkpoint of any of the suite's LightningModules")
+    parser.add_argument("--model", metavar="NAME", help="the authors' published weights by name (`avsync weights "
+                        "list`), downloaded, checked and converted on first use, then cached")
+    parser.add_argument("--weights", metavar="PATH", help="an authors'-format checkpoint file (offline), converted "
+                        "on the fly; with --model NAME its converter is used and a published checksum checked")
     parser.add_argument("--plot", help="PNG of the score over the candidate offsets")
     parser.add_argument("--timeline", help="PNG of the score over the offsets along the clip under a moving "
                         "window (AVST Fig. 7); the numbers go to a CSV of the same name and to --json")
@@ -69,15 +83,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load(args):
+    """The module of --ckpt, or of the authors' weights named by --model / given by --weights."""
+    if args.ckpt is not None:
+        return load_module(args.ckpt, args.device)
+    from avsync.weights import DownloadError, WeightsError, load_authors_file, load_official
+
+    try:
+        if args.weights is not None:
+            return load_authors_file(args.weights, args.model, args.device)
+        return load_official(args.model, args.device)
+    except (DownloadError, WeightsError, KeyError, ValueError) as err:  # KeyError: unknown name
+        raise CheckpointError(err.args[0] if isinstance(err, KeyError) else str(err)) from err
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.timeline_hop <= 0 or (args.timeline_window is not None and args.timeline_window <= 0):
         print("avsync detect: --timeline-hop and --timeline-window must be positive", file=sys.stderr)
         return 2
+    if (args.ckpt is None) == (args.model is None and args.weights is None):
+        print("avsync detect: give one of --ckpt CKPT, --model NAME, --weights PATH", file=sys.stderr)
+        return 2
     try:
-        detector = detector_for(load_module(args.ckpt, args.device))
+        detector = detector_for(_load(args))
     except (CheckpointError, TypeError) as err:  # unreadable, unknown model, or one that predicts no offset
-        print(f"avsync detect: {args.ckpt}: {' '.join(str(err).split())}" if isinstance(err, TypeError)
+        source = args.ckpt or args.weights or args.model
+        print(f"avsync detect: {source}: {' '.join(str(err).split())}" if isinstance(err, TypeError)
               else f"avsync detect: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     if args.timeline and args.timeline_window is not None and detector.kind == "probability":
@@ -89,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             detection, scores, decoded = detect_file(detector, video, max_crops=args.max_crops)
             print(detection.line(), flush=True)
-            record = detection.as_dict()
+            record = {"status": "ok", **detection.as_dict()}
             if args.plot:
                 record["plot"] = str(save(score_curve_figure(scores, detection), _output(args.plot, video, several)))
             if args.timeline:
@@ -104,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         except (MediaError, ClipTooShortForSearch, OSError) as err:
             failed += 1
             reason = err.reason if isinstance(err, MediaError) else str(err)
+            code = (err.code if isinstance(err, MediaError) else
+                    "too_short" if isinstance(err, ClipTooShortForSearch) else "unreadable")
             print(f"avsync detect: {video}: {' '.join(reason.split())}", file=sys.stderr, flush=True)
+            results.append({"path": str(video), "status": "failed", "reason": code,
+                            "message": " ".join(reason.split())})
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 1 if failed else 0

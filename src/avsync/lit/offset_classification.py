@@ -35,7 +35,7 @@ class OffsetClassificationModule(ClassBreakdown, StageSteps, L.LightningModule):
 
     def __init__(self, num_classes: int, lr: float, betas: tuple[float, float] = (0.9, 0.999),
                  weight_decay: float = 0.0, warmup_steps: int = 1000, tolerance_classes: int = 1,
-                 log_figures: bool = True):
+                 log_figures: bool = True, lr_per_device: bool = False, eps: float = 1e-8):
         super().__init__()
         self.grid = get_grid(num_classes)
         # keys carry a suffix: a ModuleDict entry called "train" would shadow nn.Module.train
@@ -44,6 +44,8 @@ class OffsetClassificationModule(ClassBreakdown, StageSteps, L.LightningModule):
         self.lr, self.betas, self.weight_decay = lr, tuple(betas), weight_decay
         self.warmup_steps = warmup_steps
         self.log_figures = log_figures
+        # the authors' rule: the configured lr is per GPU, multiplied by the number of devices
+        self.lr_per_device, self.eps = bool(lr_per_device), float(eps)
 
     # -- frozen parts (pre-trained extractors) -----------------------------------------------------
     def freeze(self, *modules: nn.Module) -> None:
@@ -119,7 +121,9 @@ class OffsetClassificationModule(ClassBreakdown, StageSteps, L.LightningModule):
 
     # -- optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self):
-        return adam_with_warmup(self.parameters(), self.lr, self.warmup_steps, self.betas, self.weight_decay)
+        devices = self.trainer.world_size if self.lr_per_device and self._trainer is not None else 1
+        return adam_with_warmup(self.parameters(), self.lr * devices, self.warmup_steps, self.betas,
+                                self.weight_decay, self.eps)
 
 
 def load_matching_weights(module: nn.Module, ckpt_path: str | Path | Mapping, prefix: str = "") -> list[str]:

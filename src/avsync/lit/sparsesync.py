@@ -12,7 +12,7 @@ import logging
 
 import torch
 
-from avsync.inputs import FrameNormalize, InputSpec, LogSpectrogram
+from avsync.inputs import FrameNormalize, InputSpec, LogSpectrogram, SpecAugment
 from avsync.lit.offset_classification import OffsetClassificationModule, load_matching_weights
 from avsync.models.sparsesync import SPARSESYNC_CONFIGS, SparseSync
 
@@ -39,21 +39,29 @@ class SparseSyncModule(OffsetClassificationModule):
         s3d_weights, audio_weights: local files of pre-trained extractors (torchvision S3D on
             Kinetics-400; a ResNet18 audio state dict) - the paper starts from both.
         freeze_extractors: keep the audio and visual feature extractors fixed (SparseSync Table 3 row).
+        spec_augment: arguments of :class:`~avsync.inputs.SpecAugment` (training only; the paper's
+            VGGSound-Sparse fine-tuning: ``{p: 0.2, freq_mask_param: 64, time_mask_param: 200}``);
+            None: no masking.
+        lr_per_device: multiply ``lr`` by the number of devices (the authors' rule: 5e-6 per GPU).
+        eps: Adam's epsilon (the authors' 1e-7 in half precision).
     """
 
     def __init__(self, arch: str = "sparsesync", arch_overrides: dict | None = None,
                  input_overrides: dict | None = None, lr: float = 5e-6,
                  betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0,
                  warmup_steps: int = 1000, init_from: str | None = None, freeze_extractors: bool = False,
-                 s3d_weights: str | None = None, audio_weights: str | None = None, log_figures: bool = True):
+                 s3d_weights: str | None = None, audio_weights: str | None = None, log_figures: bool = True,
+                 spec_augment: dict | None = None, lr_per_device: bool = False, eps: float = 1e-8):
         self.save_hyperparameters()
         net = build_sparsesync(arch, arch_overrides)
-        super().__init__(net.cfg.num_classes, lr, betas, weight_decay, warmup_steps, log_figures=log_figures)
+        super().__init__(net.cfg.num_classes, lr, betas, weight_decay, warmup_steps, log_figures=log_figures,
+                         lr_per_device=lr_per_device, eps=eps)
         self.net = net
         self.input_spec = dataclasses.replace(InputSpec(offset_classes=net.cfg.num_classes),
                                               **(input_overrides or {}))
         self.frames = FrameNormalize()
-        self.spectrogram = LogSpectrogram(n_fft=512, hop_length=128)
+        self.spectrogram = LogSpectrogram(n_fft=512, hop_length=128,
+                                          augment=SpecAugment(**spec_augment) if spec_augment else None)
         if s3d_weights:  # torchvision S3D Kinetics-400 weights saved to a local file
             self.net.vfeat_extractor.load_torchvision_weights(s3d_weights)
         if audio_weights:  # a ResNet18 audio state dict (conv1 .. layer4; an fc head is ignored)

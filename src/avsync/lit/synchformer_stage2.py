@@ -83,6 +83,8 @@ class SynchformerStage2Module(OffsetClassificationModule):
         projections_from_stage1: initialise ``vproj`` / ``aproj`` from the segment projections of the
             stage-I checkpoint given as ``init_from`` (toy recipe; same shapes), so the sync module
             starts in the space where stage I aligned the two streams.
+        lr_per_device: multiply ``lr`` by the number of devices (the authors' rule: 2e-6 per GPU).
+        eps: Adam's epsilon (the authors' 1e-7 in half precision).
     """
 
     def __init__(self, arch: str = "synchformer", arch_overrides: dict | None = None,
@@ -90,10 +92,11 @@ class SynchformerStage2Module(OffsetClassificationModule):
                  betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, warmup_steps: int = 1000,
                  extractors_from: str | None = None, init_from: str | None = None,
                  freeze_extractors: bool = True, log_figures: bool = True, center_features: bool = False,
-                 projections_from_stage1: bool = False):
+                 projections_from_stage1: bool = False, lr_per_device: bool = False, eps: float = 1e-8):
         self.save_hyperparameters()
         net = Synchformer(get_config(arch, arch_overrides))
-        super().__init__(net.cfg.num_classes, lr, betas, weight_decay, warmup_steps, log_figures=log_figures)
+        super().__init__(net.cfg.num_classes, lr, betas, weight_decay, warmup_steps, log_figures=log_figures,
+                         lr_per_device=lr_per_device, eps=eps)
         self.net = net
         cfg = net.cfg
         self.segment_step = float(segment_step)

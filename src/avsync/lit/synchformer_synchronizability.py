@@ -56,14 +56,15 @@ class SynchformerSynchronizabilityModule(SynchformerStage2Module):
                  betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, warmup_steps: int = 1000,
                  init_from: str | None = None, extractors_from: str | None = None, tune: str = "sync_module",
                  tolerance_classes: int = 1, log_figures: bool = True, freeze_extractors: bool = True,
-                 center_features: bool = False):
+                 center_features: bool = False, lr_per_device: bool = False, eps: float = 1e-8):
         if tune not in TUNE:
             raise ValueError(f"tune must be one of {TUNE}, got {tune!r}")
         if not freeze_extractors:
             raise ValueError("the synchronizability head is fine-tuned over frozen extractors (Synchformer §4.2)")
         super().__init__(arch, arch_overrides, input_overrides, segment_step, lr, betas, weight_decay, warmup_steps,
                          extractors_from=extractors_from, init_from=None, freeze_extractors=True,
-                         log_figures=log_figures, center_features=center_features)
+                         log_figures=log_figures, center_features=center_features, lr_per_device=lr_per_device,
+                         eps=eps)
         if init_from:
             missing = load_matching_weights(self.net, init_from, prefix="net.")
             if missing:
