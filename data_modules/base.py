@@ -47,6 +47,7 @@ from avsync.offsets import (
     ClipTooShortError,
     CropPlan,
     FixedOffsets,
+    PairShiftSampler,
     RandomFrameShiftSampler,
     RandomOffsetSampler,
     WindowSampler,
@@ -272,8 +273,8 @@ class AVClipDataset(Dataset):
         self.stage = stage or ("train" if self.train else "eval")
         self.reject_silent = reject_silent
         self.grid = get_grid(spec.offset_classes) if spec.offset_classes else None
-        self.decode_size = spec.resize_short_side or spec.frame_size
-        if self.decode_size < spec.frame_size:
+        self.decode_size = spec.decode_size
+        if isinstance(self.decode_size, int) and self.decode_size < spec.frame_size:
             raise ValueError(f"resize_short_side={spec.resize_short_side} is smaller than the "
                              f"frame_size={spec.frame_size} crop")
         if spec.crop not in ("full", "face", "mouth"):
@@ -339,13 +340,18 @@ class AVClipDataset(Dataset):
             return index
         return (index + 1 + stable_hash(f"{key}#{attempt}") % (n - 1)) % n
 
+    def item_duration(self, plan: CropPlan) -> float:
+        """Seconds of video and audio an item holds: the spec's crop (whole-clip evaluation: the plan's)."""
+        return self.spec.duration_sec
+
     def _load(self, index: int, record: ClipRecord, plan: CropPlan, rng) -> dict:
         spec = self.spec
         video_start, audio_start = _seconds(plan.video_start_sec), _seconds(plan.audio_start_sec)
-        clip = self._cached_window(record, video_start, audio_start) if self.cache_decoded else None
+        duration = self.item_duration(plan)
+        clip = self._cached_window(record, video_start, audio_start, duration) if self.cache_decoded else None
         if clip is None:
             clip = read_clip(
-                record.path, video_start, audio_start, spec.duration_sec, spec.fps, spec.sample_rate,
+                record.path, video_start, audio_start, duration, spec.fps, spec.sample_rate,
                 size=self.decode_size, reject_silent=self.reject_silent,
             )
         if self.reject_silent and _is_flat(clip["audio"]):
@@ -367,7 +373,8 @@ class AVClipDataset(Dataset):
             "class_index": _class_index(record),
         }
 
-    def _cached_window(self, record: ClipRecord, video_start: float, audio_start: float) -> dict | None:
+    def _cached_window(self, record: ClipRecord, video_start: float, audio_start: float,
+                       duration: float) -> dict | None:
         """The plan's windows sliced from the whole decoded clip; None when they do not fit
         (the caller then reads them directly, which raises the usual MediaError)."""
         spec = self.spec
@@ -379,9 +386,10 @@ class AVClipDataset(Dataset):
             _DECODED[memo_key] = (whole["video"], whole["audio"])
         frames, audio = _DECODED[memo_key]
         v0, a0 = int(round(video_start * spec.fps)), int(round(audio_start * spec.sample_rate))
-        if v0 + spec.num_frames > len(frames) or a0 + spec.num_samples > len(audio):
+        n_frames, n_samples = int(round(duration * spec.fps)), int(round(duration * spec.sample_rate))
+        if v0 + n_frames > len(frames) or a0 + n_samples > len(audio):
             return None
-        return {"video": frames[v0 : v0 + spec.num_frames], "audio": audio[a0 : a0 + spec.num_samples]}
+        return {"video": frames[v0 : v0 + n_frames], "audio": audio[a0 : a0 + n_samples]}
 
     def _frames(self, record: ClipRecord, video: np.ndarray, video_start: float, rng) -> np.ndarray:
         """The model's frames: a face-box crop when the spec wants a face or mouth and the record
@@ -407,8 +415,10 @@ class AVClipDataset(Dataset):
         return self._crop(video, None)
 
     def _crop(self, video: np.ndarray, rng) -> np.ndarray:
-        """Square ``frame_size`` crop: random + h-flip when a generator is given (training), centre
-        otherwise; in training ``augment`` may make it a smaller random crop upscaled to ``frame_size``."""
+        """Square ``frame_size`` crop: random (``spec.random_crop``) + h-flip (``spec.hflip``) when a
+        generator is given (training), centre otherwise; in training ``augment`` may make it a smaller
+        crop upscaled to ``frame_size``. Frames decoded at frame_size x frame_size (``keep_aspect=False``)
+        are kept whole."""
         size = self.spec.frame_size
         height, width = video.shape[1:3]
         if min(height, width) < size:
@@ -417,7 +427,10 @@ class AVClipDataset(Dataset):
         if rng is not None:
             if self.augment is not None:
                 crop = self.augment.crop_size(size, rng)
-            y0, x0 = int(rng.integers(height - crop + 1)), int(rng.integers(width - crop + 1))
+            if self.spec.random_crop:
+                y0, x0 = int(rng.integers(height - crop + 1)), int(rng.integers(width - crop + 1))
+            else:
+                y0, x0 = (height - crop) // 2, (width - crop) // 2
             flip = self.spec.hflip and bool(rng.random() < 0.5)
         else:
             y0, x0, flip = (height - size) // 2, (width - size) // 2, False
@@ -516,6 +529,13 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
     (``max_frame_shift`` 0: Synchformer's stage I jitters by 0.05 s); frame-shift targets never jitter.
     ``probe_cache_dir`` / ``probe_workers``: where and how durations are probed once and cached.
     ``pin_memory`` None pins batches when CUDA is available.
+    ``eval_whole_clips``: validation and test deliver every clip entire (:mod:`.whole_clip`: the
+    clip's whole length at a seeded offset in ±max_frame_shift, ``video`` / ``audio`` batched as
+    lists) for score-search models that score every window of a clip; clips shorter than
+    ``whole_clip_min_sec`` (one window) plus the largest offset are left out and reported.
+    ``train_pair_negatives``: training items are single-window pairs drawn anywhere in the clip,
+    out of sync with this probability at any shift the clip allows (DiVAS §3.1,
+    :class:`~avsync.offsets.PairShiftSampler`); None: the usual crops of ``spec.duration_sec``.
 
     Subclasses implement :meth:`list_records` (usually through :meth:`records_under`, which
     counts the clips a partial copy lacks and probes durations through the cache); the default
@@ -545,6 +565,9 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
         face_box_scale: float = 1.0,
         augment: Augmentations | None = None,
         in_sync_jitter_sec: float = 0.0,
+        eval_whole_clips: bool = False,
+        whole_clip_min_sec: float = 0.2,
+        train_pair_negatives: float | None = None,
     ) -> None:
         super().__init__()
         self.root = root
@@ -571,6 +594,9 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
         self.face_box_scale = float(face_box_scale)
         self.augment = augment
         self.in_sync_jitter_sec = float(in_sync_jitter_sec)
+        self.eval_whole_clips = bool(eval_whole_clips)
+        self.whole_clip_min_sec = float(whole_clip_min_sec)
+        self.train_pair_negatives = None if train_pair_negatives is None else float(train_pair_negatives)
         self._missing = MissingLog()
         self._probe_caches: dict[Path, ProbeCache] = {}
 
@@ -669,6 +695,12 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
             max_source_sec=self.max_source_sec, jitter_sec=jitter,
         )
 
+    def training_sampler(self) -> WindowSampler:
+        """The training draws: :meth:`build_sampler`'s, or single-window pairs (``train_pair_negatives``)."""
+        if self.train_pair_negatives is None:
+            return self.sampler
+        return PairShiftSampler(self.spec.fps, self.spec.num_frames, self.train_pair_negatives, self.max_source_sec)
+
     def setup(self, stage: str | None = None) -> None:
         spec = self.resolve_spec()
         if spec != self.spec:  # a new spec (another model): rebuild everything
@@ -685,13 +717,38 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
         if split == "train":
             if not records:
                 raise RuntimeError(f"{type(self).__name__}: no usable training clips")
-            return AVClipDataset(records, self.spec, True, self.sampler, report=self.report, stage=split,
+            return AVClipDataset(records, self.spec, True, self.training_sampler(), report=self.report, stage=split,
                                  **self._dataset_options())
+        if self.eval_whole_clips:
+            return self._whole_clip_dataset(split, records)
         fixed = self.fixed_offsets(split, records)
         records = self._drop(split, records, lambda r: r.key not in fixed, "not_in_fixed_offsets")
         self.fixed[split] = fixed
         return AVClipDataset(records, self.spec, False, self.sampler, fixed, self.eval_plans_per_clip,
                              self.report, stage=split, **self._dataset_options())
+
+    # -- whole-clip evaluation (score-search models: every window of every test clip) ------------
+    def whole_clip_mode(self) -> str:
+        """Offsets of whole-clip evaluation: ``random`` (one seeded artificial offset per clip)."""
+        return "random"
+
+    def _whole_clip_need(self) -> int:
+        """Frames a clip needs for whole-clip evaluation: one window, plus the largest offset when
+        clips are shifted (every clip gets the whole ±max_frame_shift range)."""
+        window = max(1, int(round(self.whole_clip_min_sec * self.spec.fps)))
+        return window + (0 if self.whole_clip_mode() == "in_sync" else int(self.spec.max_frame_shift))
+
+    def _whole_clip_dataset(self, split: str, records: list[ClipRecord]) -> AVClipDataset:
+        from .whole_clip import WholeClipDataset, whole_clip_plans
+
+        durations = {r.key: r.duration_sec for r in records}
+        fixed, short = whole_clip_plans(durations, self.spec.fps, self.spec.max_frame_shift, self.whole_clip_mode(),
+                                        self.seed, max(1, int(round(self.whole_clip_min_sec * self.spec.fps))))
+        records = self._drop(split, records, lambda r: r.key not in fixed, "too_short")
+        self.fixed[split] = fixed
+        plans = 2 if self.whole_clip_mode() == "both" else 1
+        return WholeClipDataset(records, self.spec, False, self.sampler, fixed, plans, self.report, stage=split,
+                                **self._dataset_options())
 
     def _dataset_options(self) -> dict:
         return dict(cache_decoded=self.cache_decoded, reject_silent=self.reject_silent,
@@ -719,11 +776,22 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
         return records
 
     def _long_enough(self, record: ClipRecord) -> bool:
-        """Whether any offset fits in the clip; a clip that cannot is listed in the bad-media report."""
-        if self.sampler.feasible(record.duration_sec):
+        """Whether any offset fits in the clip (whole-clip evaluation: a window plus every offset);
+        a clip that cannot is listed in the bad-media report."""
+        if self.eval_whole_clips and record.split != "train":
+            from .whole_clip import whole_clip_frames
+
+            frames, need = whole_clip_frames(record.duration_sec, self.spec.fps), self._whole_clip_need()
+            if frames >= need:
+                return True
+            self.report.record(record.key, record.path, f"too short for whole-clip evaluation: {frames} frames, "
+                               f"needs {need} (a window and ±{self.spec.max_frame_shift} frames)", f"setup:{record.split}")
+            return False
+        sampler = self.training_sampler() if record.split == "train" else self.sampler
+        if sampler.feasible(record.duration_sec):
             return True
         self.report.record(record.key, record.path, f"shorter than the crop: {record.duration_sec:.3f} s, "
-                           f"needs {self.sampler.min_duration_sec:.3f} s", f"setup:{record.split}")
+                           f"needs {sampler.min_duration_sec:.3f} s", f"setup:{record.split}")
         return False
 
     def fixed_offsets(self, split: str, records: Sequence[ClipRecord]) -> FixedOffsets:
@@ -782,6 +850,10 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
         if split not in self.datasets:
             raise RuntimeError(f"{type(self).__name__}: split {split!r} is not set up; call setup() first")
         collate = None
+        if not train and self.eval_whole_clips:  # clips of different lengths: video / audio as lists
+            from .whole_clip import whole_clip_collate
+
+            collate = whole_clip_collate
         if train and self.spec.train_durations:
             collate = RandomDurationCollate(self.spec.train_durations, self.spec.fps, self.spec.sample_rate)
         sampler = None

@@ -113,6 +113,9 @@ class LRS3DataModule(AVSyncDataModule):
         min_duration_sec: drawn splits keep clips strictly longer than this (9 s); None keeps all.
         high_fps_test: multfps only: the test split is the clips above 30 fps (else they are
             left out everywhere).
+        stratify_rates: multfps only: the drawn split is made per frame rate (videos grouped by the
+            rate of their first clip, rounded: 23.976 → 24, 29.97 → 30), so every split holds the
+            rates in the pool's proportions (DiVAS: splits "to keep a balance of frame rates").
         **kwargs: :class:`AVSyncDataModule`'s (batch size, workers, fixed_offsets_csv, probe
             cache, ...).
 
@@ -132,6 +135,7 @@ class LRS3DataModule(AVSyncDataModule):
         subsets: tuple[str, ...] = ("pretrain",),
         min_duration_sec: float | None = 9.0,
         high_fps_test: bool = False,
+        stratify_rates: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(root=root, **kwargs)
@@ -157,6 +161,9 @@ class LRS3DataModule(AVSyncDataModule):
         self.subsets = tuple(subsets)
         self.min_duration_sec = min_duration_sec
         self.high_fps_test = bool(high_fps_test)
+        if stratify_rates and variant != "multfps":
+            raise ValueError("stratify_rates needs variant='multfps' (the other variants are all 25 fps)")
+        self.stratify_rates = bool(stratify_rates)
         self._listing: dict[tuple[str, ...], dict[str, list[str]]] = {}
 
     # -- layout -----------------------------------------------------------------------------
@@ -229,8 +236,23 @@ class LRS3DataModule(AVSyncDataModule):
         pool = [v for v in videos if v not in listed]
         drawn = [s for s in SPLITS if s not in self.split_files and s not in self.subset_splits
                  and not (s == "test" and self.high_fps_test)]
-        ids = seeded_split(pool, self.split_seed, self.split_ratios, drawn)[split]
+        ids = self._drawn_ids(pool, videos, drawn)[split]
         return [c for v in sorted(ids) for c in videos[v]], []
+
+    def _drawn_ids(self, pool: list[str], videos: dict[str, list[str]], drawn: list[str]) -> dict[str, list[str]]:
+        """The seeded by-video split of ``pool``; with ``stratify_rates`` one per rate group, joined."""
+        if not self.stratify_rates:
+            return seeded_split(pool, self.split_seed, self.split_ratios, drawn)
+        rates = self.probe_cache(self.data_dir).frame_rates([videos[v][0] for v in pool])
+        groups: dict[str, list[str]] = {}
+        for v in pool:
+            rate = rates.get(videos[v][0])
+            groups.setdefault("unknown" if rate is None else f"{round(rate)}", []).append(v)
+        out: dict[str, list[str]] = {s: [] for s in drawn}
+        for key in sorted(groups):
+            for name, ids in seeded_split(groups[key], self.split_seed, self.split_ratios, drawn).items():
+                out[name].extend(ids)
+        return out
 
     def list_records(self, split: str) -> list[ClipRecord]:
         if self.high_fps_test and split == "test" and split not in self.split_files:

@@ -103,9 +103,9 @@ class MultiRateLRS3DataModule(MultiRateDataModule):
             each bucket's rate.
         rate_tolerance: relative distance of a clip's native rate from its bucket's (1 %).
         variant, variant_dir, split_files, subset_splits, split_seed, split_ratios, subsets,
-        min_duration_sec: :class:`~.lrs3.LRS3DataModule`'s. The ``full_frame`` and ``face_crop``
+        min_duration_sec, stratify_rates: :class:`~.lrs3.LRS3DataModule`'s. The ``full_frame`` and ``face_crop``
             folders are all 25 fps: use ``train_rates: [25]`` with them.
-        batch_size, num_workers, ...: :class:`~.base.AVSyncDataModule`'s, per bucket (a training
+        batch_size, num_workers, eval_whole_clips, ...: :class:`~.base.AVSyncDataModule`'s, per bucket (a training
             step holds one batch of every training rate).
 
     After ``setup``: ``dropped[<rate>][split]`` (the filters' counts per bucket), ``missing``,
@@ -145,6 +145,10 @@ class MultiRateLRS3DataModule(MultiRateDataModule):
         reject_silent: bool = False,
         reject_still: bool = False,
         face_box_scale: float = 1.0,
+        eval_whole_clips: bool = False,
+        whole_clip_min_sec: float = 0.2,
+        train_pair_negatives: float | None = None,
+        stratify_rates: bool = False,
     ) -> None:
         super().__init__(train_rates, val_rates, test_rates, input_spec)
         if variant not in LRS3_VARIANTS:
@@ -169,7 +173,9 @@ class MultiRateLRS3DataModule(MultiRateDataModule):
                       eval_plans_per_clip=eval_plans_per_clip, pin_memory=pin_memory,
                       persistent_workers=persistent_workers, skip_list=skip_list, report_dir=report_dir,
                       cache_decoded=cache_decoded, probe_cache_dir=probe_cache_dir, probe_workers=probe_workers,
-                      reject_silent=reject_silent, reject_still=reject_still, face_box_scale=face_box_scale)
+                      reject_silent=reject_silent, reject_still=reject_still, face_box_scale=face_box_scale,
+                      eval_whole_clips=eval_whole_clips, whole_clip_min_sec=whole_clip_min_sec,
+                      train_pair_negatives=train_pair_negatives, stratify_rates=stratify_rates)
         first = None
         for rate in rates:
             child = _RateLRS3DataModule(self.rates, rate_tolerance, high_fps_test=rate > MAX_NORMAL_FPS, **shared)

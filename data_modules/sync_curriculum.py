@@ -94,6 +94,10 @@ class SyncCurriculum:
         if eval_offsets == "both":
             self.eval_plans_per_clip = 2
 
+    def whole_clip_mode(self) -> str:
+        """Whole-clip evaluation follows ``eval_offsets`` (in sync, a random offset, or both)."""
+        return self.eval_offsets
+
     def in_sync_sampler(self) -> RandomFrameShiftSampler:
         """Draws of offset 0 only: the in-sync pairs contrastive training and in-sync evaluation need."""
         return RandomFrameShiftSampler(max_shift=0, fps=self.spec.fps, window_frames=self.spec.num_frames,

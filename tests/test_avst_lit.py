@@ -74,6 +74,23 @@ def test_masking_zeroes_n_frames_of_the_chosen_modality():
     with pytest.raises(ValueError, match="unmasked"):
         AVSTModule(arch="avst_enc_mp_toy", mask_frames=5)
 
+def test_audio_mask_zeroes_spectrogram_columns_not_the_waveform():
+    """AVST's masked audio segment is zeros in the network's input: the standardised
+    log-spectrogram columns of the masked frame are 0 and the other columns are the unmasked
+    spectrogram's (zeroing the waveform would make those columns log(eps) outliers instead)."""
+    torch.manual_seed(0)
+    module = AVSTModule(arch="avst_enc_mp_toy", mask_frames=1, mask_modality="audio", train_frames=(5,))
+    wav = torch.randn(4, 3200)
+    plain = module.spectrogram(wav)
+    masked = module.audio_inputs(wav, 5)
+    assert masked.shape == plain.shape == (4, 1, 161, 80)
+    per_frame = masked.view(4, 161, 5, 16)
+    zero = (per_frame == 0).all(-1).all(1)                # (4, 5): frames whose 16 columns are all zero
+    assert zero.sum(1).tolist() == [1, 1, 1, 1]
+    keep = ~zero[:, None, :, None].expand_as(per_frame)
+    torch.testing.assert_close(per_frame[keep], plain.view(4, 161, 5, 16)[keep])
+    assert masked.abs().max() < 20  # no log(eps) outlier columns
+
 
 def test_eval_step_reports_in_sync_and_random_offset_accuracy():
     """A scorer that knows the truth scores 100 %; the in-sync / shifted split follows the targets."""

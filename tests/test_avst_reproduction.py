@@ -53,8 +53,8 @@ def test_paper_numbers_are_the_papers():
     assert value[("5", "AVST dec, 30 frames", "VGG-Sound Sync")] == 52.7
 
 
-@pytest.mark.parametrize("stage_name", ["dense_enc_eval15", "dense_dec_s1", "dense_enc_mp_mask_video_eval5",
-                                        "sparse_dec_eval30", "dense_enc_mp_depth3"])
+@pytest.mark.parametrize("stage_name", ["dense_enc_eval15", "dense_dec_s1", "dense_fixed5_mask_video_s1",
+                                        "dense_fixed5_mask_video_eval15", "sparse_dec_eval30", "dense_fixed5_depth3"])
 def test_toy_stage_configs_compose(stage_name, repo_root_cwd, tmp_path):
     stages, _, root = load_plan("avst", "toy")
     stage = next(s for s in stages if s.name == stage_name)
@@ -64,26 +64,32 @@ def test_toy_stage_configs_compose(stage_name, repo_root_cwd, tmp_path):
     assert isinstance(model, AVSTModule)
     variant = "sparse" if stage_name.startswith("sparse") else "dense"
     assert data.variant == variant and data.eval_offsets == "both"
-    expected = "dec" if "_dec" in stage_name else ("enc-mp" if "_enc_mp" in stage_name else "enc")
+    expected = "dec" if "_dec" in stage_name else ("enc-mp" if "_enc_mp" in stage_name or "fixed5" in stage_name else "enc")
     assert model.net.cfg.variant == expected
     if stage_name == "dense_enc_eval15":
         assert model.train_frames == (5,) and data.batch_size == 4
         # a fixed-length model reads 15 frames as 11 averaged 5-frame windows, 5 predictions per clip
         assert (model.eval_window_frames, model.eval_context, model.eval_windows) == (5, 11, 15)
-    if stage_name == "dense_enc_mp_mask_video_eval5":
+    if stage_name.startswith("dense_fixed5_mask_video"):  # Table 4: masked in training and in testing
         assert (model.mask_frames, model.mask_modality, model.eval_window_frames) == (1, "video", 5)
+    if stage_name.startswith("dense_fixed5"):  # Tables 3-4 (§4.4): trained at a fixed 5 frames
+        assert model.train_frames == (5,)
+    if stage_name == "dense_fixed5_mask_video_eval15":  # the N-frame column: N-4 averaged window scores
+        assert (model.eval_context, model.eval_windows) == (11, 15)
     if stage_name == "sparse_dec_eval30":
         assert (model.frame_step, model.hparams.tolerance_frames, model.eval_window_frames) == (5, 5, 150)
         assert model.net.cfg.hop_length == 200
         assert data.batch_size == 12 and model.input_spec.frame_size == 64
-    if stage_name == "dense_enc_mp_depth3":
+    if stage_name == "dense_fixed5_depth3":
         assert model.net.cfg.depth == 3 and data.curriculum_stage == 2
 
 
 def test_full_stage_configs_name_the_paper_sizes_and_data(repo_root_cwd, tmp_path):
     stages, _, root = load_plan("avst", "full")
     for name, data_class, arch, batch in (("vggsync_dec_eval20", "VGGSoundSyncClassesCurriculumDataModule", "avst_dec", 12),
-                                          ("lrs2_enc_mp_depth1", "LRS2SyncCurriculumDataModule", "avst_enc_mp_depth1", 16),
+                                          ("lrs2_fixed5_depth1", "LRS2SyncCurriculumDataModule", "avst_enc_mp_depth1", 16),
+                                          ("lrs2_fixed5_depth3_eval9", "LRS2SyncCurriculumDataModule", "avst_enc_mp_depth3", 16),
+                                          ("lrs2_fixed5_mask_audio", "LRS2SyncCurriculumDataModule", "avst_enc_mp", 16),
                                           ("lrs3_enc_s1", "LRS3SyncCurriculumDataModule", "avst_enc", 4)):
         stage = next(s for s in stages if s.name == name)
         merged: dict = {}
@@ -97,6 +103,12 @@ def test_full_stage_configs_name_the_paper_sizes_and_data(repo_root_cwd, tmp_pat
         assert merged["model"]["init_args"]["arch"] == arch
         assert merged["data"]["init_args"]["batch_size"] == batch
         assert "{data_root}" in " ".join(stage.args)
+        if name.startswith("lrs2_fixed5"):  # Tables 3-4: separate models trained and tested at 5 frames
+            assert merged["model"]["init_args"]["train_frames"] == [5]
+        if name == "lrs2_fixed5_depth3_eval9":
+            assert merged["model"]["init_args"]["eval_context"] == 5 and stage.init_from == "lrs2_fixed5_depth3"
+        if name == "lrs2_fixed5_mask_audio":  # trained with the mask, not Table 2's model masked at test
+            assert merged["model"]["init_args"]["mask_frames"] == 1
 
 
 def test_init_from_continues_a_stage_and_refuses_another_architecture(tmp_path):

@@ -30,9 +30,23 @@ class InputSpec:
     offset_classes: int | None = 21         # grid size for classifiers; None = integer frame shifts
     max_frame_shift: int = 15               # for score-search models (offset_classes=None)
     hflip: bool = True                      # random horizontal flip in training
+    random_crop: bool = True                # training crop at a random position (False: centred, as in evaluation)
+    # False: the whole frame is resized to frame_size x frame_size (aspect not kept, nothing cut;
+    # AVST App. A "resized to 224x224 without cropping"); only for crop="full"
+    keep_aspect: bool = True
     # variable-length training: each training batch is cut to one of these lengths (seconds,
     # <= duration_sec), drawn per batch; evaluation uses duration_sec (SparseSync Table 4)
     train_durations: tuple[float, ...] | None = None
+
+    @property
+    def decode_size(self) -> int | tuple[int, int]:
+        """What the decoder resizes frames to: the short side (aspect kept; the square crop is
+        cut afterwards) or, with ``keep_aspect=False``, exactly (frame_size, frame_size)."""
+        if not self.keep_aspect:
+            if self.crop != "full":
+                raise ValueError(f"keep_aspect=False resizes whole frames; it cannot be combined with crop={self.crop!r}")
+            return (self.frame_size, self.frame_size)
+        return self.resize_short_side or self.frame_size
 
     @property
     def num_frames(self) -> int:

@@ -56,6 +56,7 @@ __all__ = [
     "WindowSampler",
     "RandomOffsetSampler",
     "RandomFrameShiftSampler",
+    "PairShiftSampler",
     "FixedOffsets",
     "stable_hash",
     "key_for",
@@ -375,6 +376,37 @@ class RandomFrameShiftSampler(WindowSampler):
     def shift_of(self, plan: CropPlan) -> int:
         """The integer frame shift of a plan drawn by this sampler."""
         return seconds_to_frames(plan.offset_sec, self.fps)
+
+
+class PairShiftSampler(WindowSampler):
+    """DiVAS training pairs (§3.1): one video window and one audio window of ``window_frames``
+    frames each, anywhere in the clip. The video window starts at a uniform frame; with probability
+    ``negative_fraction`` the audio window starts at any *other* frame of the clip, uniformly (a
+    shift "as small as 1 video frame and as large as possible, only limited by the clip length"),
+    else with the video (in sync). The plan's offset is that shift in seconds (any size; its frame
+    count is the label), so a pair model knows which pairs are negatives.
+    """
+
+    def __init__(self, fps: float = 25.0, window_frames: int = 5, negative_fraction: float = 0.5,
+                 max_source_sec: float | None = None) -> None:
+        if not 0.0 <= negative_fraction <= 1.0:
+            raise ValueError(f"negative_fraction must be in [0, 1], got {negative_fraction}")
+        self.fps, self.window_frames = float(fps), int(window_frames)
+        self.negative_fraction = float(negative_fraction)
+        super().__init__([0.0], [None], self.window_frames / self.fps, max_source_sec, 0.0, 1.0 / self.fps)
+
+    def sample(self, duration_sec: float, rng: np.random.Generator, *, jitter: bool = True) -> CropPlan:
+        usable = self.usable_sec(duration_sec)
+        starts = int(math.floor(usable * self.fps + 1e-6)) - self.window_frames + 1  # window starts in the clip
+        if starts < 1:
+            raise ClipTooShortError(self._too_short_message(duration_sec, usable))
+        video = int(rng.integers(starts))
+        audio = video
+        if starts > 1 and rng.random() < self.negative_fraction:
+            audio = int(rng.integers(starts - 1))
+            audio += audio >= video  # any start but the video's
+        return CropPlan(video_start_sec=_clean(video / self.fps, 9), offset_sec=_clean((audio - video) / self.fps, 9),
+                        duration_sec=self.crop_sec)
 
 
 def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:

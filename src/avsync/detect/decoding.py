@@ -39,7 +39,7 @@ def decode_for_model(path: str | Path, spec: InputSpec) -> tuple[torch.Tensor, t
     num_frames = int(math.floor(seconds * spec.fps + 1e-6))
     if num_frames < 1:
         raise MediaError(path, f"too short: {seconds:.3f} s")
-    frames = read_frames(path, 0.0, num_frames / spec.fps, spec.fps, spec.resize_short_side or spec.frame_size)
+    frames = read_frames(path, 0.0, num_frames / spec.fps, spec.fps, spec.decode_size)
     frames = centre_crop(frames, spec, path)
     wav = audio[: round(num_frames / spec.fps * spec.sample_rate)]
     return torch.from_numpy(frames), torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))

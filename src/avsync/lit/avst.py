@@ -5,8 +5,8 @@ combinations and InfoNCE pushes s_ii above every s_ij. Whether the negatives com
 videos (stage 1) or from the same video at other times (stage 2) is the data module's choice
 (``avsync.data_modules.sync_curriculum``). Adam, lr 1e-4. Variable length: each training batch
 is cut to one of ``train_frames`` (5-15 frames at 25 fps in the paper). Optional masking
-(Tables 4/6): ``mask_frames`` consecutive frames of the audio, the video or both zeroed, in
-training and evaluation alike.
+(Tables 4/6): ``mask_frames`` consecutive frames of the audio, the video or both zeroed in the
+network's input (normalised frames, standardised spectrogram columns), in training and evaluation alike.
 
 Evaluation (AVST §4.2): every clip is searched with the shared score-search protocol
 (:mod:`avsync.protocols.score_search`): each ``eval_window_frames`` visual window against the
@@ -85,7 +85,9 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         eval_window_frames: visual window of the score search (5 for the LRS tables; Table 2
             varies it 5-15).
         eval_windows: visual windows per evaluation clip (the clip holds window + 2·max_shift +
-            eval_windows − 1 frames).
+            eval_windows − 1 frames). ``None``: every window of the delivered clip, each against
+            every shift whose audio lies in the clip (AVST §4.2.1 "computed densely"; use with a
+            data module's ``eval_whole_clips``, which delivers whole test clips).
         eval_context: windows whose per-shift scores are averaged before the argmax (1 = one
             prediction per window as the paper; ``None`` = one per clip).
         max_shift: candidate shifts ±max_shift frames (15).
@@ -102,7 +104,7 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
     def __init__(self, arch: str = "avst_enc_mp", arch_overrides: dict | None = None,
                  input_overrides: dict | None = None, lr: float = 1e-4,
                  train_frames: tuple[int, ...] = (5, 7, 9, 11, 13, 15), eval_window_frames: int = 5,
-                 eval_windows: int = 10, eval_context: int | None = 1, max_shift: int = 15,
+                 eval_windows: int | None = 10, eval_context: int | None = 1, max_shift: int = 15,
                  tolerance_frames: int = 1, frame_step: int = 1, mask_frames: int = 0,
                  mask_modality: str = "both", log_attention: bool = True, batch_windows: int = 1,
                  init_from: str | None = None):
@@ -123,14 +125,17 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
                              f"encodings of {self.net.cfg.max_frames} frames")
         if not 0 <= mask_frames < min(lengths) // frame_step:
             raise ValueError(f"mask_frames={mask_frames} must leave frames of the shortest window unmasked")
-        if eval_windows < 1 or (eval_context is not None and not 1 <= eval_context <= eval_windows):
+        if eval_windows is not None and (eval_windows < 1 or (eval_context is not None and
+                                                             not 1 <= eval_context <= eval_windows)):
             raise ValueError(f"eval_context={eval_context} must be in [1, eval_windows={eval_windows}] or None")
+        if eval_context is not None and eval_context < 1:
+            raise ValueError(f"eval_context must be >= 1 or None, got {eval_context}")
         self.lr, self.train_frames = lr, tuple(int(n) for n in train_frames)
         self.eval_window_frames, self.eval_windows, self.eval_context = eval_window_frames, eval_windows, eval_context
         self.max_shift, self.frame_step, self.batch_windows = max_shift, frame_step, batch_windows
         self.mask_frames, self.mask_modality, self.log_attention = mask_frames, mask_modality, log_attention
 
-        clip_frames = max(max(self.train_frames), eval_window_frames + 2 * max_shift + eval_windows - 1)
+        clip_frames = max(max(self.train_frames), eval_window_frames + 2 * max_shift + (eval_windows or 1) - 1)
         spec = InputSpec(fps=25.0, duration_sec=clip_frames / 25.0, frame_size=16 * self.net.cfg.grid,
                          resize_short_side=None, offset_classes=None, max_frame_shift=max_shift)
         spec = dataclasses.replace(spec, **(input_overrides or {}))
@@ -145,13 +150,18 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         self._attention_example: dict | None = None
 
     # -- inputs -----------------------------------------------------------------------------
-    def _mask(self, x: Tensor, units_per_frame: int) -> Tensor:
-        """Zero ``mask_frames`` consecutive frames at a random position per example (dim 1 = time)."""
-        n_frames = x.shape[1] // units_per_frame
+    def _mask(self, x: Tensor, units_per_frame: int, dim: int = 1) -> Tensor:
+        """Zero ``mask_frames`` consecutive frames at a random position per example along ``dim``
+        (the time axis: 1 for frames (B, T, ...), -1 for spectrogram columns (B, 1, F, C))."""
+        dim = dim % x.ndim
+        length = x.shape[dim]
+        n_frames = length // units_per_frame
         start = torch.randint(0, n_frames - self.mask_frames + 1, (x.shape[0],), device=x.device)
-        t = torch.arange(x.shape[1], device=x.device) // units_per_frame
-        keep = (t[None] < start[:, None]) | (t[None] >= start[:, None] + self.mask_frames)
-        return x * keep.view(*keep.shape, *([1] * (x.ndim - 2))).to(x.dtype)
+        t = torch.arange(length, device=x.device) // units_per_frame
+        keep = (t[None] < start[:, None]) | (t[None] >= start[:, None] + self.mask_frames)  # (B, length)
+        shape = [x.shape[0]] + [1] * (x.ndim - 1)
+        shape[dim] = length
+        return x * keep.view(shape).to(x.dtype)
 
     def video_inputs(self, frames: Tensor) -> Tensor:
         """uint8 (B, T, H, W, 3) -> normalised (B, T', 3, H, W): every frame_step-th frame, masked if asked."""
@@ -163,12 +173,21 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         return video
 
     def audio_inputs(self, wav: Tensor, num_frames: int) -> Tensor:
-        """float (B, S) covering ``num_frames`` fed frames -> log-spectrogram (B, 1, F, columns), masked if asked."""
+        """float (B, S) covering ``num_frames`` fed frames -> log-spectrogram (B, 1, F, columns), masked if asked.
+
+        The mask zeroes the spectrogram columns of the masked frames in the network's input (the
+        standardised log-spectrogram), as the paper's "audio segments replaced with zeros": zeroing
+        the waveform instead would put log(eps) columns, far outliers after the per-window
+        standardisation, into the input.
+        """
         if wav.ndim != 2:
             raise ValueError(f"wav must be (B, S), got {tuple(wav.shape)}")
+        spec = self.spectrogram(wav)
         if self.mask_frames and self.mask_modality in ("audio", "both"):
-            wav = self._mask(wav, wav.shape[1] // num_frames)
-        return self.spectrogram(wav)
+            if spec.shape[-1] % num_frames:
+                raise ValueError(f"{spec.shape[-1]} spectrogram columns do not divide into {num_frames} frames")
+            spec = self._mask(spec, spec.shape[-1] // num_frames, dim=-1)
+        return spec
 
     def model_inputs(self, frames: Tensor, wav: Tensor) -> tuple[Tensor, Tensor]:
         """uint8 (B, T, H, W, 3) + float (B, S) -> the network's frames and spectrogram."""
@@ -219,8 +238,9 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
     def _eval_step(self, batch: dict, stage: str, batch_idx: int) -> None:
         metric = self.metrics[f"{stage}_acc"]
         # clips are decoded as long as the longest training window; the search uses a prefix of
-        # both streams (the offset between them is unchanged) holding exactly eval_windows windows
-        for b in range(batch["video"].shape[0]):
+        # both streams (the offset between them is unchanged) holding exactly eval_windows windows,
+        # or (eval_windows None) every window of the clip; whole clips come as lists
+        for b in range(len(batch["video"])):
             scores = self._search_prefix(batch["video"][b], batch["audio"][b])
             context = len(scores) if self.eval_context is None else min(self.eval_context, len(scores))
             pred, _ = predict_offsets(scores, context)
@@ -231,8 +251,13 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
             self._keep_attention_example(batch)
 
     def _search_prefix(self, frames: Tensor, wav: Tensor) -> Tensor:
-        """Score matrix (eval_windows, 2·max_shift+1) of one clip (a prefix of it, see _eval_step)."""
+        """Score matrix (eval_windows, 2·max_shift+1) of one clip (a prefix of it, see _eval_step);
+        with ``eval_windows=None`` every window of the clip, −inf where a shift's audio is outside it."""
         spec = self.input_spec
+        if self.eval_windows is None:
+            return shift_scores(self, frames, wav, fps=spec.fps, sample_rate=spec.sample_rate,
+                                window_frames=self.eval_window_frames, max_shift=self.max_shift,
+                                batch_windows=self.batch_windows, edges="clip")
         n_frames = self.eval_window_frames + 2 * self.max_shift + self.eval_windows - 1
         n_samples = round(n_frames / spec.fps * spec.sample_rate)
         return shift_scores(self, frames[:n_frames], wav[:n_samples], fps=spec.fps, sample_rate=spec.sample_rate,
@@ -243,7 +268,7 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         """Clip-level answers (scores averaged over every window of the clip): offset in frames,
         SyncNet confidence, and the true offset."""
         preds, confidences = [], []
-        for b in range(batch["video"].shape[0]):
+        for b in range(len(batch["video"])):
             scores = self._search_prefix(batch["video"][b], batch["audio"][b])
             pred, conf = predict_offsets(scores, context=len(scores))
             preds.append(pred[0])
@@ -299,7 +324,7 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
             return
         b, w = int(in_sync[0]), self.eval_window_frames
         n_samples = round(w / self.input_spec.fps * self.input_spec.sample_rate)
-        self._attention_example = {"frames": batch["video"][b, :w], "wav": batch["audio"][b, :n_samples]}
+        self._attention_example = {"frames": batch["video"][b][:w], "wav": batch["audio"][b][:n_samples]}
 
     def attention_maps(self, frames: Tensor, wav: Tensor) -> Tensor:
         """dec variant: (T', h, w) attention of the audio queries over the visual grid of each fed frame,

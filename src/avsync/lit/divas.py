@@ -44,7 +44,8 @@ from avsync.lit.divas_asd import ActiveSpeakerEvaluation, speaker_pairs
 from avsync.metrics import OffsetAccuracy, tolerance_name
 from avsync.models.divas import DIVAS_CONFIGS, DiVAS, pad_windows
 from avsync.offsets import FrameShifts, get_grid
-from avsync.protocols.score_search import predict_offsets, shift_scores, window_samples
+from avsync.protocols.score_search import (ClipTooShortForSearch, frame_start_sample, predict_offsets,
+                                           shift_scores, window_samples)
 
 WINDOW_SEC = 0.2
 PAPER_TOLERANCES_MS: tuple[tuple[float, float], ...] = ((-40.0, 40.0), (-125.0, 45.0), (-185.0, 90.0))
@@ -92,15 +93,31 @@ class DiVASModule(L.LightningModule):
         log_figures: log the first evaluation clip's distance curve (paper Fig. 2) to TensorBoard.
         asd_eval: evaluate active speaker detection (Table 6) instead of offsets.
         asd_threshold: a fixed ASD confidence threshold; ``None`` calibrates it on the validation split.
+        eval_edges: ``inside`` scores the windows whose audio at every offset lies in the clip (the
+            interior of a 2 s crop); ``pad`` is the paper's protocol (§4.1, SyncNet's): all
+            W = L − F + 1 windows of the clip, an audio window outside the clip counted as a zero
+            feature (distance = the video feature's norm), as SyncNet's zero-padded audio features.
+            Use ``pad`` with a data module's ``eval_whole_clips`` (whole test clips).
+        negatives: ``crop``: the module draws each pair from the delivered crop (a negative's shift
+            is limited by the crop); ``data``: the data module delivers the pairs, one window each,
+            drawn anywhere in the whole clip (its ``train_pair_negatives``; §3.1 "as large as
+            possible, only limited by the clip length"), out of sync when their offset is not 0.
     """
 
     def __init__(self, arch: str = "divas_face", arch_overrides: dict | None = None,
                  input_overrides: dict | None = None, lr: float = 1e-5, margin: float = 20.0,
                  negative_fraction: float = 0.5, max_shift: int = 15, audio_gain: float = 1.0,
                  tolerances_ms: Sequence[Sequence[float]] = PAPER_TOLERANCES_MS, eval_batch_windows: int = 64,
-                 log_figures: bool = True, asd_eval: bool = False, asd_threshold: float | None = None):
+                 log_figures: bool = True, asd_eval: bool = False, asd_threshold: float | None = None,
+                 eval_edges: str = "inside", negatives: str = "crop"):
         super().__init__()
         self.save_hyperparameters()
+        if eval_edges not in ("inside", "pad"):
+            raise ValueError(f"eval_edges must be 'inside' or 'pad', got {eval_edges!r}")
+        self.eval_edges = eval_edges
+        if negatives not in ("crop", "data"):
+            raise ValueError(f"negatives must be 'crop' or 'data', got {negatives!r}")
+        self.negatives = negatives
         self.net = build_divas(arch, arch_overrides)
         crop = "face" if arch == "divas_face" else "full"
         spec = InputSpec(fps=25.0, duration_sec=2.0, frame_size=self.net.cfg.frame_size, resize_short_side=None,
@@ -186,6 +203,11 @@ class DiVASModule(L.LightningModule):
         fps = batch_fps(batch, spec.fps)
         n_win = self.window_frames(fps)
         n_samp = window_samples(n_win, fps, spec.sample_rate)
+        if self.negatives == "data":  # pairs drawn by the data module anywhere in the clip
+            if video.shape[1] < n_win or audio.shape[1] < n_samp:
+                raise ValueError(f"delivered pairs of {video.shape[1]} frames / {audio.shape[1]} samples cannot hold a "
+                                 f"{n_win}-frame window ({n_samp} samples) at {fps:g} fps: raise the spec's duration_sec")
+            return video[:, :n_win], audio[:, :n_samp], shift == 0
         last = video.shape[1] - n_win  # last window start (frames) of video and of audio
         last_audio = int((audio.shape[1] - n_samp) * fps / spec.sample_rate)
         frames, waves, flags = [], [], []
@@ -238,12 +260,47 @@ class DiVASModule(L.LightningModule):
         W x O distance matrix (§4.1: offset = argmin of the window-averaged distances)."""
         fps = float(fps or self.input_spec.fps)
         sample_rate = int(sample_rate or self.input_spec.sample_rate)
-        scores = shift_scores(self.scorer(fps, sample_rate), frames, wav, fps=fps, sample_rate=sample_rate,
-                              window_frames=self.window_frames(fps), max_shift=self.max_shift,
-                              batch_windows=self.eval_batch_windows)
+        if self.eval_edges == "pad":
+            scores = -self.padded_distances(frames, wav, fps, sample_rate)
+        else:
+            scores = shift_scores(self.scorer(fps, sample_rate), frames, wav, fps=fps, sample_rate=sample_rate,
+                                  window_frames=self.window_frames(fps), max_shift=self.max_shift,
+                                  batch_windows=self.eval_batch_windows)
         pred, confidence = predict_offsets(scores, context=len(scores))
         return {"pred_frames": int(pred[0]), "pred_sec": float(pred[0]) / fps,
                 "confidence": float(confidence[0]), "distances": -scores}
+
+    def padded_distances(self, frames: Tensor, wav: Tensor, fps: float, sample_rate: int) -> Tensor:
+        """The paper's distance matrix D (W, 2·max_shift+1) of one clip (§4.1, SyncNet's protocol).
+
+        Row t: the video window at frame t, for every t = 0 … L − F (W = L − F + 1); column j: the
+        audio window at frame t − d, d = j − max_shift (the score search's sign). The encoders run
+        once per video window and once per audio window start; an audio window that would start
+        before the clip or end after it is SyncNet's zero padding: a zero feature, so the distance
+        is the video feature's norm.
+        """
+        _check_frames(frames[None], wav[None])
+        n_win = self.window_frames(fps)
+        n_samp = window_samples(n_win, fps, sample_rate)
+        n_windows = frames.shape[0] - n_win + 1
+        starts = frame_start_sample(torch.arange(frames.shape[0], device=wav.device), fps, sample_rate)
+        n_audio = int((starts + n_samp <= wav.shape[0]).sum())
+        if n_windows < 1:
+            raise ClipTooShortForSearch(f"the clip has {frames.shape[0]} frames, fewer than one {n_win}-frame window")
+        step = self.eval_batch_windows
+        z_v = torch.cat([self.net.encode_video(self.frames(torch.stack([frames[t:t + n_win] for t in
+                                                                        range(i, min(i + step, n_windows))])), fps)
+                         for i in range(0, n_windows, step)])
+        idx = torch.arange(n_samp, device=wav.device)
+        z_a = [self.net.encode_audio(wav[starts[i:min(i + step, n_audio), None] + idx].float() * self.audio_gain,
+                                     sample_rate) for i in range(0, n_audio, step)]
+        z_a = torch.cat(z_a) if z_a else z_v.new_zeros(0, z_v.shape[1])
+        shifts = torch.arange(-self.max_shift, self.max_shift + 1, device=wav.device)
+        audio_at = torch.arange(n_windows, device=wav.device)[:, None] - shifts[None, :]  # (W, O)
+        inside = (audio_at >= 0) & (audio_at < n_audio)
+        padded = torch.cat([z_a, z_a.new_zeros(1, z_a.shape[1])])                        # row n_audio: zeros
+        chosen = padded[torch.where(inside, audio_at, torch.full_like(audio_at, n_audio))]
+        return DiVAS.distance(z_v[:, None], chosen)
 
     def true_offsets_sec(self, batch: dict) -> Tensor:
         """The batch's true offsets in seconds: grid classes or frame shifts at the batch's rate."""

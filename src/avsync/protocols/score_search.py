@@ -54,17 +54,26 @@ def frame_start_sample(frame: Tensor, fps: float, sample_rate: int) -> Tensor:
 
 def shift_scores(scorer: PairScorer, frames: Tensor, wav: Tensor, *, fps: float, sample_rate: int,
                  window_frames: int, max_shift: int = 15, stride: int = 1, batch_windows: int = 1,
-                 grad: bool = False) -> Tensor:
+                 grad: bool = False, edges: str = "inside") -> Tensor:
     """Scores (W, 2·max_shift+1) of one clip: row w = visual window at frame ``t_w``, column j =
     candidate offset ``d = j − max_shift`` frames (audio cut at frame ``t_w − d``).
 
-    Visual windows start at ``t = max_shift, max_shift + stride, …`` while both the window and
-    the audio of every candidate stay inside the clip. ``batch_windows`` windows (each with all
-    its candidates) are scored per ``pair_scores`` call.
+    ``edges="inside"``: visual windows start at ``t = max_shift, max_shift + stride, …`` while both
+    the window and the audio of every candidate stay inside the clip. ``edges="clip"``: every
+    visual window of the clip (``t = 0, stride, …, T − window_frames``) is scored against every
+    candidate whose audio lies inside the clip; candidates that would need audio from outside the
+    clip are not scored and get −inf (no window is dropped, no audio invented). ``batch_windows``
+    windows (each with its candidates) are scored per ``pair_scores`` call.
     """
     if frames.ndim != 4 or wav.ndim != 1:
         raise ValueError(f"shift_scores takes one clip: frames (T, H, W, 3) and wav (S,), got "
                          f"{tuple(frames.shape)} and {tuple(wav.shape)}")
+    if edges == "clip":
+        return _every_window_scores(scorer, frames, wav, fps=fps, sample_rate=sample_rate,
+                                    window_frames=window_frames, max_shift=max_shift, stride=stride,
+                                    batch_windows=batch_windows, grad=grad)
+    if edges != "inside":
+        raise ValueError(f"edges must be 'inside' or 'clip', got {edges!r}")
     shifts = torch.tensor(FrameShifts(max_shift).values, device=wav.device)
     n_frames, n_samples = frames.shape[0], wav.shape[0]
     win_s = window_samples(window_frames, fps, sample_rate)
@@ -97,11 +106,44 @@ def shift_scores(scorer: PairScorer, frames: Tensor, wav: Tensor, *, fps: float,
     return torch.cat(rows)
 
 
+def _every_window_scores(scorer: PairScorer, frames: Tensor, wav: Tensor, *, fps: float, sample_rate: int,
+                         window_frames: int, max_shift: int, stride: int, batch_windows: int,
+                         grad: bool) -> Tensor:
+    """``shift_scores(edges="clip")``: every visual window, −inf where a candidate's audio leaves the clip."""
+    shifts = torch.tensor(FrameShifts(max_shift).values, device=wav.device)
+    n_frames, n_samples = frames.shape[0], wav.shape[0]
+    win_s = window_samples(window_frames, fps, sample_rate)
+    starts = torch.arange(0, n_frames - window_frames + 1, stride, device=wav.device)
+    if len(starts) == 0:
+        raise ClipTooShortForSearch(f"the clip has {n_frames} frames, fewer than one {window_frames}-frame window")
+    audio_frames = starts[:, None] - shifts[None, :]                               # (W, O)
+    audio_starts = frame_start_sample(audio_frames, fps, sample_rate)
+    valid = (audio_frames >= 0) & (audio_starts + win_s <= n_samples)
+    scores = torch.full(valid.shape, float("-inf"), device=wav.device)
+    sample_idx = torch.arange(win_s, device=wav.device)
+    with torch.set_grad_enabled(grad):
+        for i in range(0, len(starts), batch_windows):
+            rows, cols = valid[i:i + batch_windows].nonzero(as_tuple=True)
+            if len(rows) == 0:
+                continue
+            t = starts[i + rows]
+            video = torch.stack([frames[s:s + window_frames] for s in t.tolist()])
+            audio = wav[audio_starts[i + rows, cols][:, None] + sample_idx]
+            got = scorer.pair_scores(video, audio)
+            if grad:
+                scores = scores.index_put((i + rows, cols), got.to(scores.dtype))
+            else:
+                scores[i + rows, cols] = got.to(scores.dtype)
+    return scores
+
+
 def predict_offsets(scores: Tensor, context: int = 1) -> tuple[Tensor, Tensor]:
     """Predicted offset in frames and confidence for each run of ``context`` consecutive windows.
 
     ``scores`` (W, O) from :func:`shift_scores`; returns two tensors of length W − context + 1.
-    Confidence is SyncNet's median − min of the distances (−scores), i.e. max − median.
+    Confidence is SyncNet's median − min of the distances (−scores), i.e. max − median. A candidate
+    that is −inf in any window of a run (not scored: its audio lies outside the clip) cannot win
+    that run and is left out of its median.
     """
     if scores.ndim != 2:
         raise ValueError(f"scores must be (windows, offsets), got {tuple(scores.shape)}")
@@ -109,7 +151,12 @@ def predict_offsets(scores: Tensor, context: int = 1) -> tuple[Tensor, Tensor]:
     if not 1 <= context <= n_windows:
         raise ValueError(f"context must be in [1, {n_windows}] for {n_windows} windows, got {context}")
     max_shift = (n_offsets - 1) // 2
-    averaged = scores.unfold(0, context, 1).mean(-1)  # (W − c + 1, O)
+    averaged = scores.unfold(0, context, 1).mean(-1)  # (W − c + 1, O); −inf (unscored) stays −inf
     best, idx = averaged.max(-1)
-    confidence = best - averaged.median(-1).values
+    finite = torch.isfinite(averaged)
+    if bool(finite.all()):
+        median = averaged.median(-1).values
+    else:  # candidates not scored in some window of the run (whole-clip edges) are left out
+        median = averaged.masked_fill(~finite, float("nan")).nanmedian(-1).values
+    confidence = best - median
     return idx - max_shift, confidence
