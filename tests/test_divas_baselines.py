@@ -51,8 +51,13 @@ def test_full_baseline_stage_builds_the_papers_model(name, repo_root_cwd):
     face = _cli(_stage("full", "lrs2_face"), ["--trainer.accelerator", "cpu"])
     assert type(cli.model).__name__ == BASELINES[name]
     assert sum(p.numel() for p in cli.model.net.parameters()) == PARAMS[BASELINES[name]]
-    _assert_divas_protocol(cli.model, face.model)
     assert type(cli.datamodule).__name__ == "LRS2DataModule" and cli.datamodule.root.startswith("/nonexistent")
+    # DiVAS's own rows read whole test clips (all L - F + 1 windows, §4.1); the baselines' score
+    # search still reads 2 s crops at the same random offsets and ms windows: not the same test items
+    # at full size yet (reproductions/divas/README.md, "Following the paper")
+    assert face.datamodule.eval_whole_clips and face.model.eval_edges == "pad"
+    assert cli.model.artificial_offsets and cli.model.eval_windows_ms == WINDOWS
+    assert cli.model.input_spec.duration_sec == 2.0 and cli.model.input_spec.max_frame_shift == 15
 
 
 @pytest.mark.parametrize("mode", ["toy", "full"])
