@@ -24,17 +24,25 @@ from avsync.detect.timeline import DEFAULT_HOP_SEC, timeline
 from avsync.media import MediaError, shift_audio_copy
 from avsync.protocols.score_search import ClipTooShortForSearch
 
-__all__ = ["detect_file", "write_corrected", "main"]
+__all__ = ["detect_file", "detect_decoded", "write_corrected", "main"]
 
 
 def detect_file(detector, path: str | Path, *, max_crops: int | None = 8) -> tuple[Detection, OffsetScores, tuple]:
     """(detection, the window scores behind it, the decoded (frames, wav)) of one file."""
     frames, wav = decode_for_model(path, detector.spec)
+    detection, scores = detect_decoded(detector, path, frames, wav, max_crops=max_crops)
+    return detection, scores, (frames, wav)
+
+
+def detect_decoded(detector, path: str | Path, frames, wav, *, max_crops: int | None = 8
+                   ) -> tuple[Detection, OffsetScores]:
+    """:func:`detect_file` on a file already decoded by ``decode_for_model`` (``avsync score``
+    decodes in worker processes ahead of the model)."""
     scores = detector.scores(frames, wav, max_crops=max_crops)
     best, confidence = detector.file_prediction(scores)
     kind = "mean probability" if scores.kind == "probability" else "max - median score"
     detection = detection_from_curve(str(path), scores.offsets_sec, scores.file_curve(), best, confidence, kind)
-    return detection, scores, (frames, wav)
+    return detection, scores
 
 
 def write_corrected(video: str | Path, out: str | Path, offset_sec: float) -> Path:
