@@ -95,10 +95,12 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in EXTRA_COMMANDS:
         return EXTRA_COMMANDS[argv[0]](argv[1:]) or 0
-    cli_main(argv)
+    # from the command line LightningCLI reads sys.argv itself: passing it as args too makes it warn
+    cli_main(None if from_command_line else argv)
     return 0
 
 

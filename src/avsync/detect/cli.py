@@ -21,24 +21,35 @@ from avsync.detect.loading import CheckpointError, load_module
 from avsync.detect.plots import save, score_curve_figure, timeline_figure
 from avsync.detect.result import Detection, detection_from_curve
 from avsync.detect.timeline import DEFAULT_HOP_SEC, timeline
-from avsync.media import MediaError, shift_audio_copy
+from avsync.media import MediaError, probe, shift_audio_copy
 from avsync.protocols.score_search import ClipTooShortForSearch
 
 __all__ = ["detect_file", "detect_decoded", "write_corrected", "main"]
 
 
-def detect_file(detector, path: str | Path, *, max_crops: int | None = 8) -> tuple[Detection, OffsetScores, tuple]:
-    """(detection, the window scores behind it, the decoded (frames, wav)) of one file."""
+#: files longer than this (seconds) show what is happening on stderr: decoding, then a progress bar
+LONG_FILE_SEC = 60.0
+
+
+def detect_file(detector, path: str | Path, *, max_crops: int | None = 8, progress: bool = False
+                ) -> tuple[Detection, OffsetScores, tuple]:
+    """(detection, the window scores behind it, the decoded (frames, wav)) of one file; with
+    ``progress``, a long file says it is decoding and shows a bar while it is scored."""
+    if progress:
+        seconds = probe(path).duration_sec
+        progress = seconds > LONG_FILE_SEC
+        if progress:
+            print(f"avsync detect: {path}: {seconds:.0f} s, decoding ...", file=sys.stderr, flush=True)
     frames, wav = decode_for_model(path, detector.spec)
-    detection, scores = detect_decoded(detector, path, frames, wav, max_crops=max_crops)
+    detection, scores = detect_decoded(detector, path, frames, wav, max_crops=max_crops, progress=progress)
     return detection, scores, (frames, wav)
 
 
-def detect_decoded(detector, path: str | Path, frames, wav, *, max_crops: int | None = 8
+def detect_decoded(detector, path: str | Path, frames, wav, *, max_crops: int | None = 8, progress: bool = False
                    ) -> tuple[Detection, OffsetScores]:
     """:func:`detect_file` on a file already decoded by ``decode_for_model`` (``avsync score``
     decodes in worker processes ahead of the model)."""
-    scores = detector.scores(frames, wav, max_crops=max_crops)
+    scores = detector.scores(frames, wav, max_crops=max_crops, progress=progress)
     best, confidence = detector.file_prediction(scores)
     kind = "mean probability" if scores.kind == "probability" else "max - median score"
     detection = detection_from_curve(str(path), scores.offsets_sec, scores.file_curve(), best, confidence, kind)
@@ -69,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="window length in seconds (default: the model's input; score-search models only, "
                              "grid classifiers always take their input length)")
     parser.add_argument("--timeline-hop", type=float, default=DEFAULT_HOP_SEC,
-                        help=f"seconds between timeline windows (default {DEFAULT_HOP_SEC:g})")
+                        help=f"seconds between timeline windows (default {DEFAULT_HOP_SEC:g}); window k starts at "
+                             "the frame nearest k x hop, so 0.5 s at 25 fps alternates 12 and 13 frames")
     parser.add_argument("--write-corrected", help="mp4 with the audio shifted by minus the detected offset")
     parser.add_argument("--max-crops", type=int, default=8, help="crops averaged per file (grid classifiers)")
     parser.add_argument("--json", help="write the detections as JSON")
@@ -95,13 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     several, failed, results = len(args.videos) > 1, 0, []
     for video in args.videos:
         try:
-            detection, scores, decoded = detect_file(detector, video, max_crops=args.max_crops)
+            detection, scores, decoded = detect_file(detector, video, max_crops=args.max_crops, progress=True)
             print(detection.line(), flush=True)
             record = detection.as_dict()
             if args.plot:
                 record["plot"] = str(save(score_curve_figure(scores, detection), _output(args.plot, video, several)))
             if args.timeline:
-                line = timeline(detector, decoded, scores, args.timeline_window, args.timeline_hop)
+                line = timeline(detector, decoded, scores, args.timeline_window, args.timeline_hop,
+                                progress=len(decoded[0]) > LONG_FILE_SEC * detector.spec.fps)
                 png = save(timeline_figure(line, detection), _output(args.timeline, video, several))
                 record["timeline"] = str(png)
                 record["timeline_data"] = {"csv": str(line.write_csv(png.with_suffix(".csv"))), **line.as_dict()}
