@@ -53,10 +53,11 @@ def test_windows_are_the_first_and_last_4_8_seconds(real_fixtures):
     with torch.inference_mode():
         first = module({"video": frames[None, :120], "audio": wav[None, :76800]})[0]
         last = module({"video": frames[None, 80:200], "audio": wav[None, 51200:128000]})[0]
-    torch.testing.assert_close(torch.tensor(result.first_logits, dtype=torch.float64), first.double(), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(torch.tensor(result.last_logits, dtype=torch.float64), last.double(), rtol=1e-5, atol=1e-5)
+    for logits, expected in ((result.first_logits, first), (result.last_logits, last)):
+        torch.testing.assert_close(torch.tensor(logits, dtype=torch.float64), expected.double(), rtol=1e-5, atol=1e-5)
     grid = np.asarray(module.grid.values)
-    assert result.first_offset_sec == grid[int(first.argmax())] and result.last_offset_sec == grid[int(last.argmax())]
+    assert result.first_offset_sec == grid[int(first.argmax())]
+    assert result.last_offset_sec == grid[int(last.argmax())]
     assert result.desync_sec == pytest.approx((abs(result.first_offset_sec) + abs(result.last_offset_sec)) / 2)
 
 
@@ -73,10 +74,12 @@ def test_desync_equals_av_benchmark(real_fixtures):
     for clip in golden["clips"]:
         frames, wav = decode_for_desync(real_fixtures / clip["clip"], clip["duration_sec"])
         assert float(wav.double().sum()) == pytest.approx(clip["audio_input_sum"], rel=1e-6)
+        # the same pixels after av-benchmark's resize, crop and (x / 255 - 0.5) / 0.5
+        assert float((frames.double() / 255 - 0.5).div(0.5).sum()) == pytest.approx(clip["video_input_sum"], rel=1e-6)
         result = desync_of(module, frames, wav)
         for window, logits, offset in ((clip["windows"][0], result.first_logits, result.first_offset_sec),
                                        (clip["windows"][1], result.last_logits, result.last_offset_sec)):
-            torch.testing.assert_close(torch.tensor(logits, dtype=torch.float64), torch.tensor(window["logits"], dtype=torch.float64),
-                                       rtol=1e-4, atol=1e-4)
+            ours, theirs = (torch.tensor(x, dtype=torch.float64) for x in (logits, window["logits"]))
+            torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
             assert abs(offset) == pytest.approx(window["abs_offset_sec"]), clip["clip"]
         assert result.desync_sec == pytest.approx(clip["desync_sec"]), clip["clip"]

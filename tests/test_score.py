@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -177,3 +178,19 @@ def test_scan_folders_lists_and_missing(tmp_path):
     listing.write_text("# clips\nb.mkv\n\na\nmissing.mov\n")
     found = scan_inputs([f"@{listing}", str(tmp_path / "b.mkv")])
     assert [os.path.relpath(p, tmp_path) for p in found] == ["b.mkv", "a/x.MP4", "a/y.m2ts", "missing.mov"]
+
+
+def test_readme_python_example_runs(ckpt, folder, tmp_path, capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("From Python (same runner, same rows):\n\n```python\n", 1)[1].split("```", 1)[0]
+    inputs = [str(folder / "short.mp4"), str(folder / "silent.mp4")]
+    for placeholder, value in (('"runs/syncnet/last.ckpt"', repr(str(ckpt))),
+                               ('"clip.mp4"', repr(str(folder / "real0.mp4"))),
+                               ('["videos/", "other.mp4"]', repr(inputs)),
+                               ('"results.csv"', repr(str(tmp_path / "results.csv")))):
+        assert placeholder in code, placeholder
+        code = code.replace(placeholder, value)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert [r["reason"] for r in namespace["rows"]] == ["too_short", "silent_audio"]
+    assert namespace["result"].ok and "audio" in capsys.readouterr().out
