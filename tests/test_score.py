@@ -16,6 +16,7 @@ import torch
 
 import avsync
 from avsync.cli import main
+from avsync.detect.loading import CheckpointError
 from avsync.lit.syncnet import SyncNetModule
 from avsync.score.decode_pool import decode_ahead
 from avsync.score.scan import scan_inputs
@@ -146,6 +147,8 @@ def test_python_api_predict_and_score(ckpt, folder, tmp_path):
                         device="cpu")
     assert [r["reason"] for r in rows] == [None, "silent_audio"]
     assert rows[0]["offset_sec"] == result.offset_sec
+    with pytest.raises(CheckpointError, match="no such file"):
+        avsync.load(tmp_path / "nope.ckpt")
 
 
 def test_import_avsync_is_light():
@@ -185,7 +188,7 @@ def test_readme_python_example_runs(ckpt, folder, tmp_path, capsys):
     code = readme.split("From Python (same runner, same rows):\n\n```python\n", 1)[1].split("```", 1)[0]
     inputs = [str(folder / "short.mp4"), str(folder / "silent.mp4")]
     for placeholder, value in (('"runs/syncnet/last.ckpt"', repr(str(ckpt))),
-                               ('"clip.mp4"', repr(str(folder / "real0.mp4"))),
+                               ('"clip.mp4"', repr(str(write_case(tmp_path / "clip.mp4", 2.0)))),
                                ('["videos/", "other.mp4"]', repr(inputs)),
                                ('"results.csv"', repr(str(tmp_path / "results.csv")))):
         assert placeholder in code, placeholder
@@ -194,3 +197,29 @@ def test_readme_python_example_runs(ckpt, folder, tmp_path, capsys):
     exec(compile(code, "README.md", "exec"), namespace)
     assert [r["reason"] for r in namespace["rows"]] == ["too_short", "silent_audio"]
     assert namespace["result"].ok and "audio" in capsys.readouterr().out
+
+
+def test_offset_and_desync_in_one_run_partial_rows(ckpt, folder, tmp_path):
+    """Two metrics, each with its own model (a toy Synchformer for DeSync): a 3 s clip has an offset
+    but is too short for DeSync's 8 s (status partial, desync_reason too_short)."""
+    from avsync.lit.synchformer_stage2 import SynchformerStage2Module
+
+    torch.manual_seed(0)
+    synchformer = SynchformerStage2Module(arch="synchformer_toy", input_overrides={"resize_short_side": 32})
+    desync_ckpt = tmp_path / "synchformer.ckpt"
+    torch.save({"state_dict": synchformer.state_dict(), "hyper_parameters": {
+        **synchformer.hparams, "_class_path": "avsync.lit.synchformer_stage2.SynchformerStage2Module"}}, desync_ckpt)
+    three, long = write_case(tmp_path / "three.mp4", 3.0), write_case(tmp_path / "long.mp4", 8.2)
+    out = tmp_path / "both.csv"
+    assert main(["score", str(long), str(three), str(folder / "empty.mp4"), "--metrics",
+                 "offset,desync", "--ckpt", f"offset={ckpt}", "--ckpt", f"desync={desync_ckpt}", "--out", str(out),
+                 "--device", "cpu", "--workers", "1", "--no-progress"]) == 0
+    real, short, empty = _rows(out)
+    assert real["status"] == "ok" and 0 <= float(real["desync_sec"]) <= 2.0
+    assert float(real["desync_sec"]) == pytest.approx(
+        (abs(float(real["desync_first_offset_sec"])) + abs(float(real["desync_last_offset_sec"]))) / 2)
+    assert short["status"] == "partial" and short["offset_sec"] and short["desync_reason"] == "too_short"
+    assert empty["status"] == "failed" and empty["offset_reason"] == empty["desync_reason"] == "unreadable"
+    summary = json.loads((tmp_path / "both.summary.json").read_text())["metrics"]
+    assert summary["desync"]["scored"] == 1 and summary["desync"]["failures"] == {"too_short": 1, "unreadable": 1}
+    assert summary["desync"]["desync_sec"]["mean"] == pytest.approx(float(real["desync_sec"]))

@@ -72,7 +72,9 @@ def load(name_or_path: str | Path, *, model: str | None = None, device: str = "a
          max_crops: int | None = 8) -> SyncModel:
     """A model from a checkpoint of this suite (``avsync fit``/``avsync convert``), an official weight
     file (``model=`` says which: ``synchformer``, ``sparsesync``, ``syncnet``, ``vocalist``), or the
-    name of official weights. ``device="auto"`` takes the GPU when there is one."""
+    name of official weights. ``device="auto"`` takes the GPU when there is one. Raises
+    CheckpointError (a ValueError) when the file or name gives no model."""
+    from avsync.detect.loading import CheckpointError
     from avsync.score.metrics import ModelChoice, load_choice
     from avsync.score.runner import resolve_device
 
@@ -80,6 +82,8 @@ def load(name_or_path: str | Path, *, model: str | None = None, device: str = "a
     text = str(name_or_path)
     if Path(text).exists():
         choice = ModelChoice(weights=f"{model}:{text}") if model else ModelChoice(ckpt=text)
+    elif "/" in text or Path(text).suffix in (".ckpt", ".pt", ".pth"):  # meant as a file
+        raise CheckpointError(f"{text}: no such file")
     else:
         choice = ModelChoice(model=text)
     return SyncModel(load_choice(choice, device), max_crops=max_crops)

@@ -16,6 +16,12 @@ PyAV/decord, torchvision's bicubic antialiased resize and centre crop, torchaudi
 SynchformerStage2Module`. The signed offsets of both windows are kept as well, in the suite's sign
 (+ = audio leads). A clip shorter than ``duration_sec`` has no DeSync (av-benchmark drops it):
 MediaError "too short".
+
+Two differences a user should know: av-benchmark reads the audio from separate wav files (the
+generated audio) and the frames from the ground-truth video; here both come from the one file being
+scored. And for a file that is not 25 fps, av-benchmark's FFmpeg ``fps`` filter takes the source frame
+*nearest* each output time, this takes the frame *on screen* at it (as all of avsync's decoding), which
+can differ by one source frame; at 25 fps (VGGSound's usual preprocessing) every frame is kept by both.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """``avsync score PATH... --metrics offset,desync --ckpt offset=model.ckpt --out results.csv``
 
 Scores every video of the files, folders (searched recursively for .mp4 .mov .mkv .webm .avi .ts
-.mts .m2ts) and list files (``@list.txt``, one path a line) given, one CSV row per file, failures
+.mts .m2ts) and list files (@list.txt, one path a line) given, one CSV row per file, failures
 included with a reason code. The run is resumable: rerun the same command after an interruption
 and the files already in the CSV are skipped.
 """

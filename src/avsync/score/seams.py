@@ -27,15 +27,26 @@ STILL_MOVING_FRACTION = 0.25  # still when fewer than this fraction of the frame
 
 
 def official_module(name: str, device: str = "cpu"):
-    """The LightningModule of the official weights called ``name`` (e.g. ``synchformer-audioset``)."""
+    """The LightningModule of the official weights called ``name`` (e.g. ``synchformer-audioset``).
+
+    TODO-merge: check what ``avsync.weights.load_official`` returns; a LightningModule or a Lightning
+    checkpoint dict is taken as is, anything else needs adapting here."""
     try:
-        from avsync.weights import load_official  # noqa: F401  (another branch of this round)
+        from avsync.weights import load_official  # another branch of this round
     except ImportError:
         raise CheckpointError(f"named weights ({name!r}) need avsync.weights, which is not in this install; "
                               "give a checkpoint (--ckpt) or an official weight file (--weights)") from None
-    # TODO-merge: wire to load_official(name); convert a plain network or a checkpoint dict with
-    # avsync.detect.loading.module_from_checkpoint so a LightningModule comes back
-    raise CheckpointError(f"named weights ({name!r}): avsync.weights is installed but not wired here yet")
+    import lightning as L
+
+    from avsync.detect.loading import module_from_checkpoint
+
+    loaded = load_official(name)
+    if isinstance(loaded, L.LightningModule):
+        return loaded.to(device).eval()
+    if isinstance(loaded, dict) and "state_dict" in loaded:
+        return module_from_checkpoint(loaded, device, source=name)
+    raise CheckpointError(f"avsync.weights.load_official({name!r}) gave a {type(loaded).__name__}; "
+                          "avsync.score.seams.official_module does not know how to run it")
 
 
 def unsynchronisable_reason(frames: np.ndarray, wav: np.ndarray, fps: float, sample_rate: int) -> str | None:
