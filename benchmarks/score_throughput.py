@@ -8,12 +8,14 @@ Models are random-init (throughput does not depend on the weights): ``--size toy
 Synchformer for both (offset: grid classifier over 4.8 s crops; DeSync: 2 windows of 14 segments).
 Clips: ``--clips`` (files, folders, @lists) or N synthetic 10 s H.264/AAC clips written first.
 Each metric runs alone through the same runner as the command (``run_score``, no CSV), once to warm
-up on the first clip, then timed over all clips. Prints a markdown table and writes it to
+up on the first clip, then timed over all clips: wall time, and the CPU time of this process and its
+decoding processes (on a shared machine the wall time mostly measures the neighbours). Prints a markdown table and writes it to
 benchmarks/results/score_throughput_<size>_<device>.md.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -73,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"`{' '.join(['benchmarks/score_throughput.py', *(argv if argv is not None else sys.argv[1:])])}`",
              "", f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
              f"{torch.get_num_threads()} threads, device {device}, workers {args.workers}, size {args.size}", "",
-             "| metric | clips | scored | seconds | clips/s |", "|---|---|---|---|---|"]
+             "| metric | clips | scored | wall s | clips/s (wall) | CPU s (this + decoders) | clips per CPU s |",
+             "|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         clips = scan_inputs(args.clips) if args.clips else _synthetic_clips(tmp, args.synthetic)
@@ -82,13 +85,16 @@ def main(argv: list[str] | None = None) -> int:
             run_score(clips[:1], [metric], choices=choices, device=device, workers=0, progress=False)  # warm-up
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
-            start = time.perf_counter()
+            start, cpu0 = time.perf_counter(), os.times()
             rows = run_score(clips, [metric], choices=choices, device=device, workers=args.workers, progress=False)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
-            seconds = time.perf_counter() - start
+            seconds, cpu1 = time.perf_counter() - start, os.times()
+            cpu = sum(getattr(cpu1, k) - getattr(cpu0, k) for k in ("user", "system", "children_user",
+                                                                       "children_system"))
             scored = sum(r["status"] == "ok" for r in rows)
-            lines.append(f"| {metric} | {len(clips)} | {scored} | {seconds:.1f} | {len(clips) / seconds:.3f} |")
+            lines.append(f"| {metric} | {len(clips)} | {scored} | {seconds:.1f} | {len(clips) / seconds:.3f} | "
+                         f"{cpu:.1f} | {len(clips) / cpu:.3f} |")
             print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     print(text)
