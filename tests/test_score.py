@@ -113,13 +113,13 @@ def test_killed_run_resumes(ckpt, folder, tmp_path, capsys):
     proc.start()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.is_alive():
-        if out.exists() and out.read_text().count("\n") >= 4:  # header + 3 rows
+        if out.exists() and out.read_text().count("\n") >= 3:  # header + 2 rows (empty.mp4, real0.mp4)
             break
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.join()
     written = _rows(out)
-    assert 3 <= len(written) < len(EXPECTED), "killed midway"
+    assert 2 <= len(written) < len(EXPECTED), "killed midway"
     with open(out, "a") as f:  # as if killed in the middle of writing a row
         f.write(f"{folder}/half,ok,,,offset,0.1")
     assert main(argv) == 0
