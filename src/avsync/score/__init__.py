@@ -5,7 +5,7 @@ metric and says how a file is decoded for it and scored, :mod:`~avsync.score.dec
 ahead of the model in worker processes (a file that crashes or hangs its decoder becomes a failure
 row), :mod:`~avsync.score.results` appends the rows and writes the summary,
 :mod:`~avsync.score.runner` ties them together (also ``avsync.score()``), :mod:`~avsync.score.cli`
-is the command. :mod:`~avsync.score.seams` holds the adapters to the parts other branches provide.
+is the command; :mod:`~avsync.score.lse` is the LSE metric's face-track pipeline.
 """
 import sys
 import types

@@ -23,12 +23,14 @@ METRIC=VALUE (one metric), and repeat:
   --weights desync=synchformer.pt       an official weight file, converted on the fly
   --weights offset=sparsesync:ss.pt     MODEL:PATH when the metric takes several models
   --model desync=synchformer-audioset   official weights by name (the default for desync)
+  --model lse=syncnet-v2                 (the default for lse)
 
 Columns: path, status (ok / partial / failed), reason and error (the first failure), then each
 metric's values and its own <metric>_reason / <metric>_error. Reason codes: missing, unreadable,
 no_video, no_audio, too_short, silent_audio, still_video, no_face, frame_too_small,
 decoder_crashed, timeout, error. Offsets: + = audio leads (sign also in words, column verdict).
 DeSync: av-benchmark's mean |offset| over the first and last 4.8 s of the first 8 s (seconds).
+LSE: syncnet_python's LSE-C / LSE-D, mean over the file's face tracks; lse_tracks lists each track.
 The summary (count, failures by reason, mean, median, std) is printed and written beside --out as
 NAME.summary.json.
 """
@@ -68,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(as avsync detect)")
     parser.add_argument("--desync-duration", type=float, default=None,
                         help="seconds of each clip DeSync reads (default 8, av-benchmark's)")
+    parser.add_argument("--face-detector", default="dlib", choices=("dlib", "s3fd"),
+                        help="face tracks for --metrics lse: dlib (HOG, default; its model ships in dlib-bin) or "
+                        "s3fd (syncnet_python's, official weights fetched by name)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -85,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_score(args.paths, metrics, choices=choices, out=args.out, json_out=args.json, workers=args.workers,
                   device=args.device, max_crops=args.max_crops, desync_duration_sec=args.desync_duration,
+                  face_detector=args.face_detector,
                   decode_timeout_s=args.decode_timeout, retry_failed=args.retry_failed,
                   progress=not args.no_progress, echo=print)
     except (CheckpointError, ValueError, FileNotFoundError) as err:

@@ -6,7 +6,7 @@ worker; returns numpy arrays) and :meth:`compute` (in the main process, on the m
 * ``offset`` — the offset of the file with any of the suite's offset models, exactly as ``avsync
   detect`` computes it (:mod:`avsync.detect`: same decoding, same crops, same decision).
 * ``desync`` — av-benchmark's DeSync with a Synchformer (:mod:`avsync.protocols.desync`).
-* ``lse`` — syncnet_python's LSE-C / LSE-D (:func:`avsync.score.seams.lse_scorer`).
+* ``lse`` — syncnet_python's LSE-C / LSE-D per face track (:mod:`avsync.score.lse`).
 
 Models: ``--ckpt`` (a checkpoint of this suite), ``--weights`` (an official weight file, converted
 on the fly by :mod:`avsync.convert`; ``MODEL:PATH`` says which model when the metric allows several),
@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from avsync.detect.loading import CheckpointError, load_module, module_from_checkpoint
-from avsync.score import seams
 from avsync.score.reasons import Unsynchronisable
 
 __all__ = ["ModelChoice", "OffsetMetric", "DeSyncMetric", "METRICS", "build_metric", "load_choice"]
@@ -58,12 +57,16 @@ def load_choice(choice: ModelChoice, device: str, default_converter: str | None 
             raise CheckpointError(f"{path}: cannot read it as official {name} weights ({err})") from err
         return module_from_checkpoint(state, device, source=path)
     if choice.model or default_model:
-        return seams.official_module(choice.model or default_model, device)
+        from avsync.weights import load_official
+
+        return load_official(choice.model or default_model, device)
     raise CheckpointError("no model: give --ckpt, --weights or --model")
 
 
 def _check_synchronisable(path: str, frames: np.ndarray, wav: np.ndarray, fps: float, sample_rate: int) -> None:
-    code = seams.unsynchronisable_reason(frames, wav, fps, sample_rate)
+    from avsync.media.checks import unsynchronisable_reason
+
+    code = unsynchronisable_reason(frames, wav, sample_rate, 0.0, fps)
     if code:
         raise Unsynchronisable(code, f"{code.replace('_', ' ')}: nothing to synchronise")
 
@@ -137,14 +140,21 @@ class DeSyncMetric:
 
 
 class LSEMetric:
-    """syncnet_python's LSE-C / LSE-D; the scorer comes through :func:`avsync.score.seams.lse_scorer`."""
+    """syncnet_python's LSE-C / LSE-D, mean over the file's face tracks, and every track's own
+    (:class:`avsync.score.lse.LSEScorer`)."""
 
     name = "lse"
-    columns = ("lse_c", "lse_d")
+    columns = ("lse_c", "lse_d", "lse_tracks")
     values = ("lse_c", "lse_d")
 
-    def __init__(self, scorer):
-        self.scorer = scorer
+    def __init__(self, module, face_detector: str = "dlib"):
+        from avsync.lit.syncnet import SyncNetModule
+        from avsync.score.lse import LSEScorer
+
+        if not isinstance(module, SyncNetModule):
+            raise CheckpointError(f"LSE needs SyncNet (e.g. --model lse=syncnet-v2); got {type(module).__name__}")
+        # the face pipeline runs in the forked decoding workers: its detector stays on the CPU
+        self.scorer = LSEScorer(module.net, face_detector_named(face_detector))
 
     def decode(self, path: str):
         return self.scorer.decode(path)
@@ -153,11 +163,26 @@ class LSEMetric:
         return self.scorer.compute(path, decoded)
 
 
+FACE_DETECTORS = ("dlib", "s3fd")
+
+
+def face_detector_named(name: str):
+    """``dlib`` (HOG, model inside the dlib-bin wheel: the default) or ``s3fd`` (syncnet_python's
+    own, official ``sfd_face.pth`` fetched by name through :mod:`avsync.weights`)."""
+    from avsync.faces import S3FD, default_detector
+
+    if name == "dlib":
+        return default_detector()
+    if name == "s3fd":
+        return S3FD.from_registry()
+    raise CheckpointError(f"unknown face detector {name!r}; choose from {', '.join(FACE_DETECTORS)}")
+
+
 METRICS = ("offset", "lse", "desync")
 
 
 def build_metric(name: str, choice: ModelChoice, device: str, *, max_crops: int | None = 8,
-                 desync_duration_sec: float | None = None):
+                 desync_duration_sec: float | None = None, face_detector: str = "dlib"):
     """The metric ``name`` with its model loaded (CheckpointError: a one-line reason)."""
     if name == "offset":
         return OffsetMetric(load_choice(choice, device), max_crops=max_crops)
@@ -165,5 +190,6 @@ def build_metric(name: str, choice: ModelChoice, device: str, *, max_crops: int 
         module = load_choice(choice, device, default_converter="synchformer", default_model="synchformer-audioset")
         return DeSyncMetric(module, desync_duration_sec)
     if name == "lse":
-        return LSEMetric(seams.lse_scorer(choice.model, choice.weights, device))
+        module = load_choice(choice, device, default_converter="syncnet", default_model="syncnet-v2")
+        return LSEMetric(module, face_detector)
     raise CheckpointError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")

@@ -63,7 +63,7 @@ def _row(path: str, metrics, outcome: tuple) -> dict:
 def run_score(paths: Iterable[str], metrics: Iterable[str] = ("offset",), *,
               choices: dict[str, ModelChoice] | None = None, out: str | Path | None = None,
               json_out: str | Path | None = None, workers: int = 1, device: str = "auto",
-              max_crops: int | None = 8, desync_duration_sec: float | None = None,
+              max_crops: int | None = 8, desync_duration_sec: float | None = None, face_detector: str = "dlib",
               decode_timeout_s: float = 600.0, retry_failed: bool = False, progress: bool = True,
               echo: Callable[[str], None] | None = None) -> list[dict]:
     """Score every input (files, folders, ``@list`` files) with the metrics; one row per file, in
@@ -77,7 +77,8 @@ def run_score(paths: Iterable[str], metrics: Iterable[str] = ("offset",), *,
     device = resolve_device(device)
     choices = choices or {}
     built = [build_metric(n, choices.get(n, ModelChoice()), device, max_crops=max_crops,
-                          desync_duration_sec=desync_duration_sec) for n in dict.fromkeys(names)]
+                          desync_duration_sec=desync_duration_sec, face_detector=face_detector)
+             for n in dict.fromkeys(names)]
     inputs = scan_inputs(list(paths))
     results = ResultsFile(out, columns_for(built))
     done = results.done(retry_failed)
