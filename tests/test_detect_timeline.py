@@ -39,9 +39,11 @@ def _oracle_detector():
 def test_search_timeline_follows_an_offset_that_changes(step_title):
     detector = _oracle_detector()
     detection, scores, decoded = detect_file(detector, step_title)
-    line = timeline(detector, decoded, scores)  # defaults: the model's 2 s input, every 0.5 s = 13 frames
-    assert line.window_sec == 2.0 and line.hop_sec == 0.52 and line.rows.shape == (len(line.starts_sec), 31)
-    assert np.allclose(np.diff(line.starts_sec), 0.52) and line.starts_sec[-1] + 2.0 <= 10.0 + 1e-6
+    line = timeline(detector, decoded, scores)  # defaults: the model's 2 s input, every 0.5 s (12.5 frames)
+    assert line.window_sec == 2.0 and line.hop_sec == 0.5 and line.rows.shape == (len(line.starts_sec), 31)
+    # window k starts at the frame nearest k x 0.5 s: 12 and 13 frames in turn, no drift
+    assert np.allclose(line.starts_sec, np.floor(np.arange(len(line.starts_sec)) * 12.5 + 0.5) / 25)
+    assert line.starts_sec[-1] + 2.0 <= 10.0 + 1e-6 and line.starts_sec[-1] + 2.5 > 10.0
     early, late = line.best_sec[line.starts_sec + 2.0 <= 5.0], line.best_sec[line.starts_sec >= 5.0]
     assert len(early) >= 5 and np.mean(np.abs(early) < 0.05) > 0.9, early
     assert len(late) >= 5 and np.mean(np.abs(late - 0.2) < 0.05) > 0.9, late

@@ -35,6 +35,7 @@ import argparse
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -306,6 +307,25 @@ def _evaluate(net: nn.Module, inputs: nn.Module, clips: list[np.ndarray], config
 
 
 # ---------------------------------------------------------------------------- command line
+def _mixed_sample_rates(paths: list[Path]) -> str | None:
+    """Why the audio probe refuses a folder of several sample rates, or None. It reads each file at its
+    own rate on purpose (resampling would smooth the codec marks away), so the clips of one run must
+    share a rate: probe each rate's files separately."""
+    rates: dict[int, int] = {}
+    for path in paths:
+        try:
+            rate = probe(path).audio_sample_rate
+        except MediaError:
+            continue  # skipped with a warning later, as any unreadable clip
+        if rate:
+            rates[rate] = rates.get(rate, 0) + 1
+    if len(rates) < 2:
+        return None
+    counts = ", ".join(f"{n} at {r} Hz" for r, n in sorted(rates.items()))
+    return (f"the clips have several audio sample rates ({counts}); the probe reads each file at its own rate "
+            "(resampling would hide codec marks), so run it on the files of one rate at a time")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="avsync probe-artefacts",
@@ -321,7 +341,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = ProbeConfig(**{k: getattr(args, k) for k in ProbeConfig.__dataclass_fields__})
     paths = sorted(p for ext in ("*.mp4", "*.mkv", "*.mov") for p in args.clips.rglob(ext))
-    result = run_probe(paths, config)
+    refusal = _mixed_sample_rates(paths) if config.stream == "audio" else None
+    if refusal:
+        print(f"avsync probe-artefacts: {refusal}", file=sys.stderr)
+        return 2
+    try:
+        result = run_probe(paths, config)
+    except ValueError as err:  # too few clips, clips of different lengths: one line, not a traceback
+        print(f"avsync probe-artefacts: {args.clips}: {err}", file=sys.stderr)
+        return 2
     verdict = "LEAKS temporal artefacts" if result.leaks else "no leak detected"
     print(f"{args.clips} [{result.stream}]: acc@1 {100 * result.acc1:.1f} % (chance {100 * result.chance1:.0f} %), "
           f"acc@5 {100 * result.acc5:.1f} % (chance {100 * result.chance5:.0f} %) on {result.clips_valid} held-out "

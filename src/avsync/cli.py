@@ -43,6 +43,7 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "title-report": lambda argv: importlib.import_module("avsync.title.report").main(argv),
     "cache-features": lambda argv: importlib.import_module("avsync.feature_cache").main(argv),
     "detect": lambda argv: importlib.import_module("avsync.detect.cli").main(argv),
+    "score": lambda argv: importlib.import_module("avsync.score.cli").main(argv),
     "attribute": lambda argv: importlib.import_module("avsync.attribution.cli").main(argv),
     "gate": lambda argv: importlib.import_module("avsync.gate").main(argv),
     "weights": lambda argv: importlib.import_module("avsync.weights.cli").main(argv),

@@ -348,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     options = PrepareOptions(fps=args.fps, short_side=args.short_side or None, sample_rate=args.sample_rate,
                              keep_rates=args.keep_rates, crf=args.crf)
+    source = Path(args.input)
+    if not source.is_dir():  # one line, not a traceback
+        what = "is a file" if source.is_file() else "does not exist"
+        print(f"avsync prepare: {args.input} {what}; give the folder that holds the raw videos", file=sys.stderr)
+        return 2
     result = prepare(args.input, args.output, options, workers=args.workers, progress=not args.no_progress)
     print(f"converted {len(result.converted)}, already done {len(result.skipped)}, failed {len(result.failed)}"
           f" (reasons: {result.report})")

@@ -25,26 +25,46 @@ from avsync.detect.loading import CheckpointError, load_module
 from avsync.detect.plots import save, score_curve_figure, timeline_figure
 from avsync.detect.result import Detection, detection_from_curve
 from avsync.detect.timeline import DEFAULT_HOP_SEC, timeline
-from avsync.media import MediaError, shift_audio_copy, unsynchronisable_reason
+from avsync.media import MediaError, probe, shift_audio_copy, unsynchronisable_reason
 from avsync.protocols.score_search import ClipTooShortForSearch
 
-__all__ = ["detect_file", "write_corrected", "main"]
+__all__ = ["detect_file", "detect_decoded", "write_corrected", "main"]
 
 
-def detect_file(detector, path: str | Path, *, max_crops: int | None = 8) -> tuple[Detection, OffsetScores, tuple]:
-    """(detection, the window scores behind it, the decoded (frames, wav)) of one file."""
+#: files longer than this (seconds) show what is happening on stderr: decoding, then a progress bar
+LONG_FILE_SEC = 60.0
+
+
+def detect_file(detector, path: str | Path, *, max_crops: int | None = 8, progress: bool = False
+                ) -> tuple[Detection, OffsetScores, tuple]:
+    """(detection, the window scores behind it, the decoded (frames, wav)) of one file; with
+    ``progress``, a long file says it is decoding and shows a bar while it is scored."""
+    if progress:
+        seconds = probe(path).duration_sec
+        progress = seconds > LONG_FILE_SEC
+        if progress:
+            print(f"avsync detect: {path}: {seconds:.0f} s, decoding ...", file=sys.stderr, flush=True)
     frames, wav = decode_for_model(path, detector.spec)
+    detection, scores = detect_decoded(detector, path, frames, wav, max_crops=max_crops, progress=progress)
+    return detection, scores, (frames, wav)
+
+
+def detect_decoded(detector, path: str | Path, frames, wav, *, max_crops: int | None = 8, progress: bool = False
+                   ) -> tuple[Detection, OffsetScores]:
+    """:func:`detect_file` on a file already decoded by ``decode_for_model`` (``avsync score``
+    decodes in worker processes ahead of the model). Unsynchronisable input (silent, still, too
+    short) raises a :class:`MediaError` with its reason code instead of getting an offset."""
     spec = detector.spec
     # grid classifiers need one crop of their length; score search says itself what it lacks
     min_seconds = spec.duration_sec if detector.kind == "probability" else 0.0
     reason = unsynchronisable_reason(frames.numpy(), wav.numpy(), spec.sample_rate, min_seconds, spec.fps)
     if reason is not None:
         raise MediaError(path, f"{reason.replace('_', ' ')}: nothing to synchronise, no offset given")
-    scores = detector.scores(frames, wav, max_crops=max_crops)
+    scores = detector.scores(frames, wav, max_crops=max_crops, progress=progress)
     best, confidence = detector.file_prediction(scores)
     kind = "mean probability" if scores.kind == "probability" else "max - median score"
     detection = detection_from_curve(str(path), scores.offsets_sec, scores.file_curve(), best, confidence, kind)
-    return detection, scores, (frames, wav)
+    return detection, scores
 
 
 def write_corrected(video: str | Path, out: str | Path, offset_sec: float) -> Path:
@@ -75,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="window length in seconds (default: the model's input; score-search models only, "
                              "grid classifiers always take their input length)")
     parser.add_argument("--timeline-hop", type=float, default=DEFAULT_HOP_SEC,
-                        help=f"seconds between timeline windows (default {DEFAULT_HOP_SEC:g})")
+                        help=f"seconds between timeline windows (default {DEFAULT_HOP_SEC:g}); window k starts at "
+                             "the frame nearest k x hop, so 0.5 s at 25 fps alternates 12 and 13 frames")
     parser.add_argument("--write-corrected", help="mp4 with the audio shifted by minus the detected offset")
     parser.add_argument("--max-crops", type=int, default=8, help="crops averaged per file (grid classifiers)")
     parser.add_argument("--json", help="write the detections as JSON")
@@ -119,13 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     several, failed, results = len(args.videos) > 1, 0, []
     for video in args.videos:
         try:
-            detection, scores, decoded = detect_file(detector, video, max_crops=args.max_crops)
+            detection, scores, decoded = detect_file(detector, video, max_crops=args.max_crops, progress=True)
             print(detection.line(), flush=True)
             record = {"status": "ok", **detection.as_dict()}
             if args.plot:
                 record["plot"] = str(save(score_curve_figure(scores, detection), _output(args.plot, video, several)))
             if args.timeline:
-                line = timeline(detector, decoded, scores, args.timeline_window, args.timeline_hop)
+                line = timeline(detector, decoded, scores, args.timeline_window, args.timeline_hop,
+                                progress=len(decoded[0]) > LONG_FILE_SEC * detector.spec.fps)
                 png = save(timeline_figure(line, detection), _output(args.timeline, video, several))
                 record["timeline"] = str(png)
                 record["timeline_data"] = {"csv": str(line.write_csv(png.with_suffix(".csv"))), **line.as_dict()}

@@ -13,6 +13,7 @@ them over a moving window.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,7 +28,7 @@ from avsync.lit.pair_scoring import PairScoringModule
 from avsync.offsets import FrameShifts
 from avsync.protocols.score_search import ClipTooShortForSearch, PairScorer, predict_offsets, shift_scores
 
-__all__ = ["OffsetScores", "GridDetector", "ScoreSearchDetector", "DETECTORS", "detector_for"]
+__all__ = ["OffsetScores", "frame_starts", "GridDetector", "ScoreSearchDetector", "DETECTORS", "detector_for"]
 
 
 @dataclass
@@ -42,6 +43,21 @@ class OffsetScores:
 
     def file_curve(self) -> np.ndarray:
         return self.rows.mean(0)
+
+
+def frame_starts(last_start: int, hop_sec: float, fps: float) -> list[int]:
+    """First frames of windows every ``hop_sec``: window k starts at the frame nearest k x hop_sec
+    (halves up), so the hop is honoured exactly on average and never drifts (0.5 s at 25 fps: 12
+    and 13 frames in turn, starts 0, 0.52, 1.0, 1.52, 2.0 ... s), not rounded once to 13 frames
+    (every 0.52 s). Starts up to ``last_start``; a hop under one frame gives every frame once."""
+    if hop_sec <= 0:
+        raise ValueError(f"the hop must be positive, got {hop_sec}")
+    starts, k = [], 0
+    while (start := math.floor(k * hop_sec * fps + 0.5 + 1e-9)) <= last_start:
+        if not starts or start != starts[-1]:
+            starts.append(start)
+        k += 1
+    return starts
 
 
 class GridDetector:
@@ -60,19 +76,23 @@ class GridDetector:
         if num_frames < length:
             raise ClipTooShortForSearch(f"too short: the model takes {self.spec.duration_sec:g} s crops, the file "
                                         f"has {num_frames / self.spec.fps:.2f} s")
-        hop = max(1, round((hop_sec or self.spec.duration_sec) * self.spec.fps))
-        starts = list(range(0, num_frames - length + 1, hop))
+        starts = frame_starts(num_frames - length, hop_sec or self.spec.duration_sec, self.spec.fps)
         if max_crops and len(starts) > max_crops:
             starts = [starts[round(i)] for i in np.linspace(0, len(starts) - 1, max_crops)]
         return starts
 
     @torch.inference_mode()
     def scores(self, frames: torch.Tensor, wav: torch.Tensor, hop_sec: float | None = None,
-               max_crops: int | None = 8) -> OffsetScores:
+               max_crops: int | None = 8, progress: bool = False) -> OffsetScores:
         spec, device = self.spec, self.module.device
         samples = spec.num_samples
         rows, times = [], []
-        for start in self.crop_starts(len(frames), hop_sec, max_crops):
+        starts = self.crop_starts(len(frames), hop_sec, max_crops)
+        if progress:  # long files in avsync detect
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="scoring crops", unit="crop", leave=False)
+        for start in starts:
             s0 = round(start / spec.fps * spec.sample_rate)
             audio = wav[s0:s0 + samples]
             if len(audio) < samples:
@@ -109,11 +129,12 @@ class ScoreSearchDetector:
         self.offsets_sec = np.asarray(FrameShifts(setup.max_shift).offsets_sec(setup.fps), dtype=np.float64)
 
     @torch.inference_mode()
-    def scores(self, frames: torch.Tensor, wav: torch.Tensor, **_) -> OffsetScores:
+    def scores(self, frames: torch.Tensor, wav: torch.Tensor, progress: bool = False, **_) -> OffsetScores:
         s = self.setup
         device = self.module.device
         rows = shift_scores(s.scorer, frames.to(device), wav.to(device), fps=s.fps, sample_rate=s.sample_rate,
-                            window_frames=s.window_frames, max_shift=s.max_shift, batch_windows=s.batch_windows)
+                            window_frames=s.window_frames, max_shift=s.max_shift, batch_windows=s.batch_windows,
+                            progress=progress)
         times = (s.max_shift + np.arange(len(rows)) + s.window_frames / 2) / s.fps
         return OffsetScores(self.offsets_sec, times, rows.double().cpu().numpy(), self.kind)
 

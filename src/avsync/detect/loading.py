@@ -63,11 +63,12 @@ def load_module(ckpt: str | Path, device: str = "cpu") -> L.LightningModule:
     except Exception as err:  # missing, not a checkpoint, truncated, not weights-only: torch raises many kinds
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CheckpointError(f"{ckpt}: cannot read checkpoint ({type(err).__name__}: {first_line[:200]})") from err
-    return module_from_checkpoint(state, str(ckpt), device)
+    return module_from_checkpoint(state, device, source=str(ckpt))
 
 
-def module_from_checkpoint(state: dict, source: str, device: str = "cpu") -> L.LightningModule:
-    """:func:`load_module` of a checkpoint already in memory (``source`` names it in errors)."""
+def module_from_checkpoint(state: dict, device: str = "cpu", source: str = "checkpoint") -> L.LightningModule:
+    """:func:`load_module` on a checkpoint already in memory (e.g. a converter's
+    ``lightning_checkpoint`` of an official file); ``source`` names it in errors."""
     ckpt = source
     if not isinstance(state, dict) or "state_dict" not in state:
         raise CheckpointError(f"{ckpt}: not a Lightning checkpoint (no state_dict)")

@@ -13,6 +13,10 @@ so a window is decided exactly as a file of that length would be.
   the rows whose visual window and shifted audio both fall inside it, i.e. the rows a search on
   that L-frame cut would give. L defaults to the model's input (``input_spec.duration_sec``), at
   least ``window_frames + 2·max_shift`` frames.
+
+Windows start every ``hop_sec`` exactly on average: window k starts at the frame nearest
+k x hop_sec (:func:`~avsync.detect.detectors.frame_starts`); at 25 fps a 0.5 s hop (12.5 frames)
+gives starts 0, 0.52, 1.0, 1.52, 2.0 ... s, and the reported hop is the 0.5 s asked for.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avsync.detect.detectors import OffsetScores
+from avsync.detect.detectors import OffsetScores, frame_starts
 
 __all__ = ["DEFAULT_HOP_SEC", "Timeline", "timeline"]
 
@@ -73,7 +77,7 @@ class Timeline:
 
 
 def timeline(detector, decoded: tuple, scores: OffsetScores, window_sec: float | None = None,
-             hop_sec: float | None = None) -> Timeline:
+             hop_sec: float | None = None, progress: bool = False) -> Timeline:
     """The moving-window timeline of a decoded file; ``scores`` are the detector's rows of the
     whole file (``detect_file``'s), reused by score-search models. Raises ValueError for a window
     a grid classifier cannot take, ClipTooShortForSearch for a file shorter than one window."""
@@ -81,13 +85,8 @@ def timeline(detector, decoded: tuple, scores: OffsetScores, window_sec: float |
     if hop_sec <= 0:
         raise ValueError(f"the timeline hop must be positive, got {hop_sec}")
     if detector.kind == "probability":
-        return _grid_timeline(detector, decoded, window_sec, hop_sec)
+        return _grid_timeline(detector, decoded, window_sec, hop_sec, progress)
     return _search_timeline(detector, decoded, scores, window_sec, hop_sec)
-
-
-def _frames(seconds: float, fps: float) -> int:
-    """Whole frames, halves rounded up (0.5 s at 25 fps is 13 frames, not Python's 12), at least one."""
-    return max(1, math.floor(seconds * fps + 0.5))
 
 
 def _decide(detector, sub: OffsetScores) -> tuple[np.ndarray, float, float]:
@@ -95,13 +94,13 @@ def _decide(detector, sub: OffsetScores) -> tuple[np.ndarray, float, float]:
     return sub.file_curve(), float(sub.offsets_sec[best]), confidence
 
 
-def _grid_timeline(detector, decoded: tuple, window_sec: float | None, hop_sec: float) -> Timeline:
+def _grid_timeline(detector, decoded: tuple, window_sec: float | None, hop_sec: float,
+                   progress: bool = False) -> Timeline:
     length = detector.spec.duration_sec
     if window_sec is not None and abs(window_sec - length) > 1e-6:
         raise ValueError(f"a grid classifier scores crops of its input length ({length:g} s); "
                          f"a {window_sec:g} s timeline window does not apply to it")
-    hop_sec = _frames(hop_sec, detector.spec.fps) / detector.spec.fps  # whole frames, as the crops
-    crops = detector.scores(*decoded, hop_sec=hop_sec, max_crops=None)
+    crops = detector.scores(*decoded, hop_sec=hop_sec, max_crops=None, progress=progress)
     decided = [_decide(detector, OffsetScores(crops.offsets_sec, crops.times_sec[i:i + 1], crops.rows[i:i + 1],
                                               crops.kind)) for i in range(len(crops.rows))]
     return _assemble(crops.offsets_sec, crops.times_sec - length / 2, length, hop_sec, decided, crops.kind)
@@ -115,11 +114,10 @@ def _search_timeline(detector, decoded: tuple, scores: OffsetScores, window_sec:
     length = round((window_sec or detector.spec.duration_sec) * fps)
     length = min(max(length, shortest), num_frames)
     width = length - shortest + 1  # rows inside one timeline window
-    hop = _frames(hop_sec, fps)
-    starts = list(range(0, len(scores.rows) - width + 1, hop))
+    starts = frame_starts(len(scores.rows) - width, hop_sec, fps)
     decided = [_decide(detector, OffsetScores(scores.offsets_sec, scores.times_sec[s:s + width],
                                               scores.rows[s:s + width], scores.kind)) for s in starts]
-    return _assemble(scores.offsets_sec, np.asarray(starts) / fps, length / fps, hop / fps, decided, scores.kind)
+    return _assemble(scores.offsets_sec, np.asarray(starts) / fps, length / fps, hop_sec, decided, scores.kind)
 
 
 def _assemble(offsets_sec, starts_sec, window_sec, hop_sec, decided, kind) -> Timeline:

@@ -247,11 +247,8 @@ class S3FD:
     def from_registry(cls, cache_dir=None, **kwargs) -> "S3FD":
         """The detector with the official weights: ``avsync.weights.fetch("s3fd")`` downloads and
         checks ``sfd_face.pth`` on first use (the weights registry; needs network access once)."""
-        try:
-            from avsync.weights import fetch
-        except ImportError as err:  # the registry is a separate package of avsync
-            raise RuntimeError("S3FD.from_registry needs avsync.weights; pass the path of sfd_face.pth "
-                               "instead: S3FD(weights=PATH)") from err
+        from avsync.weights import fetch
+
         return cls(fetch("s3fd", cache_dir=cache_dir), **kwargs)
 
     @torch.no_grad()

@@ -155,10 +155,12 @@ class DiVASModule(L.LightningModule):
     @classmethod
     def from_checkpoint(cls, path: str, map_location: str = "cpu") -> "DiVASModule":
         """A trained module from a Lightning checkpoint, read with ``weights_only=True``."""
-        state = torch.load(path, map_location=map_location, weights_only=True)
-        module = cls(**state.get("hyper_parameters", {}))
-        module.load_state_dict(state["state_dict"])
-        return module.to(map_location).eval()
+        from avsync.detect.loading import load_module  # LightningCLI's _class_path etc. are not arguments
+
+        module = load_module(path, map_location)
+        if not isinstance(module, cls):
+            raise TypeError(f"{path} holds a {type(module).__name__}, not a {cls.__name__}")
+        return module
 
     # -- windows --------------------------------------------------------------------------
     def window_frames(self, fps: float | None = None) -> int:

@@ -54,7 +54,7 @@ def frame_start_sample(frame: Tensor, fps: float, sample_rate: int) -> Tensor:
 
 def shift_scores(scorer: PairScorer, frames: Tensor, wav: Tensor, *, fps: float, sample_rate: int,
                  window_frames: int, max_shift: int = 15, stride: int = 1, batch_windows: int = 1,
-                 grad: bool = False, edges: str = "inside") -> Tensor:
+                 grad: bool = False, edges: str = "inside", progress: bool = False) -> Tensor:
     """Scores (W, 2·max_shift+1) of one clip: row w = visual window at frame ``t_w``, column j =
     candidate offset ``d = j − max_shift`` frames (audio cut at frame ``t_w − d``).
 
@@ -96,7 +96,12 @@ def shift_scores(scorer: PairScorer, frames: Tensor, wav: Tensor, *, fps: float,
     n_shifts = len(shifts)
     rows = []
     with torch.set_grad_enabled(grad):
-        for i in range(0, len(starts), batch_windows):
+        batches = range(0, len(starts), batch_windows)
+        if progress:  # long files in avsync detect
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc="scoring windows", unit="batch", leave=False)
+        for i in batches:
             t = starts[i:i + batch_windows]
             video = torch.stack([frames[s:s + window_frames] for s in t.tolist()])  # (b, wf, H, W, 3)
             video = video.repeat_interleave(n_shifts, dim=0)  # (b·O, wf, H, W, 3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -141,7 +142,8 @@ def timeline_figure(report: dict):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="avsync title-report", description=__doc__.split("\n\n")[0])
     parser.add_argument("video")
-    parser.add_argument("--ckpt", required=True, help="DiVAS checkpoint (Lightning .ckpt of DiVASModule)")
+    parser.add_argument("--ckpt", required=True, help="DiVAS checkpoint (required): any Lightning .ckpt of "
+                        "DiVASModule, e.g. the last.ckpt that avsync fit writes")
     parser.add_argument("--out", default=None, help="output folder (default: beside the video)")
     parser.add_argument("--clip-sec", type=float, default=3.0)
     parser.add_argument("--hop-sec", type=float, default=None, help="default: clip length (contiguous clips)")
@@ -150,9 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
+    from avsync.detect.loading import CheckpointError, load_module
     from avsync.lit.divas import DiVASModule
 
-    module = DiVASModule.from_checkpoint(args.ckpt, map_location=args.device)
+    try:  # any checkpoint avsync fit writes (LightningCLI's _class_path, callbacks) or a plain one
+        module = load_module(args.ckpt, args.device)
+    except CheckpointError as err:
+        print(f"avsync title-report: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    if not isinstance(module, DiVASModule):
+        print(f"avsync title-report: {args.ckpt} holds a {type(module).__name__}; the title report needs a "
+              "DiVAS checkpoint (DiVASModule)", file=sys.stderr)
+        return 2
     fps = probe(args.video).video_fps
     spec = module.input_spec
     overrides = {} if args.min_confidence is None else {"min_confidence": args.min_confidence}

@@ -228,18 +228,22 @@ def read_index(set_dir: str | os.PathLike) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    p = argparse.ArgumentParser("python -m avsync.toy.generate", description="Write a synthetic AV toy set.")
-    p.add_argument("--variant", default="dense")
+    from avsync.toy.render import VARIANTS
+
+    p = argparse.ArgumentParser(prog="avsync generate-toy",
+                                description="Write a synthetic AV toy set (also: python -m avsync.toy.generate).")
+    p.add_argument("--variant", default="dense", help=f"which toy world, one of {', '.join(sorted(VARIANTS))} "
+                   "(default dense)")
     p.add_argument("--out", type=Path, default=None, help="root folder (default: <default_cache_dir()>/toy)")
     for split, n in DEFAULT_SPLITS.items():
         p.add_argument(f"--{split}", type=int, default=n, help=f"number of {split} clips (default {n})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="generator seed: the same seed writes the same clips")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per clip")
-    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--fps", type=float, default=25.0, help="frame rate of the clips (default 25)")
     p.add_argument("--size", type=int, default=None, help="frame side in pixels (default: the variant's)")
-    p.add_argument("--sample-rate", type=int, default=16000)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--sample-rate", type=int, default=16000, help="audio sample rate in Hz (default 16000)")
+    p.add_argument("--workers", type=int, default=1, help="processes rendering clips (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     splits = {s: getattr(a, s) for s in DEFAULT_SPLITS}
     out = generate_toy_set(

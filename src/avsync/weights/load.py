@@ -136,5 +136,5 @@ def load_authors_file(path: str | Path, name: str | None = None, device: str = "
         ckpt = _lightning_checkpoint(family, family, state, {"name": "", "file": str(path), "url": ""})
     else:
         ckpt = _lightning_checkpoint(entry.converter, entry.arch, state, _origin(entry, str(path)))
-    return module_from_checkpoint(ckpt, str(path), device)
+    return module_from_checkpoint(ckpt, device, source=str(path))
 

@@ -1,0 +1,195 @@
+"""The metrics ``avsync score`` computes, each with its model, its decoding and its columns.
+
+A metric is split in two so that decoding runs ahead in worker processes: :meth:`decode` (in a
+worker; returns numpy arrays) and :meth:`compute` (in the main process, on the model's device).
+
+* ``offset`` — the offset of the file with any of the suite's offset models, exactly as ``avsync
+  detect`` computes it (:mod:`avsync.detect`: same decoding, same crops, same decision).
+* ``desync`` — av-benchmark's DeSync with a Synchformer (:mod:`avsync.protocols.desync`).
+* ``lse`` — syncnet_python's LSE-C / LSE-D per face track (:mod:`avsync.score.lse`).
+
+Models: ``--ckpt`` (a checkpoint of this suite), ``--weights`` (an official weight file, converted
+on the fly by :mod:`avsync.convert`; ``MODEL:PATH`` says which model when the metric allows several),
+``--model`` (official weights by name).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from avsync.detect.loading import CheckpointError, load_module, module_from_checkpoint
+from avsync.score.reasons import Unsynchronisable
+
+__all__ = ["ModelChoice", "OffsetMetric", "DeSyncMetric", "METRICS", "build_metric", "load_choice"]
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """At most one of: a checkpoint, an official weight file (``[MODEL:]PATH``), an official name."""
+
+    ckpt: str | None = None
+    weights: str | None = None
+    model: str | None = None
+
+
+def load_choice(choice: ModelChoice, device: str, default_converter: str | None = None,
+                default_model: str | None = None):
+    """The LightningModule a choice names, in eval mode on ``device``."""
+    given = [k for k in ("ckpt", "weights", "model") if getattr(choice, k)]
+    if len(given) > 1:
+        raise CheckpointError(f"give one of --ckpt, --weights, --model for a metric, not {' and '.join(given)}")
+    if choice.ckpt:
+        return load_module(choice.ckpt, device)
+    if choice.weights:
+        from avsync.convert import CONVERTERS, get_converter
+
+        name, sep, path = choice.weights.partition(":")
+        if not sep or name not in CONVERTERS:
+            name, path = default_converter, choice.weights
+        if name is None:
+            raise CheckpointError(f"--weights {choice.weights}: say which model the file is, as MODEL:PATH "
+                                  f"(MODEL one of {sorted(CONVERTERS)})")
+        try:
+            state = get_converter(name).lightning_checkpoint(path)
+        except (OSError, ValueError, RuntimeError, KeyError) as err:
+            raise CheckpointError(f"{path}: cannot read it as official {name} weights ({err})") from err
+        return module_from_checkpoint(state, device, source=path)
+    if choice.model or default_model:
+        from avsync.weights import load_official
+
+        return load_official(choice.model or default_model, device)
+    raise CheckpointError("no model: give --ckpt, --weights or --model")
+
+
+def _check_synchronisable(path: str, frames: np.ndarray, wav: np.ndarray, fps: float, sample_rate: int) -> None:
+    from avsync.media.checks import unsynchronisable_reason
+
+    code = unsynchronisable_reason(frames, wav, sample_rate, 0.0, fps)
+    if code:
+        raise Unsynchronisable(code, f"{code.replace('_', ' ')}: nothing to synchronise")
+
+
+class OffsetMetric:
+    """The file's offset (``avsync detect``'s answer) in seconds and frames, sign in words."""
+
+    name = "offset"
+    columns = ("offset_sec", "offset_frames", "verdict", "confidence", "confidence_kind", "alternatives")
+    values = ("offset_sec", "abs_offset_sec")  # summarised (abs_offset_sec is derived)
+
+    def __init__(self, module, max_crops: int | None = 8):
+        from avsync.detect.detectors import detector_for
+
+        try:
+            self.detector = detector_for(module)
+        except TypeError as err:  # a module that predicts no offset
+            raise CheckpointError(str(err)) from err
+        self.max_crops = max_crops
+
+    def decode(self, path: str):
+        from avsync.detect.decoding import decode_for_model
+
+        frames, wav = decode_for_model(path, self.detector.spec)
+        frames, wav = frames.numpy(), wav.numpy()
+        _check_synchronisable(path, frames, wav, self.detector.spec.fps, self.detector.spec.sample_rate)
+        return frames, wav
+
+    def compute(self, path: str, decoded) -> dict:
+        from avsync.detect.cli import detect_decoded
+
+        frames, wav = (torch.from_numpy(x) for x in decoded)
+        detection, _ = detect_decoded(self.detector, path, frames, wav, max_crops=self.max_crops)
+        return {"offset_sec": detection.offset_sec,
+                "offset_frames": int(round(detection.offset_sec * self.detector.spec.fps)),
+                "verdict": detection.verdict, "confidence": detection.confidence,
+                "confidence_kind": detection.confidence_kind,
+                "alternatives": [{"offset_sec": o, "score": s} for o, s in detection.alternatives]}
+
+
+class DeSyncMetric:
+    """av-benchmark's DeSync: mean |offset| of the first and the last 4.8 s of the first 8 s."""
+
+    name = "desync"
+    columns = ("desync_sec", "desync_first_offset_sec", "desync_last_offset_sec", "desync_first_probability",
+               "desync_last_probability")
+    values = ("desync_sec",)
+
+    def __init__(self, module, duration_sec: float | None = None):
+        from avsync.lit.synchformer_stage2 import SynchformerStage2Module
+        from avsync.protocols.desync import DURATION_SEC
+
+        if not isinstance(module, SynchformerStage2Module):
+            raise CheckpointError(f"DeSync needs a Synchformer (stage II); got {type(module).__name__}")
+        self.module = module
+        self.duration_sec = float(duration_sec or DURATION_SEC)
+
+    def decode(self, path: str):
+        from avsync.protocols.desync import SAMPLE_RATE, decode_for_desync
+
+        frames, wav = decode_for_desync(path, self.duration_sec, self.module.input_spec.frame_size)
+        frames, wav = frames.numpy(), wav.numpy()
+        _check_synchronisable(path, frames, wav, 25.0, SAMPLE_RATE)
+        return frames, wav
+
+    def compute(self, path: str, decoded) -> dict:
+        from avsync.protocols.desync import desync_of
+
+        frames, wav = (torch.from_numpy(x) for x in decoded)
+        return desync_of(self.module, frames, wav).as_row()
+
+
+class LSEMetric:
+    """syncnet_python's LSE-C / LSE-D, mean over the file's face tracks, and every track's own
+    (:class:`avsync.score.lse.LSEScorer`)."""
+
+    name = "lse"
+    columns = ("lse_c", "lse_d", "lse_tracks")
+    values = ("lse_c", "lse_d")
+
+    def __init__(self, module, face_detector: str = "dlib"):
+        from avsync.lit.syncnet import SyncNetModule
+        from avsync.score.lse import LSEScorer
+
+        if not isinstance(module, SyncNetModule):
+            raise CheckpointError(f"LSE needs SyncNet (e.g. --model lse=syncnet-v2); got {type(module).__name__}")
+        # the face pipeline runs in the forked decoding workers: its detector stays on the CPU
+        self.scorer = LSEScorer(module.net, face_detector_named(face_detector))
+
+    def decode(self, path: str):
+        return self.scorer.decode(path)
+
+    def compute(self, path: str, decoded) -> dict:
+        return self.scorer.compute(path, decoded)
+
+
+FACE_DETECTORS = ("dlib", "s3fd")
+
+
+def face_detector_named(name: str):
+    """``dlib`` (HOG, model inside the dlib-bin wheel: the default) or ``s3fd`` (syncnet_python's
+    own, official ``sfd_face.pth`` fetched by name through :mod:`avsync.weights`)."""
+    from avsync.faces import S3FD, default_detector
+
+    if name == "dlib":
+        return default_detector()
+    if name == "s3fd":
+        return S3FD.from_registry()
+    raise CheckpointError(f"unknown face detector {name!r}; choose from {', '.join(FACE_DETECTORS)}")
+
+
+METRICS = ("offset", "lse", "desync")
+
+
+def build_metric(name: str, choice: ModelChoice, device: str, *, max_crops: int | None = 8,
+                 desync_duration_sec: float | None = None, face_detector: str = "dlib"):
+    """The metric ``name`` with its model loaded (CheckpointError: a one-line reason)."""
+    if name == "offset":
+        return OffsetMetric(load_choice(choice, device), max_crops=max_crops)
+    if name == "desync":
+        module = load_choice(choice, device, default_converter="synchformer", default_model="synchformer-audioset")
+        return DeSyncMetric(module, desync_duration_sec)
+    if name == "lse":
+        module = load_choice(choice, device, default_converter="syncnet", default_model="syncnet-v2")
+        return LSEMetric(module, face_detector)
+    raise CheckpointError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
