@@ -1,7 +1,7 @@
 """The shared data layer: clip records, the clip data set, the bad-media report, the base module.
 
 Models declare what they consume (:class:`avsync.inputs.InputSpec`); a data module delivers
-exactly that from real files, with the offset label in the one convention of SPEC §1
+exactly that from real files, with the offset label in the one convention of docs/conventions.md
 (Δ > 0: the audio leads, its window starts Δ later in the source than the video window).
 
 One example, as returned by :class:`AVClipDataset`::

@@ -165,7 +165,7 @@ def test_valid_loader_is_fixed_across_passes_and_workers(toy_root):
     assert p1 != p3
 
 
-# ---------------------------------------------------------------------------- sign (SPEC §1)
+# ---------------------------------------------------------------------------- sign (docs/conventions.md)
 def mouth_darkness(video):
     v = video.numpy().astype(np.float32) / 255 @ LUMA
     H, W = v.shape[1:3]

@@ -10,7 +10,7 @@ DIVAS_DIR = REPRODUCTIONS / "divas"
 PLAN = yaml.safe_load((DIVAS_DIR / "plan.yaml").read_text())
 NUMBERS = yaml.safe_load((DIVAS_DIR / "paper_numbers.yaml").read_text())["numbers"]
 BASELINES = {"lrs2_syncnet": "SyncNetModule", "lrs2_vocalist": "VocaLiSTModule"}
-PARAMS = {"VocaLiSTModule": 80_106_561, "SyncNetModule": 13_631_616}  # official counts (SPEC §3)
+PARAMS = {"VocaLiSTModule": 80_106_561, "SyncNetModule": 13_631_616}  # official counts (docs/models.md)
 WINDOWS = ((-40.0, 40.0), (-125.0, 45.0), (-185.0, 90.0))
 
 

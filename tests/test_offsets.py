@@ -1,4 +1,4 @@
-"""The offset convention and the sampling protocol of the papers (SPEC §1).
+"""The offset convention and the sampling protocol of the papers (docs/conventions.md).
 
 Read top to bottom: the grids, the sign, SparseSync's training crops, the fixed test offsets,
 and the official fixed-offset CSV files.

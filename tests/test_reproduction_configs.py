@@ -307,7 +307,7 @@ def test_synchformer_full_stage_composes(stage, repo_root_cwd):
 VOC_DIR = REPRODUCTIONS / "vocalist"
 VOC_PLAN = yaml.safe_load((VOC_DIR / "plan.yaml").read_text())
 VOC_NUMBERS = yaml.safe_load((VOC_DIR / "paper_numbers.yaml").read_text())["numbers"]
-VOC_PARAMS = {"VocaLiSTModule": 80_106_561, "SyncNetModule": 13_631_616}  # official counts (SPEC §3)
+VOC_PARAMS = {"VocaLiSTModule": 80_106_561, "SyncNetModule": 13_631_616}  # official counts (docs/models.md)
 
 
 def _voc_args(stage, data_root="/nonexistent"):

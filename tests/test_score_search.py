@@ -2,7 +2,7 @@
 
 The scorer is an oracle: each video frame's brightness and each audio "frame" carry the same
 random source signal, so the best candidate is exactly where the two agree. A clip whose audio
-leads by d frames (SPEC §1) is built the way the samplers build one: the audio heard at frame τ
+leads by d frames (docs/conventions.md) is built the way the samplers build one: the audio heard at frame τ
 is the source at τ + d.
 """
 import pytest

@@ -3,7 +3,7 @@
 The paper's numbers: §7.3 (125x224x224 frames -> S3D 16x7x7x1024; 5 s at 16 kHz -> 257x626
 log-spectrogram -> ResNet18 9x20x512), §3 (16 selectors per modality; the synchronisation
 transformer sees [OFF; q_v; MOD; q_a]); parameter counts are those of the official code
-(SPEC §3). The official checkpoint layout is ``shared/spec/official_state_dicts/sparsesync.json``.
+(docs/models.md). The official checkpoint layout is ``shared/spec/official_state_dicts/sparsesync.json``.
 """
 from __future__ import annotations
 

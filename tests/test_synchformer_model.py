@@ -1,6 +1,6 @@
 """Synchformer (Iashin et al., ICASSP 2024): extractors, sync module, inputs, against the paper and official code.
 
-SPEC §3: AST on 66x128 log-mel segments (16x16 patches, stride 10 -> 12x6), Motionformer with divided
+docs/models.md: AST on 66x128 log-mel segments (16x16 patches, stride 10 -> 12x6), Motionformer with divided
 space-time attention on 16x224x224 segments (tubelet 2 -> 8x14x14), AGG-token aggregation to 6 audio /
 8 visual tokens per segment, 198-position sync transformer; official parameter counts.
 """

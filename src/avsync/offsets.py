@@ -1,6 +1,6 @@
 """The one module that owns the audio-visual offset convention.
 
-Sign convention (SPEC §1, ITU-R BT.1359)
+Sign convention (docs/conventions.md, ITU-R BT.1359)
 ----------------------------------------
 An offset Δ (seconds) > 0 means **the audio leads**: a sound is heard Δ before the picture
 that makes it. Built from a source clip, the audio crop therefore starts Δ **later** in the

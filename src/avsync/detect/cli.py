@@ -1,6 +1,6 @@
 """``avsync detect --ckpt CKPT | --model NAME | --weights PATH VIDEO [VIDEO ...]``: the offset of each file, in words.
 
-For each file: "audio leads by 0.40 s" / "audio lags by 0.40 s" / "in sync" (SPEC §1 sign), a
+For each file: "audio leads by 0.40 s" / "audio lags by 0.40 s" / "in sync" (docs/conventions.md sign), a
 confidence and the next three candidates. ``--plot``, ``--timeline`` and ``--write-corrected``
 write a PNG of the score over the offsets, a sync-score timeline under a moving window (AVST
 Fig. 7, :mod:`~avsync.detect.timeline`; its numbers in a CSV beside the PNG and in ``--json``)

@@ -34,7 +34,7 @@ __all__ = ["OffsetScores", "frame_starts", "GridDetector", "ScoreSearchDetector"
 @dataclass
 class OffsetScores:
     """Scores of the windows of one file: ``rows[i, j]`` = window i (centred at ``times_sec[i]``),
-    candidate offset ``offsets_sec[j]`` (SPEC §1 sign). ``kind``: "probability" or "score"."""
+    candidate offset ``offsets_sec[j]`` (docs/conventions.md sign). ``kind``: "probability" or "score"."""
 
     offsets_sec: np.ndarray
     times_sec: np.ndarray

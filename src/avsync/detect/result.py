@@ -11,7 +11,7 @@ _IN_SYNC_SEC = 1e-6
 
 
 def describe_offset(offset_sec: float) -> str:
-    """SPEC §1 in words: Δ > 0 "audio leads by Δ s", Δ < 0 "audio lags by |Δ| s", 0 "in sync"."""
+    """docs/conventions.md in words: Δ > 0 "audio leads by Δ s", Δ < 0 "audio lags by |Δ| s", 0 "in sync"."""
     if abs(offset_sec) < _IN_SYNC_SEC:
         return "in sync"
     return f"audio {'leads' if offset_sec > 0 else 'lags'} by {abs(offset_sec):.2f} s"

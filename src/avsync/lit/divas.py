@@ -5,7 +5,7 @@ window are cut; with probability ``negative_fraction`` (0.5) the audio is moved 
 as far as the clip allows (a negative), otherwise it is the synchronised audio. The loss is
 ``1/2N Σ y d² + (1 − y) max(0, m − d)²`` with ``d = ||z_a − z_v||`` and margin m = 20; Adam 1e-5.
 The data module may deliver clips at any offset (its label is known): the synchronised audio of
-the video window at frame t lies at frame ``t − Δ`` (SPEC §1), so positives stay exact.
+the video window at frame t lies at frame ``t − Δ`` (docs/conventions.md), so positives stay exact.
 
 Evaluation (§4.1): every clip goes through the shared score search
 (:func:`avsync.protocols.score_search.shift_scores`, W windows x 31 offsets), the distances are

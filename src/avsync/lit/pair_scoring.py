@@ -44,7 +44,7 @@ EVAL_STAGES = ("val", "test")
 def cut_pairs(video: Tensor, audio: Tensor, starts: Tensor, shifts: Tensor, *, fps: float, sample_rate: int,
               window_frames: int) -> tuple[Tensor, Tensor]:
     """Visual windows ``video[b, t_b : t_b + window]`` and the audio of candidate ``shifts[b]`` for
-    each, cut at frame ``t_b − d_b`` with the score search's own rounding (SPEC §1 sign).
+    each, cut at frame ``t_b − d_b`` with the score search's own rounding (docs/conventions.md sign).
 
     video (B, T, H, W, 3), audio (B, S) -> frames (B, window, H, W, 3), wav (B, window_samples).
     """

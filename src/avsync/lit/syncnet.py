@@ -42,7 +42,7 @@ class SyncNetFrames(nn.Module):
 class SyncNetModule(PairScoringModule):
     """SyncNet trained with the contrastive loss (``margin`` on the distance of shifted pairs).
 
-    The margin is not given by the SPEC; 20 (as DiVAS for the same loss on unnormalised
+    The margin is not given by the paper; 20 (as DiVAS for the same loss on unnormalised
     embeddings) is the default. Other arguments as :class:`~avsync.lit.vocalist.VocaLiSTModule`.
     """
 

@@ -131,7 +131,7 @@ def read_clip(
 
     Returns dict(video=(T, H, W, 3) uint8, audio=(S,) float32, info=ClipInfo), with the same
     semantics as `read_frames` and `read_audio`. The starts are independent: for an offset
-    Δ > 0 (audio leads, SPEC §1) the dataset passes audio_start_sec = video_start_sec + Δ.
+    Δ > 0 (audio leads, docs/conventions.md) the dataset passes audio_start_sec = video_start_sec + Δ.
     """
     info, audio = run_bounded(path, _probe_and_decode_audio, path, sample_rate)
     audio = _audio_window(info, audio, audio_start_sec, duration_sec, sample_rate, reject_silent)

@@ -76,7 +76,7 @@ def write_mp4(
 def shift_audio_copy(src: str | os.PathLike, dst: str | os.PathLike, offset_sec: float) -> Path:
     """Copy `src` to `dst` with the audio moved `offset_sec` earlier against the picture.
 
-    The output audio at time t is the source audio at time t + offset_sec (SPEC §1 sign): on an
+    The output audio at time t is the source audio at time t + offset_sec (docs/conventions.md sign): on an
     in-sync source, a positive offset makes the audio lead by offset_sec (a sound is heard
     offset_sec before the picture that makes it), exactly like a dataset crop whose audio starts
     offset_sec later in the source; a negative offset makes it lag. Applying -Δ to a clip whose

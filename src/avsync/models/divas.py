@@ -8,7 +8,7 @@ Both encoders consume a *variable* number of frames / samples: the window is a f
 9600 (75). Clips of different rates share one batch: shorter ones are zero-padded and a key
 padding mask keeps their padded tokens out of attention (:func:`pad_windows` builds such a batch).
 
-The time-aware positional encoding (paper Eq. 2, SPEC §3) scales the time index to real time, in
+The time-aware positional encoding (paper Eq. 2, docs/models.md) scales the time index to real time, in
 units of 10 ms: video z = {0..F/f-1}·100·f/fps, audio p = {0..S/s-1}·100·s/sr. With
 ``time_aware=False`` it is the plain encoding (z = frame index, p = patch index), the "Base" row
 of Table 2. No parameter depends on the input size, so one network serves every frame rate.

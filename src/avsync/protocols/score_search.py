@@ -5,7 +5,7 @@ window belong together. The offset of a clip is found by *searching*: every visu
 scored against the audio cut at each candidate frame offset d in [−max_shift, +max_shift], and the
 best-scoring d wins (SyncNet, AVST §4, VocaLiST §3.3, DiVAS §3.3 "distance matrix").
 
-Sign (SPEC §1): d > 0 means the audio leads. In such a clip the audio heard at clip time τ was
+Sign (docs/conventions.md): d > 0 means the audio leads. In such a clip the audio heard at clip time τ was
 made at source time τ + d, so the audio that matches the picture at frame t lies at frame t − d:
 candidate d cuts the audio window at frame ``t − d``.
 

@@ -6,7 +6,7 @@ low confidence (no visible speaker, off-screen dialogue) are dropped, a RANSAC l
 the real-world sync issues the title has:
 
 * ``in sync`` — the line stays inside the sync window all along;
-* ``constant lead`` / ``constant lag`` — flat, but away from 0 (audio early / late, SPEC §1 sign);
+* ``constant lead`` / ``constant lag`` — flat, but away from 0 (audio early / late, docs/conventions.md sign);
 * ``drift early`` / ``drift late`` — the offset changes over the title by more than ``drift_ms``
   (audio becoming earlier / later);
 * ``intermittent`` — no line explains enough of the clips.

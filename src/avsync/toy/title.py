@@ -3,7 +3,7 @@
 The toy content is a function of continuous time (:mod:`avsync.toy.signals`), so an offset that
 changes along the title is injected exactly by evaluating the audio at warped times: the audio
 heard at title time τ is the content made at τ + Δ(τ), i.e. it leads the picture by Δ(τ)
-(SPEC §1 sign). Used to test the title-level report end to end on real mp4 files.
+(docs/conventions.md sign). Used to test the title-level report end to end on real mp4 files.
 """
 from __future__ import annotations
 
