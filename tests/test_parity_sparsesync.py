@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +23,15 @@ from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.data_modules.vggsound import VGGSoundDataModule
 from avsync.inputs import FrameNormalize, InputSpec, LogSpectrogram
 
+from parity.compare import DEVICE, rel  # noqa: E402
+
 pytestmark = pytest.mark.parity
-# AVSYNC_TEST_DEVICE=cuda runs the network on a GPU (with TF32 off: float32 tolerances)
-DEVICE = torch.device(os.environ.get("AVSYNC_TEST_DEVICE", "cpu"))
 GOLDENS = Path(__file__).resolve().parent / "goldens"
 SPEC = InputSpec(fps=25.0, duration_sec=5.0, frame_size=224, resize_short_side=256, sample_rate=16000,
                  offset_classes=21)
 REL_TOL = 1e-4  # outputs; float32 arithmetic in another order (fused attention, conv algorithms)
 
 
-def rel(ours, theirs) -> float:
-    ours, theirs = torch.as_tensor(np.asarray(ours)).double(), torch.as_tensor(np.asarray(theirs)).double()
-    return float((ours - theirs).norm() / theirs.norm())
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -32,18 +31,15 @@ from avsync.data_modules.lrs3 import LRS3DataModule
 from avsync.inputs import InputSpec
 from avsync.models.synchformer import SYNCHFORMER_CONFIGS, SegmentInputs
 
+from parity.compare import DEVICE, rel  # noqa: E402
+
 pytestmark = [pytest.mark.slow, pytest.mark.parity]
-# AVSYNC_TEST_DEVICE=cuda runs the networks on a GPU (with TF32 off: float32 tolerances)
-DEVICE = torch.device(os.environ.get("AVSYNC_TEST_DEVICE", "cpu"))
 
 GOLDENS = Path(__file__).resolve().parent / "goldens"
 REL_TOL = 1e-4
 SEGMENTS, STEP = 14, 0.5
 
 
-def rel(ours, theirs) -> float:
-    ours, theirs = torch.as_tensor(np.asarray(ours)).double(), torch.as_tensor(np.asarray(theirs)).double()
-    return float((ours - theirs).norm() / theirs.norm())
 
 
 def sha256(array: np.ndarray) -> str:

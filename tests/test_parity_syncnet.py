@@ -23,7 +23,6 @@ exact. Two things differ and are asserted with their own, stated tolerances:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -43,15 +42,11 @@ TOL = 1e-4
 AUDIO_DECODE_TOL = 2e-3
 
 
+from parity.compare import DEVICE, rel  # noqa: E402
+
 pytestmark = pytest.mark.parity
-# AVSYNC_TEST_DEVICE=cuda runs the networks on a GPU (benchmarks/gpu_check.py, TF32 off)
-DEVICE = torch.device(os.environ.get("AVSYNC_TEST_DEVICE", "cpu"))
 
 
-def rel(ours, theirs) -> float:
-    ours, theirs = torch.as_tensor(ours).detach().cpu().double(), torch.as_tensor(theirs).double()
-    assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
-    return float((ours - theirs).abs().max() / theirs.abs().max())
 
 
 @pytest.fixture(scope="module")

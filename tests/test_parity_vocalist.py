@@ -18,7 +18,6 @@ The model is run on a few windows here (a window costs 31 transformer passes); t
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -42,17 +41,18 @@ ROWS = range(15, 16)  # a window whose 31 candidates all lie inside the clip
 AUDIO_DECODE_TOL = 2e-3
 
 
+from parity import compare  # noqa: E402
+from parity.compare import DEVICE  # noqa: E402
+
 pytestmark = pytest.mark.parity
-# AVSYNC_TEST_DEVICE=cuda runs the networks on a GPU (benchmarks/gpu_check.py, TF32 off)
-DEVICE = torch.device(os.environ.get("AVSYNC_TEST_DEVICE", "cpu"))
 
 
 def rel(ours, theirs) -> float:
+    """:func:`parity.compare.rel` over the scored logits (the reference's −1000 masks must match)."""
     ours, theirs = torch.as_tensor(ours).detach().cpu().double(), torch.as_tensor(theirs).double()
-    assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
     keep = theirs != MASKED_LOGIT
     assert torch.equal(ours == MASKED_LOGIT, ~keep)
-    return float((ours - theirs)[keep].abs().max() / theirs[keep].abs().max())
+    return compare.rel(ours, theirs, keep)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,24 @@
+"""What every golden parity test shares: the device it runs the networks on and one error measure.
+
+``AVSYNC_TEST_DEVICE=cuda`` runs the networks on a GPU (``benchmarks/gpu_check.py`` sets it, with
+TF32 off so the float32 tolerances hold). ``rel`` is the largest absolute difference over the
+largest absolute reference value: one outlier element cannot hide in an average.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+DEVICE = torch.device(os.environ.get("AVSYNC_TEST_DEVICE", "cpu"))
+
+
+def rel(ours, theirs, keep=None) -> float:
+    """max |ours − theirs| / max |theirs| (over the elements where ``keep`` is True, if given)."""
+    ours = torch.as_tensor(np.asarray(ours.detach().cpu() if torch.is_tensor(ours) else ours)).double()
+    theirs = torch.as_tensor(np.asarray(theirs.detach().cpu() if torch.is_tensor(theirs) else theirs)).double()
+    assert ours.shape == theirs.shape, (tuple(ours.shape), tuple(theirs.shape))
+    if keep is not None:
+        ours, theirs = ours[keep], theirs[keep]
+    return float((ours - theirs).abs().max() / theirs.abs().max())
