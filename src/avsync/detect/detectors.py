@@ -10,6 +10,9 @@ them over a moving window.
 * :class:`ScoreSearchDetector` — VocaLiST, SyncNet (:class:`PairScoringModule`), AVST and DiVAS:
   :func:`~avsync.protocols.score_search.shift_scores` rows (one per frame), the clip-level
   answer by :func:`~avsync.protocols.score_search.predict_offsets` over all rows.
+* :class:`SyncNetClipDetector` — the paper-size SyncNet (224 px face crops, e.g. converted official
+  ``syncnet-v2`` weights): syncnet_python's own ``evaluate`` (whole-clip MFCC, zero-padded edges,
+  :mod:`avsync.protocols.lse`), so ``detect`` gives its offset and its confidence (= LSE-C).
 """
 from __future__ import annotations
 
@@ -25,10 +28,12 @@ from avsync.lit.avst import AVSTModule
 from avsync.lit.divas import DiVASModule
 from avsync.lit.offset_classification import OffsetClassificationModule
 from avsync.lit.pair_scoring import PairScoringModule
+from avsync.lit.syncnet import SyncNetModule
 from avsync.offsets import FrameShifts
 from avsync.protocols.score_search import ClipTooShortForSearch, PairScorer, predict_offsets, shift_scores
 
-__all__ = ["OffsetScores", "frame_starts", "GridDetector", "ScoreSearchDetector", "DETECTORS", "detector_for"]
+__all__ = ["OffsetScores", "frame_starts", "GridDetector", "ScoreSearchDetector", "SyncNetClipDetector", "DETECTORS",
+           "detector_for"]
 
 
 @dataclass
@@ -150,6 +155,48 @@ def _pair_scoring(module: PairScoringModule) -> ScoreSearchDetector:
                                                    module.max_shift, module.eval_batch_windows))
 
 
+class SyncNetClipDetector:
+    """SyncNet as syncnet_python's ``evaluate`` runs it (:func:`avsync.protocols.lse.syncnet_lse`).
+
+    Row w = 5-frame window w, scores = −distance at each offset (columns ascending from −vshift:
+    syncnet_python's column i is offset ``vshift − i``, + = audio leads); the file curve is minus its
+    mean distance curve, so the best offset is its argmin and the confidence max − median of the
+    curve is its LSE-C."""
+
+    kind = "score"
+
+    def __init__(self, module: L.LightningModule, vshift: int = 15):
+        self.module, self.spec, self.vshift = module, module.input_spec, vshift
+        self.offsets_sec = np.asarray(FrameShifts(vshift).offsets_sec(self.spec.fps), dtype=np.float64)
+
+    @torch.inference_mode()
+    def scores(self, frames: torch.Tensor, wav: torch.Tensor, progress: bool = False, **_) -> OffsetScores:
+        from avsync.protocols.lse import syncnet_lse
+
+        try:
+            result = syncnet_lse(self.module.net, frames, wav, vshift=self.vshift, sample_rate=self.spec.sample_rate)
+        except ValueError as err:  # fewer samples or frames than one window
+            raise ClipTooShortForSearch(str(err)) from err
+        rows = -result.dists.flip(1).double().cpu().numpy()
+        times = (np.arange(len(rows)) + 2.5) / self.spec.fps
+        return OffsetScores(self.offsets_sec, times, rows, self.kind)
+
+    def file_prediction(self, scores: OffsetScores) -> tuple[int, float]:
+        """(index of the offset, LSE-C): :func:`avsync.protocols.lse.lse_from_dists` on the float32
+        distances, so the numbers are the protocol's to the last bit."""
+        from avsync.protocols.lse import lse_from_dists
+
+        result = lse_from_dists(torch.from_numpy(-scores.rows).float().flip(1), vshift=self.vshift)
+        return int(result.offset_frames) + self.vshift, float(result.lse_c)
+
+
+def _syncnet(module: SyncNetModule) -> SyncNetClipDetector | ScoreSearchDetector:
+    """The paper-size SyncNet on 224 px frames: syncnet_python's protocol; toy SyncNets: the search."""
+    if module.hparams.get("arch") == "syncnet" and module.input_spec.frame_size == 224:
+        return SyncNetClipDetector(module, module.max_shift)
+    return _pair_scoring(module)
+
+
 def _divas(module: DiVASModule) -> ScoreSearchDetector:
     spec = module.input_spec
     return ScoreSearchDetector(module, SearchSetup(module.scorer(spec.fps, spec.sample_rate), spec.fps,
@@ -167,6 +214,7 @@ def _avst(module: AVSTModule) -> ScoreSearchDetector:
 DETECTORS: dict[type, Callable[[L.LightningModule], GridDetector | ScoreSearchDetector]] = {
     OffsetClassificationModule: GridDetector,
     PairScoringModule: _pair_scoring,
+    SyncNetModule: _syncnet,
     DiVASModule: _divas,
     AVSTModule: _avst,
 }
