@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.data_modules.vggsound import VGGSoundDataModule
 from avsync.inputs import FrameNormalize, InputSpec, LogSpectrogram
 
-from parity.compare import DEVICE, rel  # noqa: E402
+from parity.compare import DEVICE, load_golden, rel  # noqa: E402
 
 pytestmark = pytest.mark.parity
 GOLDENS = Path(__file__).resolve().parent / "goldens"
@@ -32,13 +31,9 @@ SPEC = InputSpec(fps=25.0, duration_sec=5.0, frame_size=224, resize_short_side=2
 REL_TOL = 1e-4  # outputs; float32 arithmetic in another order (fused attention, conv algorithms)
 
 
-
-
 @pytest.fixture(scope="module")
 def golden() -> dict:
-    info = json.loads((GOLDENS / "sparsesync_golden.json").read_text())
-    with np.load(GOLDENS / "sparsesync_golden.npz") as npz:
-        return {**info, **{k: npz[k] for k in npz.files}}
+    return load_golden(GOLDENS, "sparsesync_golden")
 
 
 @pytest.fixture(scope="module")

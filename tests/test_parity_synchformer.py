@@ -18,7 +18,6 @@ Slow (two full-size forward passes of 237M-parameter models on the CPU, about tw
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from avsync.data_modules.lrs3 import LRS3DataModule
 from avsync.inputs import InputSpec
 from avsync.models.synchformer import SYNCHFORMER_CONFIGS, SegmentInputs
 
-from parity.compare import DEVICE, rel  # noqa: E402
+from parity.compare import DEVICE, load_golden, rel  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.parity]
 
@@ -40,17 +39,13 @@ REL_TOL = 1e-4
 SEGMENTS, STEP = 14, 0.5
 
 
-
-
 def sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
 def golden() -> dict:
-    info = json.loads((GOLDENS / "synchformer_golden.json").read_text())
-    with np.load(GOLDENS / "synchformer_golden.npz") as npz:
-        return {**info, **{k: npz[k] for k in npz.files}}
+    return load_golden(GOLDENS, "synchformer_golden")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,9 @@ largest absolute reference value: one outlier element cannot hide in an average.
 """
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,3 +24,10 @@ def rel(ours, theirs, keep=None) -> float:
     if keep is not None:
         ours, theirs = ours[keep], theirs[keep]
     return float((ours - theirs).abs().max() / theirs.abs().max())
+
+
+def load_golden(folder: Path, stem: str) -> dict:
+    """``<stem>.json`` (what was run, scalars) and the arrays of ``<stem>.npz``, in one dict."""
+    info = json.loads((folder / f"{stem}.json").read_text())
+    with np.load(folder / f"{stem}.npz") as npz:
+        return {**info, **{k: npz[k] for k in npz.files}}
