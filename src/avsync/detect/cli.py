@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from avsync.detect.decoding import decode_for_model
+from avsync.detect.decoding import decode_for_detector
 from avsync.detect.detectors import OffsetScores, detector_for
 from avsync.detect.loading import CheckpointError, load_module
 from avsync.detect.plots import save, score_curve_figure, timeline_figure
@@ -44,14 +44,14 @@ def detect_file(detector, path: str | Path, *, max_crops: int | None = 8, progre
         progress = seconds > LONG_FILE_SEC
         if progress:
             print(f"avsync detect: {path}: {seconds:.0f} s, decoding ...", file=sys.stderr, flush=True)
-    frames, wav = decode_for_model(path, detector.spec)
+    frames, wav = decode_for_detector(path, detector)
     detection, scores = detect_decoded(detector, path, frames, wav, max_crops=max_crops, progress=progress)
     return detection, scores, (frames, wav)
 
 
 def detect_decoded(detector, path: str | Path, frames, wav, *, max_crops: int | None = 8, progress: bool = False
                    ) -> tuple[Detection, OffsetScores]:
-    """:func:`detect_file` on a file already decoded by ``decode_for_model`` (``avsync score``
+    """:func:`detect_file` on a file already decoded by ``decode_for_detector`` (``avsync score``
     decodes in worker processes ahead of the model). Unsynchronisable input (silent, still, too
     short) raises a :class:`MediaError` with its reason code instead of getting an offset."""
     spec = detector.spec

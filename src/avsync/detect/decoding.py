@@ -10,7 +10,7 @@ import torch
 from avsync.inputs import InputSpec
 from avsync.media import MediaError, probe, read_audio, read_frames
 
-__all__ = ["decode_for_model", "centre_crop"]
+__all__ = ["decode_for_model", "decode_for_detector", "centre_crop"]
 
 
 def centre_crop(frames: np.ndarray, spec: InputSpec, path: str | Path = "") -> np.ndarray:
@@ -26,9 +26,10 @@ def centre_crop(frames: np.ndarray, spec: InputSpec, path: str | Path = "") -> n
     return np.ascontiguousarray(out)
 
 
-def decode_for_model(path: str | Path, spec: InputSpec) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_for_model(path: str | Path, spec: InputSpec, native_size: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 frames (T, H, W, 3) at ``spec.fps``, cropped, and mono audio (S,) at ``spec.sample_rate``,
-    both from time 0 over the whole frames that both streams cover. Raises MediaError."""
+    both from time 0 over the whole frames that both streams cover. ``native_size``: the frames as
+    stored (no resize, no crop), for protocols that resize them their own way. Raises MediaError."""
     info = probe(path)
     if not info.has_video:
         raise MediaError(path, "no video stream")
@@ -39,7 +40,15 @@ def decode_for_model(path: str | Path, spec: InputSpec) -> tuple[torch.Tensor, t
     num_frames = int(math.floor(seconds * spec.fps + 1e-6))
     if num_frames < 1:
         raise MediaError(path, f"too short: {seconds:.3f} s")
-    frames = read_frames(path, 0.0, num_frames / spec.fps, spec.fps, spec.decode_size)
-    frames = centre_crop(frames, spec, path)
+    frames = read_frames(path, 0.0, num_frames / spec.fps, spec.fps, None if native_size else spec.decode_size)
+    if not native_size:
+        frames = centre_crop(frames, spec, path)
     wav = audio[: round(num_frames / spec.fps * spec.sample_rate)]
     return torch.from_numpy(frames), torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
+
+
+def decode_for_detector(path: str | Path, detector) -> tuple[torch.Tensor, torch.Tensor]:
+    """The file as ``detector`` reads it: its own ``decode`` if it has one (an authors' protocol that
+    resizes the frames itself), else :func:`decode_for_model` with its input spec."""
+    decode = getattr(detector, "decode", None)
+    return decode(path) if decode is not None else decode_for_model(path, detector.spec)

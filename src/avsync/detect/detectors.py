@@ -10,6 +10,9 @@ them over a moving window.
 * :class:`ScoreSearchDetector` — VocaLiST, SyncNet (:class:`PairScoringModule`), AVST and DiVAS:
   :func:`~avsync.protocols.score_search.shift_scores` rows (one per frame), the clip-level
   answer by :func:`~avsync.protocols.score_search.predict_offsets` over all rows.
+* :class:`VocaLiSTClipDetector` — the paper-size VocaLiST: the authors' ``test_lrs2.py`` procedure
+  (:mod:`avsync.protocols.vocalist_clip`: ``cv2.resize`` of the stored face crops, whole-clip mel,
+  zero-padded and masked search), the clip's answer from the window-averaged logits.
 * :class:`SyncNetClipDetector` — the paper-size SyncNet (224 px face crops, e.g. converted official
   ``syncnet-v2`` weights): syncnet_python's own ``evaluate`` (whole-clip MFCC, zero-padded edges,
   :mod:`avsync.protocols.lse`), so ``detect`` gives its offset and its confidence (= LSE-C).
@@ -29,10 +32,12 @@ from avsync.lit.divas import DiVASModule
 from avsync.lit.offset_classification import OffsetClassificationModule
 from avsync.lit.pair_scoring import PairScoringModule
 from avsync.lit.syncnet import SyncNetModule
+from avsync.lit.vocalist import VocaLiSTModule
 from avsync.offsets import FrameShifts
 from avsync.protocols.score_search import ClipTooShortForSearch, PairScorer, predict_offsets, shift_scores
 
-__all__ = ["OffsetScores", "frame_starts", "GridDetector", "ScoreSearchDetector", "SyncNetClipDetector", "DETECTORS",
+__all__ = ["OffsetScores", "frame_starts", "GridDetector", "ScoreSearchDetector", "SyncNetClipDetector", "VocaLiSTClipDetector",
+           "DETECTORS",
            "detector_for"]
 
 
@@ -47,7 +52,8 @@ class OffsetScores:
     kind: str
 
     def file_curve(self) -> np.ndarray:
-        return self.rows.mean(0)
+        """Mean over the windows; a NaN (a candidate a protocol did not score there) is left out."""
+        return np.nanmean(self.rows, 0) if np.isnan(self.rows).any() else self.rows.mean(0)
 
 
 def frame_starts(last_start: int, hop_sec: float, fps: float) -> list[int]:
@@ -190,6 +196,54 @@ class SyncNetClipDetector:
         return int(result.offset_frames) + self.vshift, float(result.lse_c)
 
 
+class VocaLiSTClipDetector:
+    """VocaLiST as the authors' ``test_lrs2.py`` scores a clip (:mod:`avsync.protocols.vocalist_clip`).
+
+    Frames are decoded as stored (face crops: the authors resize them to 96x96 with ``cv2.resize``
+    and keep the lower half), the mel is the whole clip's. Row w = window w's sync logits over the
+    offsets (columns ascending from −vshift; the authors' column i is offset ``vshift − i``), masked
+    candidates (audio outside the clip) NaN; the clip's answer is the argmax of the window-averaged
+    logits (every window as context, as the paper's longest context), confidence max − median."""
+
+    kind = "score"
+
+    def __init__(self, module: L.LightningModule, vshift: int = 15):
+        self.module, self.spec, self.vshift = module, module.input_spec, vshift
+        self.offsets_sec = np.asarray(FrameShifts(vshift).offsets_sec(self.spec.fps), dtype=np.float64)
+
+    def decode(self, path):
+        from avsync.detect.decoding import decode_for_model
+
+        return decode_for_model(path, self.spec, native_size=True)
+
+    @torch.inference_mode()
+    def scores(self, frames: torch.Tensor, wav: torch.Tensor, progress: bool = False, **_) -> OffsetScores:
+        from avsync.protocols.vocalist_clip import (MASKED_LOGIT, vocalist_clip_frames, vocalist_clip_logits,
+                                                    vocalist_clip_mel, vocalist_window_count)
+
+        count = vocalist_window_count(len(frames), len(wav))
+        if count < 1:
+            raise ClipTooShortForSearch(f"{len(frames)} frames and {len(wav)} samples give no 5-frame window")
+        logits = vocalist_clip_logits(self.module.net, vocalist_clip_frames(frames), vocalist_clip_mel(wav), count,
+                                      vshift=self.vshift)
+        rows = logits.flip(1).double().numpy()
+        rows[rows == MASKED_LOGIT] = np.nan
+        times = (np.arange(len(rows)) + 2.5) / self.spec.fps
+        return OffsetScores(self.offsets_sec, times, rows, self.kind)
+
+    def file_prediction(self, scores: OffsetScores) -> tuple[int, float]:
+        curve = scores.file_curve()
+        best = int(np.nanargmax(curve))
+        return best, float(curve[best] - np.nanmedian(curve))
+
+
+def _vocalist(module: VocaLiSTModule) -> VocaLiSTClipDetector | ScoreSearchDetector:
+    """The paper-size VocaLiST: the authors' clip procedure; toy VocaLiSTs: the search."""
+    if module.hparams.get("arch") == "vocalist":
+        return VocaLiSTClipDetector(module, module.max_shift)
+    return _pair_scoring(module)
+
+
 def _syncnet(module: SyncNetModule) -> SyncNetClipDetector | ScoreSearchDetector:
     """The paper-size SyncNet on 224 px frames: syncnet_python's protocol; toy SyncNets: the search."""
     if module.hparams.get("arch") == "syncnet" and module.input_spec.frame_size == 224:
@@ -215,6 +269,7 @@ DETECTORS: dict[type, Callable[[L.LightningModule], GridDetector | ScoreSearchDe
     OffsetClassificationModule: GridDetector,
     PairScoringModule: _pair_scoring,
     SyncNetModule: _syncnet,
+    VocaLiSTModule: _vocalist,
     DiVASModule: _divas,
     AVSTModule: _avst,
 }

@@ -21,7 +21,6 @@ gives starts 0, 0.52, 1.0, 1.52, 2.0 ... s, and the reported hop is the 0.5 s as
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 

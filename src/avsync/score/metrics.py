@@ -88,9 +88,9 @@ class OffsetMetric:
         self.max_crops = max_crops
 
     def decode(self, path: str):
-        from avsync.detect.decoding import decode_for_model
+        from avsync.detect.decoding import decode_for_detector
 
-        frames, wav = decode_for_model(path, self.detector.spec)
+        frames, wav = decode_for_detector(path, self.detector)
         frames, wav = frames.numpy(), wav.numpy()
         _check_synchronisable(path, frames, wav, self.detector.spec.fps, self.detector.spec.sample_rate)
         return frames, wav
