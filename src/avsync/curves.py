@@ -20,25 +20,34 @@ def read_scalars(log_dir: str | Path, tags=CURVE_TAGS) -> dict[str, list[tuple[i
     return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in tags if t in available}
 
 
-def plot_learning_curves(runs: dict[str, str | Path], out: str | Path) -> Path | None:
-    """One row per run (stage), one column per metric; returns the PNG path (None if nothing logged)."""
+def plot_learning_curves(runs: dict[str, str | Path], out: str | Path) -> dict[Path, list[str]]:
+    """Learning curves of the stages, one figure per stage group: stages that log the same metrics
+    share a figure (one row per stage, one column per metric), so no panel is empty. The group of
+    the first stage goes to ``out`` (``curves.png``), each other group to ``<out stem>_<its first
+    stage>.png`` beside it. Returns {PNG: its stages} (empty if nothing was logged)."""
     curves = {name: read_scalars(d) for name, d in runs.items() if Path(d).exists()}
-    curves = {k: v for k, v in curves.items() if v}
-    if not curves:
-        return None
-    tags = [t for t in CURVE_TAGS if any(t in c for c in curves.values())]
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, scalars in curves.items():
+        if scalars:
+            groups.setdefault(tuple(t for t in CURVE_TAGS if t in scalars), []).append(name)
+    out, written = Path(out), {}
+    for i, (tags, names) in enumerate(groups.items()):
+        path = out if i == 0 else out.with_name(f"{out.stem}_{names[0]}{out.suffix}")
+        _plot_group({n: curves[n] for n in names}, tags, path)
+        written[path] = names
+    return written
+
+
+def _plot_group(curves: dict[str, dict], tags: tuple[str, ...], path: Path) -> None:
     fig, axes = plt.subplots(len(curves), len(tags), figsize=(3.2 * len(tags), 2.4 * len(curves)), squeeze=False)
     for row, (name, scalars) in enumerate(curves.items()):
         for col, tag in enumerate(tags):
             ax = axes[row][col]
-            if tag in scalars:
-                steps, values = zip(*scalars[tag])
-                ax.plot(steps, values, marker="." if len(steps) < 30 else None)
+            steps, values = zip(*scalars[tag])
+            ax.plot(steps, values, marker="." if len(steps) < 30 else None)
             ax.set_title(f"{name}: {tag}", fontsize=8)
             ax.set_xlabel("step", fontsize=7)
             ax.tick_params(labelsize=7)
     fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    return out
