@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from avsync.convert.synthetic_weights import read_layout
 from avsync.lit.syncnet import SyncNetModule
 from avsync.models.syncnet import build_syncnet
 from avsync.reproduce import REPRODUCTIONS, Stage, main
@@ -93,8 +94,8 @@ def _meta_official_state(family: str) -> dict[str, torch.Tensor]:
     """The authors' key names and shapes (shared/spec/official_state_dicts, written from their code), no data."""
     from conftest import SHARED
 
-    spec = json.loads((SHARED / "spec" / "official_state_dicts" / f"{family}.json").read_text())
-    return {k: torch.empty(shape, device="meta") for k, shape in spec["state_dict"].items()}
+    layout = read_layout(SHARED / "spec" / "official_state_dicts" / f"{family}.json")
+    return {k: torch.empty(shape, device="meta") for k, shape in layout.items()}
 
 
 @pytest.mark.parametrize(("paper", "stage_name", "family"), [

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from avsync.cli import main
+from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.weights import catalog
 from avsync.weights.catalog import Checksum, OfficialWeights
 from avsync.weights.download import DownloadError, download
@@ -199,20 +200,10 @@ def test_readme_table_is_generated_from_the_catalog():
 
 
 # -- detect on the real clip with a random official-layout SyncNet --------------------------------
-def _official_layout_state_dict(model: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A random state dict in the authors' layout from the key shapes in shared/spec (seeded per key;
-    batch-norm statistics random too, variances positive)."""
-    spec = json.loads((SHARED / "spec" / "official_state_dicts" / f"{model}.json").read_text())
-    out = {}
-    for i, (key, shape) in enumerate(spec["state_dict"].items()):
-        gen = torch.Generator().manual_seed(seed * 100_003 + i)
-        if key.endswith("num_batches_tracked"):
-            out[key] = torch.tensor(0)
-        elif key.endswith("running_var"):
-            out[key] = torch.rand(shape, generator=gen) + 0.5
-        else:
-            out[key] = torch.randn(shape, generator=gen) * 0.05
-    return out
+def _official_layout_state_dict(model: str) -> dict[str, torch.Tensor]:
+    """A random state dict in the authors' layout (key shapes from shared/spec), from the parity
+    tests' generator (:mod:`avsync.convert.synthetic_weights`: seeded per key, constants random)."""
+    return synthetic_state_dict(read_layout(SHARED / "spec" / "official_state_dicts" / f"{model}.json"))
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +268,7 @@ def test_authors_pickle_with_foreign_globals_loads_weights_only(tmp_path, monkey
 
     DictConfig.__module__, DictConfig.__qualname__ = fake.__name__, "DictConfig"
     fake.DictConfig = DictConfig
-    state = _official_layout_state_dict("syncnet", seed=1)
+    state = _official_layout_state_dict("syncnet")
     path = tmp_path / "wrapped.pt"
     with monkeypatch.context() as m:
         m.setitem(sys.modules, fake.__name__, fake)
