@@ -32,7 +32,7 @@ also in ``syncnet_lse.json``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import json
 import shlex
 import sys
@@ -44,21 +44,14 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic_by_path import load_synthetic_weights  # noqa: E402
 FIXTURE = (ROOT.parent / "shared/fixtures/real/lrs3/h264_orig_strict_crop_25fps_224side_16000hz_aac/pretrain"
            "/C8zY0oAdQrs/00018.mp4")
 OUT = ROOT / "tests/goldens/syncnet"
 VSHIFT = 15
 PREFIX_WINDOWS = 8
 PREFIX_FRAMES = PREFIX_WINDOWS + 4
-
-
-def load_synthetic_weights():
-    """avsync's generator, imported by path (it needs only torch), so avsync need not be installed."""
-    path = ROOT / "src/avsync/convert/synthetic_weights.py"
-    spec = importlib.util.spec_from_file_location("synthetic_weights", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def cpu_only():

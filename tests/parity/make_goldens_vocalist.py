@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import shlex
 import subprocess
@@ -53,19 +52,12 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic_by_path import load_synthetic_weights  # noqa: E402
 FIXTURE = (ROOT.parent / "shared/fixtures/real/lrs3/h264_orig_strict_crop_25fps_224side_16000hz_aac/pretrain"
            "/C8zY0oAdQrs/00018.mp4")
 OUT = ROOT / "tests/goldens/vocalist"
 FRAMES = 40
-
-
-def load_synthetic_weights():
-    """avsync's generator, imported by path (it needs only torch), so avsync need not be installed."""
-    path = ROOT / "src/avsync/convert/synthetic_weights.py"
-    spec = importlib.util.spec_from_file_location("synthetic_weights", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def prepare_folder(clip: Path, folder: Path, lossless: bool) -> None:
