@@ -22,7 +22,7 @@ from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.data_modules.vggsound import VGGSoundDataModule
 from avsync.inputs import FrameNormalize, InputSpec, LogSpectrogram
 
-from parity.compare import DEVICE, load_golden, rel  # noqa: E402
+from parity.compare import DEVICE, golden_test_batch, load_golden, rel  # noqa: E402
 
 pytestmark = pytest.mark.parity
 GOLDENS = Path(__file__).resolve().parent / "goldens"
@@ -53,13 +53,7 @@ def batch(real_fixtures, golden, tmp_path_factory):
                             fixed_offsets_csv={"test": str(real_fixtures / "metadata" / Path(
                                 "vggsound_test_fixed_offsets_size21_crop5.csv"))},
                             input_spec=SPEC, batch_size=1, num_workers=0, probe_cache_dir=str(tmp / "cache"))
-    dm.setup("test")
-    batch = next(iter(dm.test_dataloader()))
-    assert batch["key"] == [golden["key"]]
-    assert batch["offset_sec"].item() == pytest.approx(golden["offset_sec"])
-    assert batch["video_start_sec"].item() == pytest.approx(golden["vstart_sec"])
-    assert batch["target"].item() == golden["offset_target"]
-    return batch
+    return golden_test_batch(dm, golden)
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from avsync.data_modules.lrs3 import LRS3DataModule
 from avsync.inputs import InputSpec
 from avsync.models.synchformer import SYNCHFORMER_CONFIGS, SegmentInputs
 
-from parity.compare import DEVICE, load_golden, rel  # noqa: E402
+from parity.compare import DEVICE, golden_test_batch, load_golden, rel  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.parity]
 
@@ -58,12 +58,7 @@ def clip(real_fixtures, golden, tmp_path_factory):
     dm = LRS3DataModule(root=str(real_fixtures / "lrs3"), variant="full_frame", split_files={"test": str(tmp / "test.txt")},
                         fixed_offsets_csv={"test": str(real_fixtures / "metadata" / "lrs3_test_fixed_offsets_size21_crop5.csv")},
                         input_spec=spec, batch_size=1, num_workers=0, probe_cache_dir=str(tmp / "cache"))
-    dm.setup("test")
-    batch = next(iter(dm.test_dataloader()))
-    assert batch["key"] == [golden["key"]]
-    assert batch["offset_sec"].item() == pytest.approx(golden["offset_sec"])
-    assert batch["video_start_sec"].item() == pytest.approx(golden["vstart_sec"])
-    assert batch["target"].item() == golden["offset_target"]
+    batch = golden_test_batch(dm, golden)
     v0, a0 = golden["segments_start_in_crop_frames"], golden["segments_start_in_crop_samples"]
     assert (v0, a0) == (2, 1280)  # (125 - 120) // 2 frames, and the same time in samples
     return batch["video"][:, v0: v0 + 120], batch["audio"][:, a0: a0 + 76800]

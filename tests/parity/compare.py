@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 DEVICE = torch.device(os.environ.get("AVSYNC_TEST_DEVICE", "cpu"))
@@ -31,3 +32,15 @@ def load_golden(folder: Path, stem: str) -> dict:
     info = json.loads((folder / f"{stem}.json").read_text())
     with np.load(folder / f"{stem}.npz") as npz:
         return {**info, **{k: npz[k] for k in npz.files}}
+
+
+def golden_test_batch(datamodule, golden: dict) -> dict:
+    """The data module's first test batch (batch size 1), checked to be the clip, fixed offset,
+    crop start and class the goldens were made at."""
+    datamodule.setup("test")
+    batch = next(iter(datamodule.test_dataloader()))
+    assert batch["key"] == [golden["key"]]
+    assert batch["offset_sec"].item() == pytest.approx(golden["offset_sec"])
+    assert batch["video_start_sec"].item() == pytest.approx(golden["vstart_sec"])
+    assert batch["target"].item() == golden["offset_target"]
+    return batch
