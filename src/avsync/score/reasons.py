@@ -21,18 +21,10 @@ from avsync.media import MediaError
 
 __all__ = ["Unsynchronisable", "failure"]
 
-_MEDIA_REASONS = (  # MediaError.reason prefix -> code, first match wins
-    ("no such file", "missing"),
-    ("empty file", "unreadable"),
-    ("cannot decode", "unreadable"),
-    ("no audio or video stream", "unreadable"),
-    ("zero length", "unreadable"),
-    ("no video stream", "no_video"),
-    ("no audio stream", "no_audio"),
-    ("too short", "too_short"),
-    ("silent audio", "silent_audio"),
-    ("frames of", "frame_too_small"),
-)
+# MediaError.code -> this table's word where the two differ (the media layer tells more kinds of
+# unreadable file apart than a score row needs)
+_MEDIA_CODES = {"missing_file": "missing", "empty_file": "unreadable", "zero_length": "unreadable",
+                "no_streams": "unreadable", "truncated": "unreadable", "decoder_stalled": "timeout"}
 
 
 class Unsynchronisable(Exception):
@@ -57,10 +49,7 @@ def failure(err: BaseException) -> tuple[str, str]:
     if isinstance(err, Unsynchronisable):
         return err.code, _one_line(err)
     if isinstance(err, MediaError):
-        for prefix, code in _MEDIA_REASONS:
-            if err.reason.startswith(prefix):
-                return code, _one_line(err.reason)
-        return "unreadable", _one_line(err.reason)
+        return _MEDIA_CODES.get(err.code, err.code), _one_line(err.reason)
     if isinstance(err, ClipTooShortForSearch):
         return "too_short", _one_line(err)
     if isinstance(err, FileNotFoundError):
