@@ -161,19 +161,29 @@ def _pair_scoring(module: PairScoringModule) -> ScoreSearchDetector:
                                                    module.max_shift, module.eval_batch_windows))
 
 
-class SyncNetClipDetector:
-    """SyncNet as syncnet_python's ``evaluate`` runs it (:func:`avsync.protocols.lse.syncnet_lse`).
-
-    Row w = 5-frame window w, scores = −distance at each offset (columns ascending from −vshift:
-    syncnet_python's column i is offset ``vshift − i``, + = audio leads); the file curve is minus its
-    mean distance curve, so the best offset is its argmin and the confidence max − median of the
-    curve is its LSE-C."""
+class _AuthorsClipDetector:
+    """An authors' clip procedure over 5-frame windows and ±vshift frames (scores, higher = better);
+    subclasses give ``scores`` and ``file_prediction``."""
 
     kind = "score"
 
     def __init__(self, module: L.LightningModule, vshift: int = 15):
         self.module, self.spec, self.vshift = module, module.input_spec, vshift
         self.offsets_sec = np.asarray(FrameShifts(vshift).offsets_sec(self.spec.fps), dtype=np.float64)
+
+    def _offset_scores(self, rows: np.ndarray) -> OffsetScores:
+        """Rows in the authors' column order (offset ``vshift − i``) -> ascending offsets, window centres."""
+        rows = np.ascontiguousarray(rows[:, ::-1], dtype=np.float64)
+        return OffsetScores(self.offsets_sec, (np.arange(len(rows)) + 2.5) / self.spec.fps, rows, self.kind)
+
+
+class SyncNetClipDetector(_AuthorsClipDetector):
+    """SyncNet as syncnet_python's ``evaluate`` runs it (:func:`avsync.protocols.lse.syncnet_lse`).
+
+    Row w = 5-frame window w, scores = −distance at each offset (columns ascending from −vshift:
+    syncnet_python's column i is offset ``vshift − i``, + = audio leads); the file curve is minus its
+    mean distance curve, so the best offset is its argmin and the confidence max − median of the
+    curve is its LSE-C."""
 
     @torch.inference_mode()
     def scores(self, frames: torch.Tensor, wav: torch.Tensor, progress: bool = False, **_) -> OffsetScores:
@@ -183,9 +193,7 @@ class SyncNetClipDetector:
             result = syncnet_lse(self.module.net, frames, wav, vshift=self.vshift, sample_rate=self.spec.sample_rate)
         except ValueError as err:  # fewer samples or frames than one window
             raise ClipTooShortForSearch(str(err)) from err
-        rows = -result.dists.flip(1).double().cpu().numpy()
-        times = (np.arange(len(rows)) + 2.5) / self.spec.fps
-        return OffsetScores(self.offsets_sec, times, rows, self.kind)
+        return self._offset_scores(-result.dists.double().cpu().numpy())
 
     def file_prediction(self, scores: OffsetScores) -> tuple[int, float]:
         """(index of the offset, LSE-C): :func:`avsync.protocols.lse.lse_from_dists` on the float32
@@ -196,7 +204,7 @@ class SyncNetClipDetector:
         return int(result.offset_frames) + self.vshift, float(result.lse_c)
 
 
-class VocaLiSTClipDetector:
+class VocaLiSTClipDetector(_AuthorsClipDetector):
     """VocaLiST as the authors' ``test_lrs2.py`` scores a clip (:mod:`avsync.protocols.vocalist_clip`).
 
     Frames are decoded as stored (face crops: the authors resize them to 96x96 with ``cv2.resize``
@@ -204,12 +212,6 @@ class VocaLiSTClipDetector:
     offsets (columns ascending from −vshift; the authors' column i is offset ``vshift − i``), masked
     candidates (audio outside the clip) NaN; the clip's answer is the argmax of the window-averaged
     logits (every window as context, as the paper's longest context), confidence max − median."""
-
-    kind = "score"
-
-    def __init__(self, module: L.LightningModule, vshift: int = 15):
-        self.module, self.spec, self.vshift = module, module.input_spec, vshift
-        self.offsets_sec = np.asarray(FrameShifts(vshift).offsets_sec(self.spec.fps), dtype=np.float64)
 
     def decode(self, path):
         from avsync.detect.decoding import decode_for_model
@@ -226,10 +228,9 @@ class VocaLiSTClipDetector:
             raise ClipTooShortForSearch(f"{len(frames)} frames and {len(wav)} samples give no 5-frame window")
         logits = vocalist_clip_logits(self.module.net, vocalist_clip_frames(frames), vocalist_clip_mel(wav), count,
                                       vshift=self.vshift)
-        rows = logits.flip(1).double().numpy()
+        rows = logits.double().numpy()
         rows[rows == MASKED_LOGIT] = np.nan
-        times = (np.arange(len(rows)) + 2.5) / self.spec.fps
-        return OffsetScores(self.offsets_sec, times, rows, self.kind)
+        return self._offset_scores(rows)
 
     def file_prediction(self, scores: OffsetScores) -> tuple[int, float]:
         curve = scores.file_curve()
