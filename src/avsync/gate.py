@@ -121,9 +121,11 @@ class ShuffleAudio(L.Callback):
 
 
 # ---------------------------------------------------------------------------- one entry (child process)
-def run_entry(entry: GateEntry, out: Path, sabotage: str | None, baselines: Path = BASELINES) -> dict:
-    """Fit + test one entry in this process; returns (and writes) its result."""
-    args = NO_CHECKPOINTS + list(entry.args)
+def run_entry(entry: GateEntry, out: Path, sabotage: str | None, baselines: Path = BASELINES,
+              seed: int | None = None) -> dict:
+    """Fit + test one entry in this process; returns (and writes) its result. `seed` replaces the
+    entry's pinned seed (to measure the seed-to-seed spread the margins must cover)."""
+    args = NO_CHECKPOINTS + list(entry.args) + ([] if seed is None else ["--seed_everything", str(seed)])
     if entry.init_from:
         args += ["--model.init_args.init_from", str(Path(baselines).parent / entry.init_from)]
     stage = Stage(name=entry.name, configs=entry.configs, args=args, description=entry.description)
@@ -137,19 +139,21 @@ def _child(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--baselines", type=Path, default=BASELINES)
     parser.add_argument("--sabotage", choices=SABOTAGES)
+    parser.add_argument("--seed", type=int)
     args = parser.parse_args(argv)
     entry = {e.name: e for e in load_entries(args.baselines)}[args.name]
     sys.argv = sys.argv[:1]  # the stage's LightningCLI parses its own argument list, not the gate's
-    run_entry(entry, args.out, args.sabotage, args.baselines)
+    run_entry(entry, args.out, args.sabotage, args.baselines, args.seed)
     return 0
 
 
-def _spawn(entry: GateEntry, out: Path, baselines: Path, sabotage: str | None) -> dict:
+def _spawn(entry: GateEntry, out: Path, baselines: Path, sabotage: str | None, seed: int | None = None) -> dict:
     """Run one entry in a child process with one thread; its log goes to ``<out>/<name>.log``."""
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "avsync.gate", "--child", entry.name, "--out", str(out),
-           "--baselines", str(baselines)] + (["--sabotage", sabotage] if sabotage else [])
+           "--baselines", str(baselines)] + (["--sabotage", sabotage] if sabotage else []) \
+        + ([] if seed is None else ["--seed", str(seed)])
     shutil.rmtree(out / entry.name, ignore_errors=True)  # never read an earlier run's result
     start = time.time()
     with open(out / f"{entry.name}.log", "w") as log_file:
@@ -194,15 +198,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/gate"))
     parser.add_argument("--jobs", type=int, default=2, help="entries run at once (one thread each)")
     parser.add_argument("--sabotage", choices=SABOTAGES, help="break every run on purpose (the gate must fail)")
+    parser.add_argument("--seed", type=int, help="another seed than the pinned one (to measure the spread)")
     args = parser.parse_args(argv)
     entries = select_entries(load_entries(args.baselines), args.models, args.all)
-    out = args.out.resolve() / (args.sabotage or "clean")
+    out = args.out.resolve() / ((args.sabotage or "clean") + ("" if args.seed is None else f"_seed{args.seed}"))
     start = time.time()
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        futures = {e.name: pool.submit(_spawn, e, out, args.baselines.resolve(), args.sabotage) for e in entries}
+        futures = {e.name: pool.submit(_spawn, e, out, args.baselines.resolve(), args.sabotage, args.seed)
+                   for e in entries}
         results = {name: f.result() for name, f in futures.items()}
     lines, failures = judge(entries, results)
-    title = f"# avsync regression gate{' (sabotage: ' + args.sabotage + ')' if args.sabotage else ''}"
+    title = f"# avsync regression gate{' (sabotage: ' + args.sabotage + ')' if args.sabotage else ''}" \
+            + ("" if args.seed is None else f" (seed {args.seed})")
     report = [title, "", f"{len(entries)} entries, {time.time() - start:.0f} s with {args.jobs} jobs; "
               f"baselines from {args.baselines}", "", *lines, ""]
     report += ["**FAILED**: " + "; ".join(failures)] if failures else ["all entries at or above their bar"]

@@ -19,7 +19,10 @@ Encoding: H.264 at crf 18 (I/P quality differences negligible) and a key-frame e
 puts one key-frame at frame 0 of a 10 s clip (keyint 250), which makes "a key-frame here"
 equivalent to "this crop starts at the clip start"; with frequent key-frames at a random
 period they carry no such hint, and decoders seek faster. The GOP draw uses its own random
-stream, so it never changes the content.
+stream, so it never changes the content. x264 runs deterministic (``write_mp4(deterministic=True)``:
+mbtree off, one thread): with x264's defaults 7 of 48 clips written twice in parallel came out with
+other packets (decoded frames up to 52 levels apart), so the same seeded run gave other tables on
+another cache; now every clip is the same file on every run (``tests/test_toy_determinism.py``).
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ from tqdm import tqdm
 
 from avsync.toy.render import frame_size, render_clip
 
-GENERATOR_VERSION = 4  # bump whenever a change would alter the rendered clips
+GENERATOR_VERSION = 5  # bump whenever a change would alter the rendered clips
 DEFAULT_SPLITS = {"train": 256, "valid": 64, "test": 64}
 SPLIT_IDS = {"train": 0, "valid": 1, "test": 2}
 CRF = 18
@@ -177,7 +180,7 @@ def _make_clip(set_dir, variant, seed, duration_sec, fps, size, sample_rate, spl
     gop = clip_gop(seed, split, index, fps)
     mp4, side = _clip_files(set_dir, split, index)
     write_mp4(mp4, clip.frames, fps, clip.audio, sample_rate, vcodec="h264", acodec="aac", crf=CRF, gop=gop,
-              preset=PRESET)
+              preset=PRESET, deterministic=True)
     meta = {"seed": seed, "split": split, "index": index, "gop": gop, **clip.meta}
     _write_atomic(side, json.dumps(_jsonable(meta), separators=(",", ":")))  # written last: marks done
 
