@@ -7,10 +7,9 @@ start stay fast (the help is built from :mod:`avsync.public_classes`).
 """
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import Callable
 
+from avsync.commands import EXTRA_COMMANDS
 from avsync.public_classes import DATA_MODULES, MODELS, listing
 
 
@@ -19,35 +18,6 @@ def cli_main(args: list[str] | None = None, run: bool = True):
     from avsync.training_cli import cli_main as training_cli_main
 
     return training_cli_main(args, run=run)
-
-
-def _reproduce(argv: list[str]) -> int:
-    from avsync.reproduce import main as reproduce_main
-
-    return reproduce_main(argv)
-
-
-def _generate_toy(argv: list[str]) -> int:
-    from avsync.toy.generate import main as generate_main
-
-    generate_main(argv)
-    return 0
-
-
-EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "convert": lambda argv: importlib.import_module("avsync.convert.cli").main(argv),
-    "reproduce": _reproduce,
-    "generate-toy": _generate_toy,
-    "prepare": lambda argv: importlib.import_module("avsync.prepare").main(argv),
-    "probe-artefacts": lambda argv: importlib.import_module("avsync.artefact_probe").main(argv),
-    "title-report": lambda argv: importlib.import_module("avsync.title.report").main(argv),
-    "cache-features": lambda argv: importlib.import_module("avsync.feature_cache").main(argv),
-    "detect": lambda argv: importlib.import_module("avsync.detect.cli").main(argv),
-    "score": lambda argv: importlib.import_module("avsync.score.cli").main(argv),
-    "attribute": lambda argv: importlib.import_module("avsync.attribution.cli").main(argv),
-    "gate": lambda argv: importlib.import_module("avsync.gate").main(argv),
-    "weights": lambda argv: importlib.import_module("avsync.weights.cli").main(argv),
-}
 
 
 def help_text() -> str:

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", nargs="+", default=["train", "valid", "test"])
     parser.add_argument("--chunk", type=int, default=32, help="segments per extractor call")
     args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    from avsync.cli import cli_main
+    from avsync.training_cli import cli_main
 
     cli = cli_main(rest, run=False)  # the stage-II config: model (extractors) and data module
     index = write_cache(cli.model, cli.datamodule, args.out, tuple(args.splits), args.hop_frames, args.chunk)

@@ -96,7 +96,7 @@ def run_stage(stage: Stage, plan_dir: Path, out: Path, ckpts: dict[str, str], da
     """fit (unless the stage only evaluates) + test, in-process, through the LightningCLI users call.
 
     ``extra_callbacks`` join the trainer's own (the regression gate's deliberate breaks)."""
-    from avsync.cli import cli_main
+    from avsync.training_cli import cli_main
 
     stage_dir = out / stage.name
     args = []

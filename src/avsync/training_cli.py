@@ -47,7 +47,7 @@ class AVSyncCLI(LightningCLI):
     """LightningCLI whose --help names the suite's models and data modules."""
 
     def init_parser(self, **kwargs):
-        from avsync.cli import EXTRA_COMMANDS
+        from avsync.commands import EXTRA_COMMANDS
         kwargs.setdefault("description", "avsync — audio-visual synchronisation experiments.\n\n"
                           f"Models (--model):\n{listing(MODELS)}\n\nData modules (--data):\n{listing(DATA_MODULES)}\n\n"
                           "Other subcommands: " + ", ".join(sorted(EXTRA_COMMANDS)))
