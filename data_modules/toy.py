@@ -66,8 +66,9 @@ class ToyAVDataModule(AVSyncDataModule):
 
     @property
     def set_dir(self) -> Path:
-        height = frame_size(self.variant, self.source_size)[0]
-        return self.cache_root / set_name(self.variant, self.source_fps, height, self.generator_seed)
+        size = frame_size(self.variant, self.source_size)
+        return self.cache_root / set_name(self.variant, self.source_fps, size, self.generator_seed,
+                                          self.clip_duration_sec)
 
     @property
     def classes(self) -> list[str]:

@@ -18,6 +18,18 @@ def real_fixtures() -> Path:
     return FIXTURES
 
 
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory) -> str:
+    """One toy-set cache for the whole run, shared by the xdist workers: data modules write the sets
+    they ask for into it once (a lock file per set makes the others wait, and a set only grows), so
+    tests that train on the same toy configuration do not each encode it again. Tests that need a
+    set of their own contents generate it into their own folder instead."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "toy_cache"
+    root.mkdir(exist_ok=True)
+    return str(root)
+
+
 @pytest.fixture
 def repo_root_cwd(monkeypatch):
     """Run from the repository root, as the README's commands do (configs are relative paths)."""

@@ -13,11 +13,6 @@ TINY = ["--data.init_args.num_train", "8", "--data.init_args.num_valid", "1", "-
         "--trainer.log_every_n_steps", "1"]
 
 
-@pytest.fixture(scope="module")
-def toy_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("toy_avst"))
-
-
 @pytest.mark.parametrize("arch,stage", [("avst_dec_toy", "1"), ("avst_enc_mp_toy", "2")])
 def test_two_step_fit_then_test(toy_root, tmp_path, repo_root_cwd, arch, stage):
     run = tmp_path / "run"

@@ -12,11 +12,6 @@ TINY_DATA = ["--data.init_args.num_train", "8", "--data.init_args.num_valid", "4
              "--data.init_args.num_workers", "0", "--data.init_args.batch_size", "2"]
 
 
-@pytest.fixture(scope="module")
-def toy_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("toy_cache"))
-
-
 def test_help_lists_models_and_data_modules(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 import torch
 
 from avsync.cli import cli_main
@@ -46,11 +45,6 @@ def _assert_same(a: tuple[dict, dict], b: tuple[dict, dict], what: str) -> None:
     assert a[1].keys() == b[1].keys()
     diff = [k for k in a[1] if not torch.equal(a[1][k], b[1][k])]
     assert not diff, f"{what}: {len(diff)} tensors differ, e.g. {diff[:3]}"
-
-
-@pytest.fixture(scope="module")
-def toy_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("toy_cache"))
 
 
 def test_seeded_run_repeats_and_killed_run_resumes_exactly(toy_root, tmp_path, repo_root_cwd):

@@ -9,11 +9,6 @@ TINY = ["--data.init_args.num_train", "4", "--data.init_args.num_valid", "2", "-
         "--model.init_args.clip_frames", "36", "--model.init_args.eval_contexts", "[5, 6]"]
 
 
-@pytest.fixture(scope="module")
-def toy_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("toy_cache"))
-
-
 @pytest.mark.parametrize("name", ["vocalist", "syncnet"])
 def test_two_step_fit_then_test(name, toy_root, tmp_path, repo_root_cwd):
     run_dir = tmp_path / "run"

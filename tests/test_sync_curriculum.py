@@ -9,11 +9,6 @@ SPEC = InputSpec(fps=25.0, duration_sec=44 / 25, frame_size=64, resize_short_sid
                  max_frame_shift=15, train_durations=(5 / 25, 9 / 25))
 
 
-@pytest.fixture(scope="module")
-def toy_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("toy_curriculum"))
-
-
 def _module(toy_root, **kwargs) -> ToySyncCurriculumDataModule:
     dm = ToySyncCurriculumDataModule(root=toy_root, num_train=3, num_valid=2, num_test=0, clip_duration_sec=4.0,
                                      batch_size=4, num_workers=0, input_spec=SPEC, cache_decoded=True,

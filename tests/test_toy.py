@@ -174,12 +174,21 @@ def test_no_trend_over_the_clip(variant):
 
 
 # ---------------------------------------------------------------------------- files
+def test_sets_of_other_durations_live_side_by_side_in_one_cache(tmp_path):
+    """Runs that ask for the same variant at other clip lengths share a cache without deleting
+    each other's clips (a shared cache used to hold one set per variant, size and seed)."""
+    short = generate_toy_set(tmp_path, "dense", {"test": 1}, seed=3, duration_sec=4.0, progress=False)
+    long = generate_toy_set(tmp_path, "dense", {"test": 1}, seed=3, duration_sec=10.0, progress=False)
+    assert short != long and short.name == "dense_25fps_64px_4s_seed3"
+    assert (short / "test" / "test_00000.mp4").exists() and (long / "test" / "test_00000.mp4").exists()
+
+
 def test_generate_writes_playable_clips_and_is_a_cache(tmp_path):
     from avsync.media import read_audio, read_frames
 
     splits = {"train": 2, "test": 1}
     set_dir = generate_toy_set(tmp_path, "dense", splits, seed=3, progress=False)
-    assert set_dir.name == "dense_25fps_64px_seed3"
+    assert set_dir.name == "dense_25fps_64px_10s_seed3"
     manifest = json.loads((set_dir / "manifest.json").read_text())
     assert manifest["splits"] == splits and manifest["variant"] == "dense" and "generator_version" in manifest
     with open(set_dir / "index.csv", newline="") as f:

@@ -2,7 +2,7 @@
 
 Layout::
 
-    <root>/<variant>_<fps>fps_<H>px_seed<seed>/
+    <root>/<variant>_<fps>fps_<H>px_<duration>s_seed<seed>/   (<H>x<W>px when not square, _<rate>hz when not 16 kHz)
         manifest.json                  the generator config + GENERATOR_VERSION
         index.csv                      path (relative to this folder), split, duration_sec, variant
         <split>/<split>_<index:05d>.mp4
@@ -73,8 +73,15 @@ def clip_gop(seed: int, split: str, index: int, fps: float) -> int:
     return max(1, round(gop_sec * fps))
 
 
-def set_name(variant: str, fps: float, height: int, seed: int) -> str:
-    return f"{variant}_{fps:g}fps_{height}px_seed{seed}"
+def set_name(variant: str, fps: float, size: tuple[int, int], seed: int, duration_sec: float = 10.0,
+             sample_rate: int = 16000) -> str:
+    """The set's folder name: every content parameter a caller can choose is in it, so sets that
+    differ in any of them live side by side in one cache instead of one deleting the other's clips
+    (a folder's manifest still guards against other generator versions)."""
+    height, width = size
+    pixels = f"{height}px" if height == width else f"{height}x{width}px"
+    rate = "" if int(sample_rate) == 16000 else f"_{int(sample_rate)}hz"
+    return f"{variant}_{fps:g}fps_{pixels}_{duration_sec:g}s{rate}_seed{seed}"
 
 
 def clip_relpath(split: str, index: int) -> str:
@@ -102,7 +109,7 @@ def generate_toy_set(
     root = default_cache_dir() / "toy" if root is None else Path(root)
     splits = dict(DEFAULT_SPLITS if splits is None else splits)
     height, width = frame_size(variant, size)
-    set_dir = root / set_name(variant, fps, height, seed)
+    set_dir = root / set_name(variant, fps, (height, width), seed, duration_sec, sample_rate)
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f".{set_dir.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
