@@ -1,5 +1,6 @@
 """DiVAS Table 1's SyncNet / VocaLiST stages: the vocalist plan's recipes, read by path, on lrs2_face's
-data, tested under DiVAS's protocol (random offsets, the whole 2 s clip averaged, ms windows)."""
+data, tested under DiVAS's protocol (random offsets, ms windows; every window of the test input
+averaged: the 2 s crop at toy scale, the whole test clip at full size, as lrs2_face)."""
 import pytest
 import yaml
 
@@ -52,12 +53,18 @@ def test_full_baseline_stage_builds_the_papers_model(name, repo_root_cwd):
     assert type(cli.model).__name__ == BASELINES[name]
     assert sum(p.numel() for p in cli.model.net.parameters()) == PARAMS[BASELINES[name]]
     assert type(cli.datamodule).__name__ == "LRS2DataModule" and cli.datamodule.root.startswith("/nonexistent")
-    # DiVAS's own rows read whole test clips (all L - F + 1 windows, §4.1); the baselines' score
-    # search still reads 2 s crops at the same random offsets and ms windows: not the same test items
-    # at full size yet (reproductions/divas/README.md, "Following the paper")
+    # DiVAS's rows and the baselines read the same whole test clips (all L - F + 1 windows, §4.1) at the
+    # same seeded offsets: the same data module class, seed, sampler range, offsets mode and minimum length
     assert face.datamodule.eval_whole_clips and face.model.eval_edges == "pad"
+    assert cli.datamodule.eval_whole_clips and cli.model.eval_whole_clip and cli.model.context_labels == ("clip",)
+    assert type(cli.datamodule) is type(face.datamodule)
+    for attr in ("seed", "whole_clip_min_sec"):
+        assert getattr(cli.datamodule, attr) == getattr(face.datamodule, attr)
+    assert cli.datamodule.whole_clip_mode() == face.datamodule.whole_clip_mode() == "random"
+    spec, face_spec = cli.model.input_spec, face.model.input_spec
+    assert (spec.fps, spec.max_frame_shift) == (face_spec.fps, face_spec.max_frame_shift) == (25.0, 15)
     assert cli.model.artificial_offsets and cli.model.eval_windows_ms == WINDOWS
-    assert cli.model.input_spec.duration_sec == 2.0 and cli.model.input_spec.max_frame_shift == 15
+    assert cli.model.input_spec.duration_sec == 2.0  # training pairs still come from 2 s crops
 
 
 @pytest.mark.parametrize("mode", ["toy", "full"])

@@ -35,7 +35,9 @@ def rel(ours, theirs, keep=None) -> float:
 
 def _log(value: float) -> None:
     """Append ``value`` with the test and the test file's line that asked for it."""
-    caller = next((f for f in inspect.stack()[2:] if Path(f.filename).name.startswith("test_")), None)
+    stack = inspect.stack()[2:]
+    caller = next((f for f in stack if f.function.startswith("test_")), None) or next(
+        (f for f in stack if Path(f.filename).name.startswith("test_")), None)
     record = {"test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0], "rel": value,
               "line": f"{Path(caller.filename).name}:{caller.lineno}" if caller else "",
               "code": caller.code_context[0].strip() if caller and caller.code_context else ""}

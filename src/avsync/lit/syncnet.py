@@ -51,12 +51,13 @@ class SyncNetModule(PairScoringModule):
                  tolerance_frames: int = 1, eval_contexts: Sequence[int] = (5, 7, 9, 11, 13, 15),
                  artificial_offsets: bool = False, margin: float = 20.0, lr: float = 1e-4,
                  eval_batch_windows: int = 4, init_from: str | None = None, log_figures: bool = True,
-                 eval_windows_ms: Sequence[Sequence[float]] | None = None):
+                 eval_windows_ms: Sequence[Sequence[float]] | None = None,
+                 eval_whole_clip: bool = False):
         super().__init__(window_frames=WINDOW_FRAMES, clip_frames=clip_frames, max_shift=max_shift,
                          tolerance_frames=tolerance_frames, eval_contexts=eval_contexts,
                          artificial_offsets=artificial_offsets, train_window_frames=None, lr=lr,
                          eval_batch_windows=eval_batch_windows, log_figures=log_figures,
-                         eval_windows_ms=eval_windows_ms)
+                         eval_windows_ms=eval_windows_ms, eval_whole_clip=eval_whole_clip)
         self.save_hyperparameters()
         self.net = build_syncnet(arch, arch_overrides)
         self.margin = float(margin)
