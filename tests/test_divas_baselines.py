@@ -106,3 +106,39 @@ def test_search_encodes_shared_audio_candidates_once_with_the_same_scores(name):
         plain = shift_scores(PairByPair(), video, audio, fps=25.0, sample_rate=16000, window_frames=5, max_shift=3)
     assert shared.shape == (36 - 5 - 6 + 1, 7)
     assert torch.allclose(shared, plain, atol=1e-4)
+
+
+def test_whole_clip_baseline_protocol_on_the_real_clip(real_fixtures, tmp_path):
+    """A baseline (toy SyncNet) with ``eval_whole_clip`` on a data module's whole test clip (the real
+    15.7 s LRS3 clip at its seeded offset): all L − 4 windows of the clip are scored, one answer for
+    the clip, logged under DiVAS's metric names."""
+    import torch
+
+    from avsync.data_modules.sync_curriculum import LRS3SyncCurriculumDataModule
+    from avsync.lit.syncnet import SyncNetModule
+
+    torch.manual_seed(0)
+    module = SyncNetModule(arch="syncnet_toy", input_overrides={"crop": "full", "frame_size": 32, "resize_short_side": 32},
+                           eval_contexts=(), eval_whole_clip=True, artificial_offsets=True, log_figures=False,
+                           eval_windows_ms=[list(w) for w in WINDOWS], eval_batch_windows=64).eval()
+    (tmp_path / "test.txt").write_text("pretrain/C8zY0oAdQrs/00018\n")
+    data = LRS3SyncCurriculumDataModule(root=str(real_fixtures / "lrs3"), variant="full_frame",
+                                        input_spec=module.input_spec, split_files={"test": str(tmp_path / "test.txt")},
+                                        eval_offsets="random", eval_whole_clips=True, num_workers=0, batch_size=2,
+                                        probe_cache_dir=str(tmp_path / "probe"))
+    data.setup("test")
+    batch = next(iter(data.test_dataloader()))
+    (video,), d = batch["video"], int(batch["target"][0])
+    assert len(video) == 393 - abs(d)  # the whole clip at its offset, not a 2 s crop
+    windows = []
+    score = module.pair_scores
+    module.pair_scores = lambda frames, wav: (windows.append(frames[:, 0].clone()), score(frames, wav))[1]
+    logged = {}
+    module.log = lambda name, value, **kwargs: logged.__setitem__(name, float(value))
+    with torch.no_grad():
+        module.test_step(batch, 0)
+    distinct = torch.unique(torch.cat(windows).flatten(1), dim=0)
+    assert len(distinct) == len(video) - 4  # every visual window t = 0 … L − 5 (the frames differ)
+    assert int(module.metrics["test_acc_clip"].count.sum()) == 1
+    module._epoch_end("test")
+    assert {"test/acc@±40ms", "test/acc@-125+45ms", "test/acc@-185+90ms", "test/acc_tol_clip"} <= set(logged)
