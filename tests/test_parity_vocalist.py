@@ -42,6 +42,7 @@ AUDIO_DECODE_TOL = 2e-3
 
 
 from parity import compare  # noqa: E402
+from parity.lossless import lossless_audio_copy  # noqa: E402
 from parity.compare import DEVICE  # noqa: E402
 
 pytestmark = pytest.mark.parity
@@ -164,33 +165,6 @@ def test_file_to_logits(golden, net, decoded):
     assert rel(vocalist_clip_logits(net, mouth, same_samples, n, rows=ROWS), theirs) < TOL
 
 
-def lossless_audio_copy(clip: Path, samples: np.ndarray, out: Path, seconds: float = 2.0) -> Path:
-    """``clip``'s first ``seconds`` of video (packets copied, not re-encoded) with ``samples``
-    (mono int16 at 16 kHz, zero-padded to ``seconds``) as lossless FLAC audio, in Matroska.
-
-    Both the authors' ``ffmpeg ... audio.wav`` and avsync's PyAV decode a FLAC stream to the same
-    int16 samples, so a file like this takes the AAC decoders out of the comparison."""
-    import av
-
-    padded = np.zeros(round(seconds * 16000), np.int16)
-    padded[: len(samples)] = samples[: len(padded)]
-    with av.open(str(clip)) as src, av.open(str(out), "w") as dst:
-        video_in = src.streams.video[0]
-        video_out = dst.add_stream_from_template(video_in)
-        audio_out = dst.add_stream("flac", rate=16000, layout="mono")
-        audio_out.format = "s16"
-        for packet in src.demux(video_in):
-            if packet.dts is None or packet.pts * packet.time_base >= seconds:
-                continue
-            packet.stream = video_out
-            dst.mux(packet)
-        frame = av.AudioFrame.from_ndarray(padded[None], format="s16", layout="mono")
-        frame.sample_rate, frame.pts = 16000, 0
-        for packet in [*audio_out.encode(frame), *audio_out.encode(None)]:
-            dst.mux(packet)
-    return out
-
-
 def test_file_to_logits_with_lossless_audio(golden, net, real_fixtures, tmp_path):
     """With the AAC decoders out of the way, avsync's own decode of a file is the authors' to 1e-4.
 
@@ -200,7 +174,7 @@ def test_file_to_logits_with_lossless_audio(golden, net, real_fixtures, tmp_path
     see reproductions/vocalist/README.md, "Parity with the authors' code"). What remains between
     avsync's own decode of the fixture and the goldens (test_file_to_logits, rel ~2e-4) is the
     AAC decoder (tests/parity/measure_audio_decode.py)."""
-    path = lossless_audio_copy(real_fixtures / CLIP, golden["wav"], tmp_path / "flac_audio.mkv")
+    path = lossless_audio_copy(real_fixtures / CLIP, golden["wav"], tmp_path / "flac_audio.mkv", seconds=2.0)
     frames, wav = decode_for_model(path, InputSpec(frame_size=224, resize_short_side=None, crop="face"))
     frames = frames[: len(golden["frames_png"])]
     int16 = torch.round(wav.double() * 32768).long().numpy()

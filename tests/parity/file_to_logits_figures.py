@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST = ["tests/test_parity_vocalist.py::test_file_to_logits",
         "tests/test_parity_vocalist.py::test_file_to_logits_with_lossless_audio",
         "tests/test_parity_syncnet.py::test_file_to_embeddings",
+        "tests/test_parity_syncnet.py::test_file_to_embeddings_with_lossless_audio",
         "tests/test_parity_sparsesync.py::test_logits_equal_the_authors"]
 SLOW = ["tests/test_parity_vocalist.py::test_file_to_logits_whole_search",
         "tests/test_parity_syncnet.py::test_file_to_lse_whole_clip",
