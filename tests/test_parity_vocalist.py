@@ -11,7 +11,8 @@ are not the −1000 mask.
 Measured (reproductions/vocalist/README.md, "Parity with the authors' code"): logits on the
 authors' inputs rel < 1e-5; mouth frames bit for bit; mel of the authors' wav bit for bit; file to
 logits rel 1.2e-6 from the same audio samples, 2.1e-4 from avsync's own audio decode (a decoder
-difference, see AUDIO_DECODE_TOL).
+difference, see AUDIO_DECODE_TOL), 7e-7 from avsync's own decode of a FLAC-audio copy of the clip
+(test_file_to_logits_with_lossless_audio: no AAC decoder involved).
 
 The model is run on a few windows here (a window costs 31 transformer passes); the whole
 35-window search is the slow test.
