@@ -430,3 +430,26 @@ def test_detect_model_sparsesync_from_the_local_server_on_a_real_vggsound_clip(s
     (record,) = json.loads(out.read_text())
     assert record["confidence_kind"] == "mean probability" and -2.0 <= record["offset_sec"] <= 2.0
     assert _files(tmp_path / "weights") == sorted([f"{entry.name}.avsync.pt", entry.filename])
+
+
+def test_synchronizability_converter_takes_the_authors_full_size_layout():
+    """The key names and shapes of the authors' ``ft_synchability.yaml`` model (written from their
+    code, tests/goldens/synchformer_synchronizability_layout.json; meta tensors, no data) convert into
+    exactly the state of the paper-size SynchformerSynchronizabilityModule."""
+    from pathlib import Path
+
+    from avsync.convert import get_converter
+    from avsync.lit.synchformer_synchronizability import SynchformerSynchronizabilityModule
+    from avsync.models.synchformer import Synchformer, get_config
+
+    layout = read_layout(Path(__file__).parent / "goldens" / "synchformer_synchronizability_layout.json")
+    state = {k: torch.empty(shape, device="meta") for k, shape in layout.items()}
+    ckpt = get_converter("synchformer_synchronizability").lightning_checkpoint(state)
+    hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if k != "_class_path"}
+    assert hparams["arch_overrides"] == {"num_segments": 13} and hparams["tune"] == "head"
+    with torch.device("meta"):
+        net = Synchformer(get_config("synchformer", hparams["arch_overrides"]))
+    net_shapes = {f"net.{k}": tuple(v.shape) for k, v in net.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()} == {
+        **net_shapes, "sync_head.sync_head.weight": (1, 768), "sync_head.sync_head.bias": (1,)}
+    assert SynchformerSynchronizabilityModule.__name__ in ckpt["hyper_parameters"]["_class_path"]
