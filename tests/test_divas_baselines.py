@@ -110,8 +110,8 @@ def test_search_encodes_shared_audio_candidates_once_with_the_same_scores(name):
 
 def test_whole_clip_baseline_protocol_on_the_real_clip(real_fixtures, tmp_path):
     """A baseline (toy SyncNet) with ``eval_whole_clip`` on a data module's whole test clip (the real
-    15.7 s LRS3 clip at its seeded offset): all L − 4 windows of the clip are scored, one answer for
-    the clip, logged under DiVAS's metric names."""
+    15.7 s LRS3 clip at its seeded offset): all L − 4 windows of the clip are embedded and scored, one
+    answer for the clip, logged under DiVAS's metric names."""
     import torch
 
     from avsync.data_modules.sync_curriculum import LRS3SyncCurriculumDataModule
@@ -131,14 +131,41 @@ def test_whole_clip_baseline_protocol_on_the_real_clip(real_fixtures, tmp_path):
     (video,), d = batch["video"], int(batch["target"][0])
     assert len(video) == 393 - abs(d)  # the whole clip at its offset, not a 2 s crop
     windows = []
-    score = module.pair_scores
-    module.pair_scores = lambda frames, wav: (windows.append(frames[:, 0].clone()), score(frames, wav))[1]
+    lip = module.net.forward_lip
+    module.net.forward_lip = lambda x: (windows.append(len(x)), lip(x))[1]
     logged = {}
     module.log = lambda name, value, **kwargs: logged.__setitem__(name, float(value))
     with torch.no_grad():
         module.test_step(batch, 0)
-    distinct = torch.unique(torch.cat(windows).flatten(1), dim=0)
-    assert len(distinct) == len(video) - 4  # every visual window t = 0 … L − 5 (the frames differ)
+    assert sum(windows) == len(video) - 4  # every visual window t = 0 … L − 5, each embedded once
     assert int(module.metrics["test_acc_clip"].count.sum()) == 1
     module._epoch_end("test")
     assert {"test/acc@±40ms", "test/acc@-125+45ms", "test/acc@-185+90ms", "test/acc_tol_clip"} <= set(logged)
+
+
+def test_syncnet_whole_clip_scores_pad_the_audio_embeddings_with_zeros_as_syncnet_and_divas():
+    """SyncNet's whole-clip scores: inside the clip the search's own −distances; a candidate whose
+    audio lies outside the clip scores against a zero audio embedding (−|lip embedding|, syncnet_python's
+    calc_pdist, DiVAS §4.1) instead of being left out, so every candidate is averaged over all windows."""
+    import torch
+
+    from avsync.lit.pair_scoring import PairScoringModule, whole_clip_offset
+    from avsync.lit.syncnet import SyncNetModule
+
+    torch.manual_seed(0)
+    module = SyncNetModule(arch="syncnet_toy", input_overrides={"crop": "full", "frame_size": 32, "resize_short_side": 32},
+                           clip_frames=36, max_shift=3, eval_contexts=(), eval_whole_clip=True,
+                           eval_batch_windows=2).eval()
+    video = torch.randint(0, 256, (20, 32, 32, 3), dtype=torch.uint8)
+    audio = torch.randn(20 * 640) * 0.1
+    with torch.no_grad():
+        ours = module.whole_clip_scores(video, audio)
+        left_out = PairScoringModule.whole_clip_scores(module, video, audio)  # the generic edge handling
+        lip = module.net.forward_lip(module.frames(torch.stack([video[t:t + 5] for t in range(16)])))
+    assert ours.shape == left_out.shape == (16, 7) and torch.isfinite(ours).all()
+    inside = torch.isfinite(left_out)
+    assert 0 < int((~inside).sum()) < ours.numel()
+    torch.testing.assert_close(ours[inside], left_out[inside], rtol=1e-4, atol=1e-5)
+    padded = -(lip + 1e-6).norm(dim=1)[:, None].expand(-1, 7)  # F.pairwise_distance(x, 0) = |x + eps|
+    torch.testing.assert_close(ours[~inside], padded[~inside], rtol=1e-4, atol=1e-5)
+    assert whole_clip_offset(ours).item() == int(ours.mean(0).argmax()) - 3

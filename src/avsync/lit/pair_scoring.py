@@ -30,7 +30,8 @@ visual window of the clip is scored, t = 0 … L − F (all W = L − F + 1 wind
 SyncNet's protocol), and the clip's answer is the argmax of each candidate's score averaged over
 the windows (:func:`whole_clip_offset`). At the edges a candidate whose audio would lie outside
 the clip is not scored and is averaged over the windows that scored it: DiVAS and SyncNet put a
-zero audio *feature* there, which a pair classifier such as VocaLiST does not have. ``eval_contexts``
+zero audio *feature* there, which a pair classifier such as VocaLiST does not have
+(:class:`~avsync.lit.syncnet.SyncNetModule` overrides :meth:`whole_clip_scores` to do exactly that). ``eval_contexts``
 are not used then; the metrics are logged with the suffix ``clip`` (``test/acc_tol_clip``) and under
 DiVAS's names.
 """
