@@ -19,11 +19,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
+from avsync.convert import check_fit, read_state_dict
 from avsync.convert.synchformer import infer_config, load_official_synchronizability, synchronizability_filter_fn
-from avsync.convert import check_fit
 from avsync.models.synchformer import SYNCHFORMER_CONFIGS, Synchformer, SynchronizabilityHead
 
 __all__ = ["checkpoint_filter_fn", "load_official", "lightning_checkpoint"]
@@ -44,19 +45,8 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor] | str | Path, mo
     if net is not None:
         own = {f"net.{k}": v for k, v in net.state_dict().items()}
         own.update({f"sync_head.{k}": v for k, v in SynchronizabilityHead(net.cfg.dim).state_dict().items()})
-        check_fit(out, _KeysAndShapes(own), "Synchformer synchronizability")
+        check_fit(out, SimpleNamespace(state_dict=lambda: own), "Synchformer synchronizability")  # reads state_dict()
     return out
-
-
-class _KeysAndShapes(torch.nn.Module):
-    """What :func:`avsync.convert.check_fit` reads of a model (its ``state_dict``), for a dict."""
-
-    def __init__(self, state: Mapping[str, torch.Tensor]):
-        super().__init__()
-        self._state = dict(state)
-
-    def state_dict(self, *args, **kwargs):
-        return self._state
 
 
 def load_official(path_or_state: str | Path | Mapping, arch: str = "synchformer"):
@@ -71,7 +61,6 @@ def lightning_checkpoint(path_or_state: str | Path | Mapping, arch: str = "synch
     module itself is rebuilt, strictly, where the checkpoint is loaded)."""
     import lightning
 
-    from avsync.convert import read_state_dict
     if arch == "synchformer_synchronizability":  # `avsync convert`'s default arch is the converter's name
         arch = "synchformer"
     state = read_state_dict(path_or_state)  # once: the authors' file is ~1 GB
