@@ -118,7 +118,8 @@ def test_whole_clip_baseline_protocol_on_the_real_clip(real_fixtures, tmp_path):
     from avsync.lit.syncnet import SyncNetModule
 
     torch.manual_seed(0)
-    module = SyncNetModule(arch="syncnet_toy", input_overrides={"crop": "full", "frame_size": 32, "resize_short_side": 32},
+    small = {"crop": "full", "frame_size": 32, "resize_short_side": 32}
+    module = SyncNetModule(arch="syncnet_toy", input_overrides=small,
                            eval_contexts=(), eval_whole_clip=True, artificial_offsets=True, log_figures=False,
                            eval_windows_ms=[list(w) for w in WINDOWS], eval_batch_windows=64).eval()
     (tmp_path / "test.txt").write_text("pretrain/C8zY0oAdQrs/00018\n")
@@ -153,9 +154,9 @@ def test_syncnet_whole_clip_scores_pad_the_audio_embeddings_with_zeros_as_syncne
     from avsync.lit.syncnet import SyncNetModule
 
     torch.manual_seed(0)
-    module = SyncNetModule(arch="syncnet_toy", input_overrides={"crop": "full", "frame_size": 32, "resize_short_side": 32},
-                           clip_frames=36, max_shift=3, eval_contexts=(), eval_whole_clip=True,
-                           eval_batch_windows=2).eval()
+    small = {"crop": "full", "frame_size": 32, "resize_short_side": 32}
+    module = SyncNetModule(arch="syncnet_toy", input_overrides=small, clip_frames=36, max_shift=3, eval_contexts=(),
+                           eval_whole_clip=True, eval_batch_windows=2).eval()
     video = torch.randint(0, 256, (20, 32, 32, 3), dtype=torch.uint8)
     audio = torch.randn(20 * 640) * 0.1
     with torch.no_grad():

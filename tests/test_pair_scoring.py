@@ -185,7 +185,8 @@ def test_whole_clip_evaluation_scores_every_window_of_each_whole_clip():
         scores = module.whole_clip_scores(video, audio)
         assert scores.shape == (n - 4, 31) and int(torch.isfinite(scores).sum()) == sum(calls)
         calls.clear()
-    batch = {"video": [v for v, _ in clips], "audio": [a for _, a in clips], "target": torch.tensor([d for _, d in cases])}
+    batch = {"video": [v for v, _ in clips], "audio": [a for _, a in clips],
+             "target": torch.tensor([d for _, d in cases])}
     logged = {}
     module.log = lambda name, value, **kwargs: logged.__setitem__(name, float(value))
     module._eval_step(batch, "test")

@@ -193,8 +193,9 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
               "|---|---|---|---|---|---|" + ("---|" if with_authors else "") + "---|"]
     for r in rows:
         authors_cell = f" {fmt(r[MODES['official']])} |" if with_authors else ""
+        where = " — ".join(t for t in (r["stage"], r["note"]) if t)
         lines.append(f"| {r['table']} | {r['setting']} | {r['metric']} | {fmt(r['paper'])} | {fmt(r[label])} "
-                     f"| {fmt(r['difference'])} |{authors_cell} {' — '.join(t for t in (r['stage'], r['note']) if t)} |")
+                     f"| {fmt(r['difference'])} |{authors_cell} {where} |")
     lines += ["", "| stage | seconds | checkpoint | plots |", "|---|---|---|---|"]
     for name, res in results.items():
         plots = " · ".join(f"[{PLOT_KINDS[k]}]({p.name})" for k, p in stage_plot_paths(out, name).items()

@@ -29,6 +29,8 @@ from avsync.models.synchformer import SYNCHFORMER_CONFIGS, Synchformer, Synchron
 
 __all__ = ["checkpoint_filter_fn", "load_official", "lightning_checkpoint"]
 
+_MODULE = "avsync.lit.synchformer_synchronizability.SynchformerSynchronizabilityModule"
+
 
 def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor] | str | Path, model=None) -> dict[str, torch.Tensor]:
     """The authors' state dict -> the module's (``net.*`` and ``sync_head.sync_head.*``; the offset
@@ -73,8 +75,7 @@ def lightning_checkpoint(path_or_state: str | Path | Mapping, arch: str = "synch
         net = Synchformer(cfg)
     return {
         "state_dict": checkpoint_filter_fn(state, model=net),
-        "hyper_parameters": {**hparams,
-                             "_class_path": "avsync.lit.synchformer_synchronizability.SynchformerSynchronizabilityModule"},
+        "hyper_parameters": {**hparams, "_class_path": _MODULE},
         "pytorch-lightning_version": lightning.__version__,
         "converted_from": "official Synchformer synchronizability checkpoint (no offset head: zeros)",
     }
