@@ -167,3 +167,45 @@ def test_divas_protocol_windows_are_checked():
         FrameMatchScorer(eval_windows_ms=[[40, -40]])
     with pytest.raises(ValueError, match="eval_windows_ms"):
         FrameMatchScorer(eval_windows_ms=[[-40, 0, 40]])
+
+
+def test_whole_clip_evaluation_scores_every_window_of_each_whole_clip():
+    """DiVAS's protocol for its SyncNet / VocaLiST baselines (DiVAS §4.1; ``eval_whole_clip`` with a
+    data module's ``eval_whole_clips``): each test clip comes whole (clips of different lengths, as
+    lists), every visual window t = 0 … L − F is scored (W = L − F + 1, none dropped, even in a clip
+    shorter than a window + 2 x 15 frames) against the candidates whose audio lies in the clip, each
+    candidate's score is averaged over the windows that scored it, and the argmax is the clip's one answer."""
+    module = FrameMatchScorer(eval_contexts=(), eval_whole_clip=True, eval_windows_ms=[[-40, 40]], log_figures=False)
+    calls = []
+    score = module.pair_scores
+    module.pair_scores = lambda frames, wav: (calls.append(len(frames)), score(frames, wav))[1]
+    cases = ((21, 15), (33, -9), (58, 0))
+    clips = [labelled_clip(n, d) for n, d in cases]
+    for (n, _), (video, audio) in zip(cases, clips):
+        scores = module.whole_clip_scores(video, audio)
+        assert scores.shape == (n - 4, 31) and int(torch.isfinite(scores).sum()) == sum(calls)
+        calls.clear()
+    batch = {"video": [v for v, _ in clips], "audio": [a for _, a in clips],
+             "target": torch.tensor([d for _, d in cases])}
+    logged = {}
+    module.log = lambda name, value, **kwargs: logged.__setitem__(name, float(value))
+    module._eval_step(batch, "test")
+    assert int(module.metrics["test_acc_clip"].count.sum()) == len(cases)  # one answer per whole clip
+    module._epoch_end("test")
+    assert logged["test/acc@1_clip"] == logged["test/acc@±40ms"] == 1.0
+
+
+def test_whole_clip_offset_averages_each_candidate_over_the_windows_that_scored_it():
+    from avsync.lit.pair_scoring import whole_clip_offset
+
+    inf = float("inf")
+    scores = torch.tensor([[0.0, -inf, 1.0],
+                           [0.0, 5.0, -inf],
+                           [0.0, 0.0, 1.0]])  # candidates d = -1, 0, 1
+    # means over the windows that scored each: 0, 2.5, 1 -> d = 0 (a plain mean over all windows would
+    # leave only d = -1 finite)
+    assert whole_clip_offset(scores).tolist() == [0]
+    # a candidate no window scored never wins, however the others score
+    assert whole_clip_offset(torch.tensor([[-inf, -1.0, -2.0], [-inf, -3.0, 0.0]])).tolist() == [1]
+    with pytest.raises(ValueError, match="eval_contexts"):
+        FrameMatchScorer(eval_whole_clip=True)

@@ -2,6 +2,7 @@
 official``): at toy scale, a random-init network saved in the authors' layout stands for the published
 file; the stage converts it through ``avsync.weights`` and tests it without fitting. The plans' own
 ``official`` stages are checked to name catalog entries and to line up with paper numbers."""
+import csv
 import json
 import shutil
 
@@ -67,6 +68,43 @@ def test_official_stage_tests_the_converted_authors_file_without_fitting(tmp_pat
     assert "Authors' weights" in table and "this run (authors' weights)" in table
     # random weights are far from the paper: the tolerance gate applies to the authors' column too
     assert status == 1 and "outside tolerance" in capsys.readouterr().out
+
+
+def test_full_table_has_an_authors_weights_column(tmp_path, tmp_path_factory, repo_root_cwd, monkeypatch):
+    """The full table shows each paper number's ``official_stage`` result beside the trained value,
+    whichever of the two runs finishes second; the toy official stage tests a converted random-init
+    file (as above), the trained stage is a finished result the runner resumes from."""
+    monkeypatch.setenv("AVSYNC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(catalog.OFFICIAL_WEIGHTS, ENTRY.name, ENTRY)
+    torch.manual_seed(7)
+    (tmp_path / "cache" / "weights").mkdir(parents=True)
+    torch.save(build_syncnet("syncnet_toy").state_dict(), tmp_path / "cache" / "weights" / ENTRY.filename)
+    plans = _plan(tmp_path, tmp_path_factory.mktemp("toy"))
+    plan = yaml.safe_load((plans / "mini" / "plan.yaml").read_text())
+    plan["full"] = [{"name": "syncnet_trained", "configs": plan["official"][0]["configs"]}]
+    (plans / "mini" / "plan.yaml").write_text(yaml.safe_dump(plan))
+    numbers = yaml.safe_load((plans / "mini" / "paper_numbers.yaml").read_text())
+    numbers["numbers"][0]["full_stage"] = "syncnet_trained"
+    (plans / "mini" / "paper_numbers.yaml").write_text(yaml.safe_dump(numbers))
+    runs = tmp_path / "runs"
+    (runs / "mini_full" / "syncnet_trained").mkdir(parents=True)
+    (runs / "mini_full" / "syncnet_trained" / "result.json").write_text(json.dumps(
+        {"stage": "syncnet_trained", "checkpoint": "", "test": {"test/acc_tol_5f": 0.731}, "seconds": 1.0}))
+
+    main(["mini", "--plans", str(plans), "--out", str(runs / "mini_official"), "--data-root", "unused",
+          "--weights", "official"])  # finishes second: rewrites the full table
+    authors = json.loads((runs / "mini_official" / "syncnet_authors" / "result.json").read_text())
+    authors_cell = f"{100 * authors['test']['test/acc_tol_5f']:.1f}"
+    header, _, row = [line for line in (runs / "mini_full" / "results.md").read_text().splitlines()
+                      if line.startswith("|")][:3]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert "| this run (full) | difference | authors' weights |" in header
+    assert cells[3:7] == ["75.8", "73.1", "-2.7", authors_cell]
+    (runs / "mini_full" / "results.md").unlink()
+    assert main(["mini", "--plans", str(plans), "--out", str(runs / "mini_full"), "--data-root", "unused"]) == 1
+    assert f"| -2.7 | {authors_cell} |" in (runs / "mini_full" / "results.md").read_text()  # full finishes second
+    with open(runs / "mini_full" / "results.csv") as f:
+        assert float(next(csv.DictReader(f))["authors' weights"]) == pytest.approx(float(authors_cell), abs=0.05)
 
 
 def test_official_needs_a_data_root_and_excludes_init_from():

@@ -348,8 +348,59 @@ def test_entries_without_a_url_or_converter_say_so(tmp_path, monkeypatch, capsys
     from avsync.weights import WeightsError, convert
 
     with pytest.raises(WeightsError, match="no converter"):
-        convert("synchformer-synchronizability")
-    assert not (tmp_path / "weights" / "24-01-22T20-34-52.pt").exists(), "nothing is downloaded for nothing"
+        convert("s3fd")
+    assert not (tmp_path / "weights" / "sfd_face.pth").exists(), "nothing is downloaded for nothing"
+
+
+def _authors_synchronizability_state(arch: str = "synchformer_toy") -> dict[str, torch.Tensor]:
+    """A random state dict in the layout of the authors' ``GlobalTransformerWithSyncabilityHead``
+    model (13 segments, ``transformer.sync_head`` Linear(D, 2), no ``off_head``) at toy size; the
+    full-size key list is tests/goldens/synchformer_synchronizability_layout.json."""
+    import dataclasses
+
+    from avsync.models.synchformer import SYNCHFORMER_CONFIGS, Synchformer
+
+    cfg = dataclasses.replace(SYNCHFORMER_CONFIGS[arch], num_segments=13)
+    torch.manual_seed(0)
+    state = {k: v.clone() for k, v in Synchformer(cfg).state_dict().items()
+             if not k.startswith("transformer.off_head.")}
+    state["transformer.sync_head.weight"], state["transformer.sync_head.bias"] = torch.randn(2, cfg.dim), torch.randn(2)
+    return state
+
+
+def test_synchronizability_entry_fetches_and_converts(server, monkeypatch, tmp_path, real_fixtures):
+    """The synchronizability checkpoint by name: served (md5 prefix), fetched, converted to a
+    SynchformerSynchronizabilityModule whose score is the authors' softmax[1]; ``detect --model``
+    runs it (its offsets are flat: the authors' file has no offset head)."""
+    from avsync.lit.synchformer_synchronizability import SynchformerSynchronizabilityModule
+    from avsync.weights import load_official
+
+    monkeypatch.setenv("AVSYNC_CACHE_DIR", str(tmp_path))
+    state = _authors_synchronizability_state()
+    src = tmp_path / "served.pt"
+    torch.save({"model": state, "epoch": 4}, src)
+    server.files["/sa.pt"] = src.read_bytes()
+    entry = catalog.OFFICIAL_WEIGHTS["synchformer-synchronizability"]
+    checksum = Checksum("md5", hashlib.md5(src.read_bytes()).hexdigest()[:7], prefix=True)
+    monkeypatch.setitem(catalog.OFFICIAL_WEIGHTS, entry.name, OfficialWeights(
+        **{**entry.__dict__, "url": server.url("/sa.pt"), "checksum": checksum, "arch": "synchformer_toy"}))
+    assert main(["weights", "fetch", entry.name, "--convert", "--no-progress"]) == 0
+    assert _files(tmp_path / "weights") == sorted([f"{entry.name}.avsync.pt", entry.filename])
+
+    module = load_official(entry.name)
+    assert isinstance(module, SynchformerSynchronizabilityModule) and module.net.cfg.num_segments == 13
+    token = torch.randn(5, module.net.cfg.dim)
+    theirs = torch.softmax(token @ state["transformer.sync_head.weight"].T + state["transformer.sync_head.bias"], -1)
+    torch.testing.assert_close(module.sync_head(token).sigmoid(), theirs[:, 1])
+    own = module.net.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in state.items() if not k.startswith("transformer.sync_head."))
+    assert not module.net.transformer.off_head.weight.any() and not module.net.transformer.off_head.bias.any()
+
+    clip = real_fixtures / LRS3_CLIP.replace("h264_orig_strict_crop_25fps_224side", "h264_uncropped_25fps_256side")
+    out = tmp_path / "d.json"
+    assert main(["detect", "--model", entry.name, str(clip), "--max-crops", "1", "--json", str(out)]) == 0
+    (record,) = json.loads(out.read_text())
+    assert record["confidence"] == pytest.approx(1 / 21)  # a flat offset curve: no offset head in the file
 
 
 @pytest.mark.slow
@@ -379,3 +430,26 @@ def test_detect_model_sparsesync_from_the_local_server_on_a_real_vggsound_clip(s
     (record,) = json.loads(out.read_text())
     assert record["confidence_kind"] == "mean probability" and -2.0 <= record["offset_sec"] <= 2.0
     assert _files(tmp_path / "weights") == sorted([f"{entry.name}.avsync.pt", entry.filename])
+
+
+def test_synchronizability_converter_takes_the_authors_full_size_layout():
+    """The key names and shapes of the authors' ``ft_synchability.yaml`` model (written from their
+    code, tests/goldens/synchformer_synchronizability_layout.json; meta tensors, no data) convert into
+    exactly the state of the paper-size SynchformerSynchronizabilityModule."""
+    from pathlib import Path
+
+    from avsync.convert import get_converter
+    from avsync.lit.synchformer_synchronizability import SynchformerSynchronizabilityModule
+    from avsync.models.synchformer import Synchformer, get_config
+
+    layout = read_layout(Path(__file__).parent / "goldens" / "synchformer_synchronizability_layout.json")
+    state = {k: torch.empty(shape, device="meta") for k, shape in layout.items()}
+    ckpt = get_converter("synchformer_synchronizability").lightning_checkpoint(state)
+    hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if k != "_class_path"}
+    assert hparams["arch_overrides"] == {"num_segments": 13} and hparams["tune"] == "head"
+    with torch.device("meta"):
+        net = Synchformer(get_config("synchformer", hparams["arch_overrides"]))
+    net_shapes = {f"net.{k}": tuple(v.shape) for k, v in net.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()} == {
+        **net_shapes, "sync_head.sync_head.weight": (1, 768), "sync_head.sync_head.bias": (1,)}
+    assert SynchformerSynchronizabilityModule.__name__ in ckpt["hyper_parameters"]["_class_path"]

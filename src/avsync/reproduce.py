@@ -10,8 +10,11 @@ root the plan's ``toy`` stages run on the embedded synthetic set (results labell
 tolerance of the paper makes the command exit non-zero. ``--weights official`` (with a dataset
 root) runs the plan's ``official`` stages instead: each names the authors' published checkpoint
 (``official: <name>``, see ``avsync weights list``), which is fetched, checked and converted on
-first use and tested under the stage's full-size configs without any fitting (the "authors'
-weights" column; results in ``runs/reproduce/<paper>_official``).
+first use and tested under the stage's full-size configs without any fitting (results in
+``runs/reproduce/<paper>_official``). The full table gets those results as an "authors' weights"
+column beside the trained values (each paper number's ``official_stage``), read from the finished
+stages of ``<paper>_official`` next to it (``--authors-results`` names another folder); whichever of
+the two runs finishes second writes the combined table.
 
 Beside the table, each tested stage gets PNGs of its accuracy per true offset and, where its test
 data had classes, per class (:mod:`avsync.reproduce_plots`), linked from the table.
@@ -71,6 +74,7 @@ class PaperNumber:
     dataset: str = ""     # where the paper measured it (e.g. "LRS2"), shown beside the setting
     split: str = ""       # the paper's split (e.g. "test")
     tolerance_kind: str = "absolute points"  # how `tolerance` is read (the gate compares |difference|)
+    authors_stage: str | None = None  # the `official` stage testing the authors' weights for this number
 
 
 def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[Stage], list[PaperNumber], Path]:
@@ -85,6 +89,7 @@ def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[
     numbers = []
     for n in yaml.safe_load((root / "paper_numbers.yaml").read_text())["numbers"]:
         stage = n.pop(f"{mode}_stage", None)
+        n["authors_stage"] = n.get("official_stage")
         for other in MODES:
             n.pop(f"{other}_stage", None)
         numbers.append(PaperNumber(stage=stage, **n))
@@ -140,20 +145,34 @@ def _last_checkpoint(trainer, stage_dir: Path) -> str:
     return path
 
 
+def _percent(results: dict[str, dict], stage: str | None, metric: str) -> float | None:
+    got = results.get(stage, {}).get("test", {}).get(metric) if stage else None
+    return None if got is None else 100.0 * got
+
+
+def finished_results(folder: Path) -> dict[str, dict]:
+    """``result.json`` of every finished stage under ``folder`` (a reproduction's output), by stage."""
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(Path(folder).glob("*/result.json"))}
+
+
 def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path, mode: str,
-                paper: str) -> list[str]:
-    """Markdown + CSV: paper value | this run | difference. Returns the failures (full mode only)."""
+                paper: str, authors: dict[str, dict] | None = None) -> list[str]:
+    """Markdown + CSV: paper value | this run | difference [| authors' weights]. Returns the failures
+    (full and official modes). ``authors``: the official run's results (full mode), shown as a column
+    (each number's ``authors_stage``) and not gated here (their own run gates them)."""
     label = MODES[mode]
+    with_authors = mode == "full" and authors is not None
     rows, failures = [], []
     for n in numbers:
-        got = results.get(n.stage, {}).get("test", {}).get(n.metric) if n.stage else None
-        ours = None if got is None else 100.0 * got
+        ours = _percent(results, n.stage, n.metric)
         diff = None if ours is None else ours - n.value
         setting = f"{n.setting} ({n.dataset})" if n.dataset else n.setting
         rows.append({"table": n.table, "setting": setting, "metric": n.metric, "paper": n.value,
                      label: ours, "difference": diff, "stage": n.stage or "", "note": n.note,
                      "dataset": n.dataset, "split": n.split, "tolerance": n.tolerance,
                      "tolerance_kind": n.tolerance_kind})
+        if with_authors:
+            rows[-1][MODES["official"]] = _percent(authors, n.authors_stage, n.metric)
         if mode != "toy" and diff is not None and abs(diff) > n.tolerance:
             failures.append(f"{n.table} {setting}: {ours:.1f} vs paper {n.value:.1f} (tolerance {n.tolerance})")
     fmt = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
@@ -166,11 +185,17 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
     if mode == "official":
         lines += ["**Authors' weights.** The authors' published checkpoints (`avsync weights list`), converted "
                   "and tested under this plan's full-scale protocol without any training.", ""]
-    lines += [f"| table | setting | metric | paper | this run ({label}) | difference | stage |",
-              "|---|---|---|---|---|---|---|"]
+    if with_authors:
+        lines += ["**Authors' weights** column: the authors' published checkpoints tested under the same "
+                  "protocol without training (`--weights official`; — where none is published or not run).", ""]
+    extra = f" {MODES['official']} |" if with_authors else ""
+    lines += [f"| table | setting | metric | paper | this run ({label}) | difference |{extra} stage |",
+              "|---|---|---|---|---|---|" + ("---|" if with_authors else "") + "---|"]
     for r in rows:
+        authors_cell = f" {fmt(r[MODES['official']])} |" if with_authors else ""
+        where = " — ".join(t for t in (r["stage"], r["note"]) if t)
         lines.append(f"| {r['table']} | {r['setting']} | {r['metric']} | {fmt(r['paper'])} | {fmt(r[label])} "
-                     f"| {fmt(r['difference'])} | {' — '.join(t for t in (r['stage'], r['note']) if t)} |")
+                     f"| {fmt(r['difference'])} |{authors_cell} {where} |")
     lines += ["", "| stage | seconds | checkpoint | plots |", "|---|---|---|---|"]
     for name, res in results.items():
         plots = " · ".join(f"[{PLOT_KINDS[k]}]({p.name})" for k, p in stage_plot_paths(out, name).items()
@@ -205,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="run only these stages (their init_from stages must exist)")
     parser.add_argument("--fresh", action="store_true", help="rerun stages that already have a result")
     parser.add_argument("--plans", default=str(REPRODUCTIONS), help="folder of reproduction plans")
+    parser.add_argument("--authors-results", help="output folder of the --weights official run whose results "
+                                                  "fill the full table's authors' weights column "
+                                                  "(default: <paper>_official beside the full run's folder)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
@@ -214,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     stages, numbers, plan_dir = load_plan(args.paper, mode, Path(args.plans))
     out = Path(args.out or f"runs/reproduce/{args.paper}{'' if mode == 'toy' else '_' + mode}").resolve()
     out.mkdir(parents=True, exist_ok=True)
+    authors = None
+    if mode == "full":
+        authors = finished_results(Path(args.authors_results) if args.authors_results
+                                   else out.parent / f"{args.paper}_official")
     results: dict[str, dict] = {}
     ckpts: dict[str, str] = {}
     for stage in stages:
@@ -226,11 +258,16 @@ def main(argv: list[str] | None = None) -> int:
             results[stage.name] = run_stage(stage, plan_dir, out, ckpts, args.data_root)
         ckpts[stage.name] = results[stage.name]["checkpoint"]
         write_stage_plots(out, stage.name, results[stage.name])
-        write_table(numbers, results, out, mode, args.paper)  # keep the table current while it runs
+        write_table(numbers, results, out, mode, args.paper, authors)  # keep the table current while it runs
     from avsync.curves import plot_learning_curves
 
     plot_learning_curves({n: r["log_dir"] for n, r in results.items() if r.get("log_dir")}, out / "curves.png")
-    failures = write_table(numbers, results, out, mode, args.paper)
+    failures = write_table(numbers, results, out, mode, args.paper, authors)
+    if mode == "official":  # a finished full run beside this one: its table gets the authors' column now
+        full_dir = out.parent / f"{args.paper}_full"
+        if finished_results(full_dir):
+            _, full_numbers, _ = load_plan(args.paper, "full", Path(args.plans))
+            write_table(full_numbers, finished_results(full_dir), full_dir, "full", args.paper, results)
     print((out / "results.md").read_text())
     if failures:
         print("outside tolerance:\n  " + "\n  ".join(failures))

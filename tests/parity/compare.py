@@ -3,9 +3,12 @@
 ``AVSYNC_TEST_DEVICE=cuda`` runs the networks on a GPU (``benchmarks/gpu_check.py`` sets it, with
 TF32 off so the float32 tolerances hold). ``rel`` is the largest absolute difference over the
 largest absolute reference value: one outlier element cannot hide in an average.
+With ``AVSYNC_PARITY_LOG=FILE`` every ``rel`` taken is appended to FILE as a JSON line (test, line,
+value): ``tests/parity/file_to_logits_figures.py`` collects the measured figures that way.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -24,7 +27,22 @@ def rel(ours, theirs, keep=None) -> float:
     assert ours.shape == theirs.shape, (tuple(ours.shape), tuple(theirs.shape))
     if keep is not None:
         ours, theirs = ours[keep], theirs[keep]
-    return float((ours - theirs).abs().max() / theirs.abs().max())
+    value = float((ours - theirs).abs().max() / theirs.abs().max())
+    if os.environ.get("AVSYNC_PARITY_LOG"):
+        _log(value)
+    return value
+
+
+def _log(value: float) -> None:
+    """Append ``value`` with the test and the test file's line that asked for it."""
+    stack = inspect.stack()[2:]
+    caller = next((f for f in stack if f.function.startswith("test_")), None) or next(
+        (f for f in stack if Path(f.filename).name.startswith("test_")), None)
+    record = {"test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0], "rel": value,
+              "line": f"{Path(caller.filename).name}:{caller.lineno}" if caller else "",
+              "code": caller.code_context[0].strip() if caller and caller.code_context else ""}
+    with open(os.environ["AVSYNC_PARITY_LOG"], "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 def load_golden(folder: Path, stem: str) -> dict:

@@ -37,6 +37,7 @@ CONVERTERS: dict[str, str] = {
     "vocalist": "avsync.convert.vocalist",
     "syncnet": "avsync.convert.syncnet",
     "synchformer": "avsync.convert.synchformer",
+    "synchformer_synchronizability": "avsync.convert.synchformer_synchronizability",
 }
 
 _REQUIRED = ("checkpoint_filter_fn", "load_official", "lightning_checkpoint")

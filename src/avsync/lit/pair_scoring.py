@@ -23,6 +23,17 @@ for every context, the accuracy within each ITU-style millisecond window of the 
 own names (``test/acc@±40ms``, ``test/acc@-125+45ms``, ...; the shortest context's) and per
 context (``test/acc@±40ms_20f``). A context spanning every search row (``clip_frames − 2·max_shift``
 frames) is DiVAS's clip-level answer. The frame-tolerance metrics are logged as before.
+
+Whole clips (``eval_whole_clip=True``, with a data module's ``eval_whole_clips``: val/test batches
+hold each test clip entire, at a seeded offset in ±max_shift, video and audio as lists): every
+visual window of the clip is scored, t = 0 … L − F (all W = L − F + 1 windows, DiVAS §4.1 and
+SyncNet's protocol), and the clip's answer is the argmax of each candidate's score averaged over
+the windows (:func:`whole_clip_offset`). At the edges a candidate whose audio would lie outside
+the clip is not scored and is averaged over the windows that scored it: DiVAS and SyncNet put a
+zero audio *feature* there, which a pair classifier such as VocaLiST does not have
+(:class:`~avsync.lit.syncnet.SyncNetModule` overrides :meth:`whole_clip_scores` to do exactly that). ``eval_contexts``
+are not used then; the metrics are logged with the suffix ``clip`` (``test/acc_tol_clip``) and under
+DiVAS's names.
 """
 from __future__ import annotations
 
@@ -68,8 +79,12 @@ class PairScoringModule(L.LightningModule):
     def __init__(self, window_frames: int, clip_frames: int, max_shift: int, tolerance_frames: int,
                  eval_contexts: Sequence[int], artificial_offsets: bool, train_window_frames: Sequence[int] | None,
                  lr: float, fps: float = 25.0, sample_rate: int = 16000, eval_batch_windows: int = 4,
-                 log_figures: bool = True, eval_windows_ms: Sequence[Sequence[float]] | None = None):
+                 log_figures: bool = True, eval_windows_ms: Sequence[Sequence[float]] | None = None,
+                 eval_whole_clip: bool = False):
         super().__init__()
+        if eval_whole_clip and eval_contexts:
+            raise ValueError(f"eval_whole_clip averages every window of a whole clip; eval_contexts "
+                             f"{list(eval_contexts)} would not be used: leave them empty")
         longest = max([window_frames, *(train_window_frames or [])])
         if clip_frames < longest + 2 * max_shift:
             raise ValueError(f"clip_frames={clip_frames} cannot hold a {longest}-frame window and ±{max_shift} "
@@ -83,18 +98,21 @@ class PairScoringModule(L.LightningModule):
         self.window_frames, self.clip_frames, self.max_shift = window_frames, clip_frames, max_shift
         self.train_window_frames = tuple(train_window_frames or ())
         self.tolerance_frames, self.eval_contexts = tolerance_frames, tuple(eval_contexts)
+        self.eval_whole_clip = bool(eval_whole_clip)
+        # metric suffix per evaluated context: "20f" (a run of 20 frames) or "clip" (whole clips)
+        self.context_labels = ("clip",) if self.eval_whole_clip else tuple(f"{c}f" for c in self.eval_contexts)
         self.artificial_offsets, self.lr = artificial_offsets, lr
         self.fps, self.sample_rate = float(fps), int(sample_rate)
         self.eval_batch_windows, self.log_figures = eval_batch_windows, log_figures
         self.shifts = FrameShifts(max_shift)
         offsets = self.shifts.offsets_sec(self.fps)
         self.metrics = nn.ModuleDict({
-            f"{stage}_acc_{c}f": OffsetAccuracy(offsets, frames=(tolerance_frames, self.fps))
-            for stage in EVAL_STAGES for c in self.eval_contexts})
+            f"{stage}_acc_{c}": OffsetAccuracy(offsets, frames=(tolerance_frames, self.fps))
+            for stage in EVAL_STAGES for c in self.context_labels})
         self.eval_windows_ms = parse_windows_ms(eval_windows_ms)
         self.window_metrics = nn.ModuleDict({
-            f"{stage}_{i}_{c}f": OffsetAccuracy(offsets, window_ms=w)
-            for stage in EVAL_STAGES for c in self.eval_contexts for i, w in enumerate(self.eval_windows_ms)})
+            f"{stage}_{i}_{c}": OffsetAccuracy(offsets, window_ms=w)
+            for stage in EVAL_STAGES for c in self.context_labels for i, w in enumerate(self.eval_windows_ms)})
 
     def base_spec(self) -> InputSpec:
         """Clip length, rates and offsets of the protocol; the subclass adds frame size and crop."""
@@ -150,16 +168,27 @@ class PairScoringModule(L.LightningModule):
                             window_frames=self.window_frames, max_shift=self.max_shift, stride=1,
                             batch_windows=self.eval_batch_windows)
 
+    def whole_clip_scores(self, frames: Tensor, wav: Tensor) -> Tensor:
+        """Scores (L − F + 1, 2·max_shift+1) of every visual window of a whole clip; −inf where the
+        candidate's audio lies outside the clip (``shift_scores(edges="clip")``)."""
+        return shift_scores(self, frames, wav, fps=self.fps, sample_rate=self.sample_rate,
+                            window_frames=self.window_frames, max_shift=self.max_shift, stride=1,
+                            batch_windows=self.eval_batch_windows, edges="clip")
+
     def _eval_step(self, batch: dict, stage: str) -> None:
         target_idx = batch["target"].to(torch.long) + self.max_shift
         for b in range(len(target_idx)):
-            scores = self.search(batch["video"][b], batch["audio"][b])
-            for c in self.eval_contexts:
-                pred, _ = predict_offsets(scores, context=c - self.window_frames + 1)
+            if self.eval_whole_clip:
+                answers = [("clip", whole_clip_offset(self.whole_clip_scores(batch["video"][b], batch["audio"][b])))]
+            else:
+                scores = self.search(batch["video"][b], batch["audio"][b])
+                answers = [(f"{c}f", predict_offsets(scores, context=c - self.window_frames + 1)[0])
+                           for c in self.eval_contexts]
+            for c, pred in answers:
                 pred_idx, true_idx = pred + self.max_shift, target_idx[b].expand_as(pred)
-                self.metrics[f"{stage}_acc_{c}f"].update(pred_idx, true_idx)
+                self.metrics[f"{stage}_acc_{c}"].update(pred_idx, true_idx)
                 for i in range(len(self.eval_windows_ms)):
-                    self.window_metrics[f"{stage}_{i}_{c}f"].update(pred_idx, true_idx)
+                    self.window_metrics[f"{stage}_{i}_{c}"].update(pred_idx, true_idx)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -180,22 +209,22 @@ class PairScoringModule(L.LightningModule):
                 "confidence": torch.stack(confidences), "true_offset_frames": batch["target"]}
 
     def _epoch_end(self, stage: str) -> None:
-        for i, c in enumerate(self.eval_contexts):
-            metric = self.metrics[f"{stage}_acc_{c}f"]
+        for i, c in enumerate(self.context_labels):
+            metric = self.metrics[f"{stage}_acc_{c}"]
             if not metric.update_called:
                 continue
             result = metric.compute()
-            self.log(f"{stage}/acc_tol_{c}f", result["acc_tol"], sync_dist=False)
-            self.log(f"{stage}/acc@1_{c}f", result["acc@1"], sync_dist=False)
+            self.log(f"{stage}/acc_tol_{c}", result["acc_tol"], sync_dist=False)
+            self.log(f"{stage}/acc@1_{c}", result["acc@1"], sync_dist=False)
             if i == 0:  # the shortest context is the headline (checkpoint monitor)
                 self.log(f"{stage}/acc_tol", result["acc_tol"], prog_bar=True, sync_dist=False)
             if self.log_figures and i == 0 and self.trainer.is_global_zero:
                 self._log_figure(stage, result)
             metric.reset()
             for j, window in enumerate(self.eval_windows_ms):
-                in_window = self.window_metrics[f"{stage}_{j}_{c}f"]
+                in_window = self.window_metrics[f"{stage}_{j}_{c}"]
                 acc = in_window.compute()["acc_tol"].float()
-                self.log(f"{stage}/{tolerance_name(window)}_{c}f", acc, sync_dist=False)
+                self.log(f"{stage}/{tolerance_name(window)}_{c}", acc, sync_dist=False)
                 if i == 0:  # DiVAS's metric names: the headline (shortest) context
                     self.log(f"{stage}/{tolerance_name(window)}", acc, sync_dist=False)
                 in_window.reset()
@@ -219,6 +248,16 @@ class PairScoringModule(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.lr)
+
+
+def whole_clip_offset(scores: Tensor) -> Tensor:
+    """The offset (1,) of a whole clip from its scores (W, O): each candidate's mean over the windows
+    that scored it (finite entries), argmax; a candidate no window scored cannot win."""
+    scored = torch.isfinite(scores)
+    counts = scored.sum(0)
+    mean = torch.where(scored, scores, torch.zeros_like(scores)).sum(0) / counts.clamp(min=1)
+    mean = mean.masked_fill(counts == 0, float("-inf"))
+    return (mean.argmax() - (scores.shape[1] - 1) // 2).reshape(1)
 
 
 def parse_windows_ms(windows: Sequence[Sequence[float]] | None) -> tuple[tuple[float, float], ...]:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from avsync.lit.offset_classification import load_matching_weights
 from avsync.lit.pair_scoring import PairScoringModule, runs_of_equal_rows
 from avsync.models.syncnet import FRAME_SIZE, MFCC, MFCC_PER_FRAME, WINDOW_FRAMES, build_syncnet, contrastive_loss
+from avsync.protocols.score_search import frame_start_sample, window_samples
 
 
 class SyncNetFrames(nn.Module):
@@ -51,12 +52,13 @@ class SyncNetModule(PairScoringModule):
                  tolerance_frames: int = 1, eval_contexts: Sequence[int] = (5, 7, 9, 11, 13, 15),
                  artificial_offsets: bool = False, margin: float = 20.0, lr: float = 1e-4,
                  eval_batch_windows: int = 4, init_from: str | None = None, log_figures: bool = True,
-                 eval_windows_ms: Sequence[Sequence[float]] | None = None):
+                 eval_windows_ms: Sequence[Sequence[float]] | None = None,
+                 eval_whole_clip: bool = False):
         super().__init__(window_frames=WINDOW_FRAMES, clip_frames=clip_frames, max_shift=max_shift,
                          tolerance_frames=tolerance_frames, eval_contexts=eval_contexts,
                          artificial_offsets=artificial_offsets, train_window_frames=None, lr=lr,
                          eval_batch_windows=eval_batch_windows, log_figures=log_figures,
-                         eval_windows_ms=eval_windows_ms)
+                         eval_windows_ms=eval_windows_ms, eval_whole_clip=eval_whole_clip)
         self.save_hyperparameters()
         self.net = build_syncnet(arch, arch_overrides)
         self.margin = float(margin)
@@ -84,6 +86,31 @@ class SyncNetModule(PairScoringModule):
         audio, inverse = torch.unique(wav, dim=0, return_inverse=True)
         aud = self.net.forward_aud(self.mfcc(audio, num_frames=frames.shape[1] * MFCC_PER_FRAME))[inverse]
         return -F.pairwise_distance(lip, aud)
+
+    def whole_clip_scores(self, frames: Tensor, wav: Tensor) -> Tensor:
+        """−distances (L − 4, 2·max_shift+1) of every 5-frame window of a whole clip with SyncNet's own
+        edge handling (syncnet_python's ``calc_pdist``; DiVAS §4.1 the same): each window's lip and
+        audio embedding once, the audio embeddings zero-padded by max_shift at both ends, so a
+        candidate whose audio lies outside the clip scores −|lip embedding| instead of being left out."""
+        n = frames.shape[0] - WINDOW_FRAMES + 1
+        win_s = window_samples(WINDOW_FRAMES, self.fps, self.sample_rate)
+        starts = frame_start_sample(torch.arange(max(n, 0), device=wav.device), self.fps, self.sample_rate)
+        n_audio = int((starts + win_s <= wav.shape[0]).sum())
+        if n < 1:
+            raise ValueError(f"the clip has {frames.shape[0]} frames, fewer than one {WINDOW_FRAMES}-frame window")
+        step = max(1, self.eval_batch_windows * len(self.shifts))
+        lip = torch.cat([self.net.forward_lip(self.frames(torch.stack([frames[t:t + WINDOW_FRAMES]
+                                                                        for t in range(i, min(i + step, n))])))
+                         for i in range(0, n, step)])
+        idx = torch.arange(win_s, device=wav.device)
+        aud = [self.net.forward_aud(self.mfcc(wav[starts[i:min(i + step, n_audio), None] + idx],
+                                              num_frames=WINDOW_FRAMES * MFCC_PER_FRAME))
+               for i in range(0, n_audio, step)]
+        aud = torch.cat(aud + [lip.new_zeros(1, lip.shape[1])])  # row n_audio: SyncNet's zero padding
+        shifts = torch.tensor(self.shifts.values, device=wav.device)
+        at = torch.arange(n, device=wav.device)[:, None] - shifts[None, :]  # audio window of candidate d: t − d
+        at = torch.where((at >= 0) & (at < n_audio), at, torch.full_like(at, n_audio))
+        return -F.pairwise_distance(lip[:, None].expand(-1, len(shifts), -1), aud[at])
 
     def pair_loss(self, frames: Tensor, wav: Tensor, in_sync: Tensor) -> tuple[Tensor, Tensor]:
         distance = self(frames, wav)

@@ -51,6 +51,8 @@ class VocaLiSTModule(PairScoringModule):
         min_negative_gap: negatives at least this many frames from the true offset (with K > 0).
         eval_windows_ms: also count accuracy within these [lo, hi] ms windows under DiVAS's metric
             names (:mod:`avsync.lit.pair_scoring`; DiVAS Table 1's protocol).
+        eval_whole_clip: evaluate whole clips, every window averaged (with a data module's
+            ``eval_whole_clips``; DiVAS's full protocol, :mod:`avsync.lit.pair_scoring`).
     """
 
     def __init__(self, arch: str = "vocalist", arch_overrides: dict | None = None,
@@ -61,12 +63,13 @@ class VocaLiSTModule(PairScoringModule):
                  log_figures: bool = True, warmup_steps: int = 0, align_steps: int = 0,
                  align_weight: float = 0.0, align_margin: float = 1.0, negatives_per_window: int = 0,
                  min_negative_gap: int = 1, align_temperature: float = 0.1,
-                 eval_windows_ms: Sequence[Sequence[float]] | None = None):
+                 eval_windows_ms: Sequence[Sequence[float]] | None = None,
+                 eval_whole_clip: bool = False):
         protocol = dict(window_frames=window_frames, clip_frames=clip_frames, max_shift=max_shift,
                          tolerance_frames=tolerance_frames, eval_contexts=eval_contexts,
                          artificial_offsets=artificial_offsets, train_window_frames=train_window_frames, lr=lr,
                          eval_batch_windows=eval_batch_windows, log_figures=log_figures,
-                         eval_windows_ms=eval_windows_ms)
+                         eval_windows_ms=eval_windows_ms, eval_whole_clip=eval_whole_clip)
         super().__init__(**protocol)
         self.save_hyperparameters()
         if min(warmup_steps, align_steps) < 0 or align_weight < 0 or align_margin <= 0:

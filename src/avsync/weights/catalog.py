@@ -22,8 +22,7 @@ Checksums, honestly:
 ``converter`` names the :data:`avsync.convert.CONVERTERS` entry that turns the file into this
 suite's checkpoint and ``arch`` the registered configuration it starts from (sizes the tensors reveal
 are inferred by the converter). ``converter`` is None where avsync has no converter for the file
-(the synchronizability model's 2-way head; the S3FD face detector, whose official state dict is
-loaded as is by ``avsync.faces.s3fd.S3FD``).
+(the S3FD face detector, whose official state dict is loaded as is by ``avsync.faces.s3fd.S3FD``).
 
 The table is shaped to become the "official weights" part of a model registry (one entry per
 named configuration); :func:`get` and :func:`names` are its lookup.
@@ -102,10 +101,10 @@ _ENTRIES = (
     _iashin("synchformer-audioset", SYNCHFORMER_PAPER, "AudioSet, stage I and II", "24-01-04T16-39-21",
             "54037d2", "synchformer", "synchformer", _SF_README, "tested on VGGSound-Sparse: Acc@1 47.2 / ±1 67.4"),
     _iashin("synchformer-synchronizability", SYNCHFORMER_PAPER, "AudioSet (fine-tuned from the AudioSet sync model)",
-            "24-01-22T20-34-52", "b1cb346", None, None, _SF_README,
-            "fetch only: the authors' model has a 2-way synchronizability head and no offset head (13 "
-            "segments); avsync has no Lightning converter for it yet. Tested on VGGSound-Sparse: "
-            "Acc@1 73.5, AUROC 0.83"),
+            "24-01-22T20-34-52", "b1cb346", "synchformer_synchronizability", "synchformer", _SF_README,
+            "converts to SynchformerSynchronizabilityModule (13 segments; the 2-way head as one logit l1 - l0). "
+            "The file has no offset head: detect's offsets from it are flat (all zero logits); use "
+            "synchformer-audioset for offsets. Tested on VGGSound-Sparse: Acc@1 73.5, AUROC 0.83"),
     # SparseSync: LRS3 ('No Face Crop') pre-training, then fine-tuned on VGGSound(-Sparse) / AudioSet
     _iashin("sparsesync-lrs3", SPARSESYNC_PAPER, "LRS3 ('No Face Crop'), 21 classes", "22-07-13T22-25-49",
             "63f883e", "sparsesync", "sparsesync", _SS_README, "tested on LRS3 ('No Face Crop'): accuracy 96.9"),
