@@ -1,0 +1,84 @@
+"""A DataLoader worker that dies natively (abort, kill) does not end training (avsync.worker_deaths).
+
+Each death is found by the loader's worker status check (every 0.5 s).
+"""
+from __future__ import annotations
+
+import faulthandler
+import os
+import signal
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from avsync.data_modules.base import BadMediaReport
+from avsync.resume import ResumableTrainLoader
+
+
+class DiesOnItems(Dataset):
+    """Item i is ``tensor(i)``; loading an item of ``deadly`` in a worker process kills that process."""
+
+    def __init__(self, n: int, deadly: dict[int, str], report: BadMediaReport):
+        self.n, self.deadly, self.report, self.stage = n, deadly, report, "train"
+
+    def __len__(self) -> int:
+        return self.n
+
+    def record_of(self, index: int):
+        return SimpleNamespace(key=f"clip{index}", path=f"/data/clip{index}.mp4")
+
+    def __getitem__(self, index: int):
+        how = self.deadly.get(index)
+        if how is not None and torch.utils.data.get_worker_info() is not None:
+            if how == "abort":
+                faulthandler.disable()  # pytest's traceback dump would only add noise
+                os.abort()  # what a decoder's failed assertion does
+            os.kill(os.getpid(), signal.SIGKILL)  # what the OOM killer does
+        return torch.tensor(index)
+
+
+def _epoch(loader) -> list[list[int]]:
+    return [batch.tolist() for batch in loader]
+
+
+def test_training_goes_on_when_a_worker_aborts_and_the_file_is_reported(tmp_path):
+    report = BadMediaReport(tmp_path / "bad_media.tsv")
+    data = DiesOnItems(12, {5: "abort"}, report)
+    loader = ResumableTrainLoader(data, batch_size=3, seed=7, num_workers=2, persistent_workers=True)
+
+    first = _epoch(loader)
+    assert len(first) == len(loader) == 4  # every batch position is delivered, full
+    items = [i for batch in first for i in batch]
+    assert 5 not in items and len(items) == 12
+    entries = report.read()
+    assert [(e.key, e.path) for e in entries] == [("clip5", "/data/clip5.mp4")]
+    assert entries[0].reason.startswith("worker_died") and "SIGABRT" in entries[0].reason
+    assert loader.worker_deaths == ["/data/clip5.mp4: killed by signal SIGABRT"]
+
+    # the order is the crash-free order with item 5 replaced by the same stand-in
+    clean = _epoch(ResumableTrainLoader(DiesOnItems(12, {}, BadMediaReport()), batch_size=3, seed=7))
+    stand_in = loader.dataset.stand_in(5)
+    assert stand_in != 5
+    assert first == [[stand_in if i == 5 else i for i in batch] for batch in clean]
+
+    # the next epoch (same persistent workers, restarted) replaces item 5 without dying again
+    loader.batches.sampler.set_epoch(1)
+    second = _epoch(loader)
+    assert len(second) == 4 and 5 not in [i for b in second for i in b]
+    assert len(loader.worker_deaths) == 1
+
+    # the checkpointed state carries the item, so a resumed run replaces it without a crash
+    state = loader.state_dict()
+    assert state["crashed"] == [5]
+    resumed = ResumableTrainLoader(DiesOnItems(12, {5: "abort"}, BadMediaReport()), batch_size=3, seed=0)
+    resumed.load_state_dict({**state, "epoch": 0, "consumed": 1})
+    assert _epoch(resumed) == first[1:]
+
+
+def test_too_many_worker_deaths_stop_with_an_error_naming_the_files(tmp_path):
+    data = DiesOnItems(8, {2: "kill"}, BadMediaReport(tmp_path / "bad_media.tsv"))
+    loader = ResumableTrainLoader(data, batch_size=2, seed=1, num_workers=1, max_worker_deaths=0)
+    with pytest.raises(RuntimeError, match=r"(?s)max_worker_deaths=0.*/data/clip2\.mp4: killed by signal SIGKILL"):
+        _epoch(loader)
