@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from avsync.data_modules.base import BadMediaReport
 from avsync.resume import ResumableTrainLoader
+from avsync.worker_deaths import SurvivingDataLoader
 
 
 class DiesOnItems(Dataset):
@@ -82,3 +83,20 @@ def test_too_many_worker_deaths_stop_with_an_error_naming_the_files(tmp_path):
     loader = ResumableTrainLoader(data, batch_size=2, seed=1, num_workers=1, max_worker_deaths=0)
     with pytest.raises(RuntimeError, match=r"(?s)max_worker_deaths=0.*/data/clip2\.mp4: killed by signal SIGKILL"):
         _epoch(loader)
+
+
+def test_any_training_loader_hands_out_the_lost_batches_again_after_a_worker_dies(tmp_path):
+    """SurvivingDataLoader (DDP and curriculum training): its own sampler, batches not delivered
+    when the worker died are handed out again, so the epoch keeps its count (each DDP rank too)."""
+    report = BadMediaReport(tmp_path / "bad_media.tsv")
+    torch.manual_seed(3)
+    loader = SurvivingDataLoader(DiesOnItems(20, {9: "kill"}, report), batch_size=4, shuffle=True, drop_last=True,
+                                 num_workers=2)
+    batches = _epoch(loader)
+    items = sorted(i for b in batches for i in b)
+    stand_in = loader.dataset.stand_in(9)
+    assert len(batches) == len(loader) == 5 and 9 not in items
+    assert items == sorted(stand_in if i == 9 else i for i in range(20))  # every other item exactly once
+    assert [e.path for e in report.read()] == ["/data/clip9.mp4"] and "SIGKILL" in report.read()[0].reason
+    assert len(_epoch(loader)) == 5  # the next epoch, its own order, item 9 replaced without a death
+    assert len(loader.worker_deaths) == 1

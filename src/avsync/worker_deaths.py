@@ -13,6 +13,10 @@ hours into a run, without saying which file did it. :class:`ResumableTrainLoader
   from then on the item is replaced by a fixed other item, like a clip that fails to decode —
   and starts new workers at the batch that was lost. Batch positions do not move, so exact resume
   (Lightning's batch count, the loader's ``consumed``) is unchanged; ``crashed`` is checkpointed.
+* :class:`SurvivingDataLoader` does the same for any other training loader (its own sampler or
+  batch sampler, e.g. Lightning's distributed sampler under DDP): it records the batches it
+  hands to the workers in this pass and, after a death, hands the undelivered ones out again
+  before going on with the sampler, so the epoch keeps its batches and every rank its count.
 * After ``max_worker_deaths`` deaths the run stops with an error listing every file that killed
   a worker (a data set full of such files needs cleaning, not endless restarts).
 
@@ -24,19 +28,20 @@ waits for the lost batch, made every 0.5 s instead of PyTorch's 5 s.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import signal
 import time
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from avsync.offsets import stable_hash
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CrashTracedDataset", "SurvivingWorkersIter", "WORKER_DIED"]
+__all__ = ["CrashTracedDataset", "SurvivingDataLoader", "SurvivingWorkersIter", "WORKER_DIED"]
 
 WORKER_DIED = "worker_died"  # reason code in the failure report
 
@@ -188,3 +193,61 @@ class SurvivingWorkersIter:
         traced.loading.fill_(-1)
         self.inner = loader.restart_at(self.position)
         _unwatch(self.inner, loader)
+
+
+class _Replay:
+    """The loader's batch sampler (or sampler), recording what it hands out in this pass so the
+    batches not delivered when a worker died can be handed out again (:meth:`restart`)."""
+
+    def __init__(self, base):
+        self.base, self.sent, self.pending, self.live, self.resume = base, [], [], None, False
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def restart(self, delivered: int) -> None:
+        """The next pass first hands out again the batches after the first ``delivered``, then
+        goes on with this pass's sampler."""
+        self.pending, self.sent, self.resume = self.sent[delivered:], self.sent[:delivered], True
+
+    def __iter__(self):
+        if not self.resume:
+            self.sent, self.pending, self.live = [], [], iter(self.base)
+        self.resume = False
+        pending, self.pending = self.pending, []
+        for batch in itertools.chain(pending, self.live):
+            self.sent.append(batch)
+            yield batch
+
+
+class SurvivingDataLoader(DataLoader):
+    """A training ``DataLoader`` that survives a worker process that dies (see the module
+    docstring): ``DataLoader``'s arguments, plus ``max_worker_deaths``. For training only: the
+    item that killed a worker is replaced by another, which an evaluation must not do."""
+
+    def __init__(self, dataset: Dataset, max_worker_deaths: int = 8, **kwargs: Any):
+        if isinstance(dataset, CrashTracedDataset):  # re-instantiated (Lightning) from its own attributes
+            dataset = dataset.dataset
+        self.max_worker_deaths = int(max_worker_deaths)
+        self.worker_deaths: list[str] = []
+        self._replay = None
+        traced = CrashTracedDataset(dataset, int(kwargs.get("num_workers", 0)), torch.initial_seed())
+        super().__init__(traced, **kwargs)
+
+    @property
+    def _index_sampler(self):
+        base = super()._index_sampler
+        if self._replay is None or self._replay.base is not base:
+            self._replay = _Replay(base)
+        return self._replay
+
+    def __iter__(self):
+        inner = super().__iter__()
+        if self.num_workers == 0:
+            return inner
+        return SurvivingWorkersIter(self, inner, 0)
+
+    def restart_at(self, position: int):
+        """A fresh worker pool that first delivers the batches of this pass after ``position``."""
+        self._index_sampler.restart(position)
+        return super().__iter__()
