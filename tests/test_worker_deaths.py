@@ -9,12 +9,13 @@ import os
 import signal
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
 from torch.utils.data import Dataset
 
 from avsync.data_modules.base import BadMediaReport
-from avsync.resume import ResumableTrainLoader
+from avsync.resume import ExactResume, ResumableTrainLoader
 from avsync.worker_deaths import SurvivingDataLoader
 
 
@@ -100,3 +101,33 @@ def test_any_training_loader_hands_out_the_lost_batches_again_after_a_worker_die
     assert [e.path for e in report.read()] == ["/data/clip9.mp4"] and "SIGKILL" in report.read()[0].reason
     assert len(_epoch(loader)) == 5  # the next epoch, its own order, item 9 replaced without a death
     assert len(loader.worker_deaths) == 1
+
+
+class _Mean(L.LightningModule):
+    """The smallest model: learns the mean item; records the items of every training batch."""
+
+    def __init__(self, loader):
+        super().__init__()
+        self.weight, self.loader, self.seen = torch.nn.Parameter(torch.zeros(())), loader, []
+
+    def train_dataloader(self):
+        return self.loader
+
+    def training_step(self, batch, batch_idx):
+        self.seen += batch.tolist()
+        return ((batch.float() - self.weight) ** 2).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_lightning_fit_goes_on_when_a_worker_is_killed(tmp_path):
+    report = BadMediaReport(tmp_path / "bad_media.tsv")
+    loader = ResumableTrainLoader(DiesOnItems(16, {6: "kill"}, report), batch_size=4, seed=5, num_workers=2)
+    model = _Mean(loader)
+    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[ExactResume()])
+    trainer.fit(model)
+    assert trainer.global_step == 8 and len(model.seen) == 32 and 6 not in model.seen
+    assert [e.path for e in report.read()] == ["/data/clip6.mp4"] and len(loader.worker_deaths) == 1
+    assert loader.state_dict()["crashed"] == [6]

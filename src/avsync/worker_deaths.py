@@ -27,11 +27,11 @@ waits for the lost batch, made every 0.5 s instead of PyTorch's 5 s.
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import signal
 import time
+import weakref
 from typing import Any
 
 import torch
@@ -117,7 +117,14 @@ def _unwatch(inner, loader) -> None:
         torch.utils.data._utils.signal_handling._remove_worker_pids(id(inner))
         inner._worker_pids_set = False
     if not loader.timeout and hasattr(inner, "_try_get_data") and "_try_get_data" not in vars(inner):
-        inner._try_get_data = functools.partial(inner._try_get_data, timeout=STATUS_CHECK_SEC)
+        # through a weak reference: a bound method stored on the iterator would keep it (and its
+        # workers) alive after Lightning drops it, until the garbage collector runs
+        method, iterator = type(inner)._try_get_data, weakref.ref(inner)
+
+        def check_often(timeout=STATUS_CHECK_SEC):
+            return method(iterator(), timeout)
+
+        inner._try_get_data = check_often
 
 
 def _dead_workers(inner, wait_sec: float = 2.0) -> list:
