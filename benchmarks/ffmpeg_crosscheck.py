@@ -226,7 +226,8 @@ def child(path: str, out: str, video_sec: float, native_rate: int) -> None:
                 pass
         seconds.append(time.monotonic() - began)
         n = min(len(frames), len(fast))
-        clip_same = bool(np.array_equal(clip["video"], fast[25:75]) and np.array_equal(clip["audio"], at16k[16000:48000])
+        clip_same = bool(np.array_equal(clip["video"], fast[25:75])
+                         and np.array_equal(clip["audio"], at16k[16000:48000])
                          and np.array_equal(frames[:n], fast[:n]) and np.array_equal(wav, at16k[:len(wav)]))
         h = hashlib.sha1()
         for a in (fast, fallback, native, at16k):
@@ -313,8 +314,9 @@ def check(ffmpeg: str, case: Case, folder: Path) -> dict:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| case | ffprobe start_time v / a (s) | decoded starts v / a (s) | video fast: max err / limit ms, not nearest | fallback: same | "
-        "≠ fps filter (mean ms) | audio lag ms: native rate / 16 kHz | read_clip, detect agree | 10 runs: s, identical | pass |",
+        "| case | ffprobe start_time v / a (s) | decoded starts v / a (s) | "
+        "video fast: max err / limit ms, not nearest | fallback: same | ≠ fps filter (mean ms) | "
+        "audio lag ms: native rate / 16 kHz | read_clip, detect agree | 10 runs: s, identical | pass |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -177,7 +177,8 @@ class SurvivingWorkersIter:
             if index >= 0:
                 key, path = traced.describe(index)
                 traced.crashed.add(index)
-                reason = f"{WORKER_DIED}: the DataLoader worker loading this file died ({how}); replaced by another item"
+                reason = (f"{WORKER_DIED}: the DataLoader worker loading this file died ({how}); "
+                          "replaced by another item")
                 report = getattr(traced.dataset, "report", None)
                 if report is not None:
                     report.record(key, path, reason, getattr(traced.dataset, "stage", "train"))
