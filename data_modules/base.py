@@ -57,6 +57,7 @@ from avsync.offsets import (
     stable_hash,
 )
 from avsync.resume import ResumableTrainLoader
+from avsync.worker_deaths import SurvivingDataLoader
 
 __all__ = ["ClipRecord", "AVClipDataset", "BadMediaEntry", "BadMediaReport", "AVSyncDataModule"]
 
@@ -502,9 +503,10 @@ class WrappedLoaders(SplitLoaders):
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         src = self.loader_settings()
-        return DataLoader(self.datasets[split], batch_size=src.batch_size, shuffle=train, drop_last=train,
-                          num_workers=src.num_workers,
-                          persistent_workers=src.persistent_workers and src.num_workers > 0)
+        loader = SurvivingDataLoader if train else DataLoader  # training survives a worker that dies
+        return loader(self.datasets[split], batch_size=src.batch_size, shuffle=train, drop_last=train,
+                      num_workers=src.num_workers,
+                      persistent_workers=src.persistent_workers and src.num_workers > 0)
 
 
 class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
@@ -868,7 +870,8 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
                 pin_memory=pin, persistent_workers=self.persistent_workers and self.num_workers > 0,
                 collate_fn=collate,
             )
-        return DataLoader(
+        loader = SurvivingDataLoader if train else DataLoader  # training survives a worker that dies
+        return loader(
             self.datasets[split],
             batch_size=self.batch_size,
             shuffle=train,

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler, default_collate
 
 from avsync.offsets import FixedOffsets, RandomFrameShiftSampler
+from avsync.worker_deaths import SurvivingDataLoader
 
 from .base import AVClipDataset, ClipRecord, RandomDurationCollate
 from .lrs2 import LRS2DataModule
@@ -132,7 +133,7 @@ class SyncCurriculum:
         collate = default_collate
         if self.spec.train_durations:
             collate = RandomDurationCollate(self.spec.train_durations, self.spec.fps, self.spec.sample_rate)
-        return DataLoader(
+        return SurvivingDataLoader(  # training survives a worker that dies
             dataset, batch_sampler=SameVideoBatchSampler(len(dataset), self.batch_size),
             num_workers=self.num_workers, pin_memory=self.pin_memory, collate_fn=collate,
             persistent_workers=self.persistent_workers and self.num_workers > 0,

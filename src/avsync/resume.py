@@ -22,6 +22,12 @@ the third in the checkpoint.
 Limits: with ``num_workers > 0`` the items are drawn in the workers from their own RNGs, so the
 batch *order* resumes exactly but the items' random crops/offsets of a resumed epoch may differ;
 the loader is not meant for DDP (Lightning's distributed sampler would replace it).
+
+A worker process that dies (a native decoder crash: segfault, abort, or a kill) does not end the
+run: :class:`ResumableTrainLoader` notes which item each worker is loading, and when a worker dies
+it names that item's file in a warning and the data set's failure report, replaces the item from
+then on by a fixed other one (the same batch positions, so Lightning's batch count and ``consumed``
+are unchanged), and restarts the workers at the batch that was lost (:mod:`avsync.worker_deaths`).
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from avsync.offsets import stable_hash
+from avsync.worker_deaths import CrashTracedDataset, SurvivingWorkersIter
 
 __all__ = ["derived_seed", "seed_all", "EpochOrder", "ResumableBatches", "ResumableTrainLoader", "ExactResume"]
 
@@ -94,18 +101,40 @@ class ResumableTrainLoader(DataLoader):
     ``seed`` defaults to ``torch.initial_seed()``, i.e. the config's ``seed_everything``.
     :class:`ExactResume` reports the batches trained on (``consumed``); that count, not the
     batches fetched (Lightning pre-fetches one), goes into the checkpoint.
+
+    ``max_worker_deaths``: how many worker processes may die (each loses one item, which is
+    replaced from then on) before the run stops with an error naming the files; the items that
+    crashed a worker are kept in the checkpoint, so a resumed run replaces them without crashing.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, drop_last: bool = True, seed: int | None = None,
-                 **kwargs: Any):
+                 max_worker_deaths: int = 8, **kwargs: Any):
+        if isinstance(dataset, CrashTracedDataset):  # re-instantiated from its own attributes
+            dataset = dataset.dataset
         self.seed = int(torch.initial_seed() if seed is None else seed)
         self.batches = ResumableBatches(EpochOrder(len(dataset), self.seed), batch_size, drop_last)
         self.consumed = 0
+        self.max_worker_deaths = int(max_worker_deaths)
+        self.worker_deaths: list[str] = []  # one line per death: the file (or item) and how it died
+        traced = CrashTracedDataset(dataset, int(kwargs.get("num_workers", 0)), self.seed)
         kwargs.setdefault("generator", torch.Generator().manual_seed(self.seed))
-        super().__init__(dataset, batch_sampler=self.batches, **kwargs)
+        super().__init__(traced, batch_sampler=self.batches, **kwargs)
 
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.batches.sampler.epoch, "consumed": self.consumed, "seed": self.seed}
+    def __iter__(self):
+        start = self.batches.skip  # the first batch position of this pass (ResumableBatches resets it)
+        inner = super().__iter__()
+        if self.num_workers == 0:  # a native crash here is a crash of this process: nothing to survive
+            return inner
+        return SurvivingWorkersIter(self, inner, start)
+
+    def restart_at(self, position: int):
+        """A fresh worker pool whose first batch is ``position`` of the current epoch (after a death)."""
+        self.batches.skip = int(position)
+        return super().__iter__()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.batches.sampler.epoch, "consumed": self.consumed, "seed": self.seed,
+                "crashed": sorted(self.dataset.crashed)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         epoch, consumed = int(state["epoch"]), int(state["consumed"])
@@ -114,6 +143,7 @@ class ResumableTrainLoader(DataLoader):
         self.seed = self.batches.sampler.seed = int(state.get("seed", self.seed))
         self.batches.sampler.set_epoch(epoch)
         self.batches.skip = self.consumed = consumed
+        self.dataset.crashed.update(int(i) for i in state.get("crashed", ()))
 
 
 class ExactResume(L.Callback):
