@@ -25,8 +25,8 @@ from avsync.toy.render import render_clip
 LENGTH_SEC, START_SEC, FPS, SR = 5.0, 2.0, 25, 16000
 
 
-def load(ckpt: str | None) -> SparseSyncModule:
-    model = SparseSyncModule(arch="sparsesync_toy", input_overrides={"frame_size": 32, "resize_short_side": 32},
+def load(ckpt: str | None, size: int = 32) -> SparseSyncModule:
+    model = SparseSyncModule(arch="sparsesync_toy", input_overrides={"frame_size": size, "resize_short_side": size},
                              freeze_extractors=True)
     if ckpt:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
@@ -37,7 +37,7 @@ def load(ckpt: str | None) -> SparseSyncModule:
     return model.eval()
 
 
-def features(model: SparseSyncModule, split: str, n: int):
+def features(model: SparseSyncModule, split: str, n: int, size: int = 32):
     """(per-step video features, labels, per-step audio features, labels) over n clips."""
     encode_video, encode_audio = model.frozen_encoders()
     out = ([], [], [], [])
@@ -46,7 +46,7 @@ def features(model: SparseSyncModule, split: str, n: int):
         clip = render_clip("sparse", clip_rng(0, split, i))
         frames = clip.frames[i0:i0 + k].astype(np.float32)
         t, h, w, _ = frames.shape
-        small = frames.reshape(t, 32, h // 32, 32, w // 32, 3).mean((2, 4)).round().astype(np.uint8)
+        small = frames.reshape(t, size, h // size, size, w // size, 3).mean((2, 4)).round().astype(np.uint8)
         v = encode_video(torch.from_numpy(small)[None])[0]  # (C, t, h, w)
         a = encode_audio(torch.from_numpy(clip.audio[int(START_SEC * SR):int((START_SEC + LENGTH_SEC) * SR)])[None])[0]
         events = np.asarray(clip.meta["event_times"]) - START_SEC
@@ -79,15 +79,18 @@ def main(argv=None) -> None:
     p.add_argument("ckpts", nargs="*", help="checkpoints (Lightning or state dicts) of SparseSyncModule/pre-training")
     p.add_argument("--train-clips", type=int, default=48)
     p.add_argument("--test-clips", type=int, default=24)
+    p.add_argument("--size", type=int, default=32, help="frame side fed to the extractors (a divisor of 96)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    print(f"frames {args.size} x {args.size}")
     print("| extractors | video AUC | audio AUC | seconds |")
     print("|---|---|---|---|")
     for ckpt in [None, *args.ckpts]:
         torch.manual_seed(0)
         t0 = time.time()
-        model = load(ckpt)
-        v_auc, a_auc = probe_auc(features(model, "train", args.train_clips), features(model, "test", args.test_clips))
+        model = load(ckpt, args.size)
+        v_auc, a_auc = probe_auc(features(model, "train", args.train_clips, args.size),
+                                 features(model, "test", args.test_clips, args.size))
         print(f"| {ckpt or 'random init (control)'} | {v_auc:.3f} | {a_auc:.3f} | {time.time() - t0:.0f} |", flush=True)
 
 
