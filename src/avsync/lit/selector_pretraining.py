@@ -51,14 +51,23 @@ class SelectorContrastivePretraining(StageSteps, L.LightningModule):
         temperature: softmax temperature of the InfoNCE logits (cosine similarities / temperature).
         center_segments: subtract each clip's temporal mean from its segment tokens (module docstring).
         detach_selector_inputs: keep the selector loss's gradient out of the extractors (module docstring).
+        init_from: checkpoint whose matching tensors initialise the network: pre-training continued
+            on another set (the toy recipe's sparse stage 0b starts from the dense stage 0).
     """
 
     def __init__(self, arch: str = "sparsesync", arch_overrides: dict | None = None,
                  input_overrides: dict | None = None, lr: float = 1e-3, warmup_steps: int = 100,
-                 temperature: float = 0.1, center_segments: bool = True, detach_selector_inputs: bool = False):
+                 temperature: float = 0.1, center_segments: bool = True, detach_selector_inputs: bool = False,
+                 init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.net = build_sparsesync(arch, arch_overrides)
+        if init_from:
+            from avsync.lit.offset_classification import load_matching_weights
+
+            missing = load_matching_weights(self.net, init_from, prefix="net.")
+            if missing:
+                raise ValueError(f"{init_from}: {len(missing)} tensors of the network missing ({missing[:3]})")
         # offset_classes=None with max_frame_shift=0: the data modules deliver in-sync crops
         spec = dataclasses.replace(InputSpec(), **(input_overrides or {}))
         self.input_spec = dataclasses.replace(spec, offset_classes=None, max_frame_shift=0)

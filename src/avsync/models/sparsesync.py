@@ -43,6 +43,9 @@ class SparseSyncConfig:
     # uniform, MLPs linear and positions invisible next to layer-normalised features for hundreds
     # of steps; "xavier" starts them in their working range. Parameters and computation are the same.
     init: str = "gpt"
+    # False: the paper's ablation without selectors: the synchronisation transformer attends over
+    # every visual and audio token (Eq. 4 with q_v, q_a replaced by the flattened feature maps)
+    selectors: bool = True
 
 
 SPARSESYNC_CONFIGS: dict[str, SparseSyncConfig] = {
@@ -155,8 +158,10 @@ class SelectorSyncTransformer(nn.Module):
         self.pre_lnorm_aud = nn.LayerNorm(d)
         self.vis_pos_emb = LearnedPE3D(cfg.visual_block, d)
         self.aud_pos_emb = LearnedPE2D(cfg.audio_block, d)
-        self.v_selector = FeatureSelector(cfg.num_selectors, cfg.depth, d, cfg.heads, cfg.dropout)
-        self.a_selector = FeatureSelector(cfg.num_selectors, cfg.depth, d, cfg.heads, cfg.dropout)
+        self.use_selectors = cfg.selectors
+        if cfg.selectors:
+            self.v_selector = FeatureSelector(cfg.num_selectors, cfg.depth, d, cfg.heads, cfg.dropout)
+            self.a_selector = FeatureSelector(cfg.num_selectors, cfg.depth, d, cfg.heads, cfg.dropout)
         self.global_transformer = GlobalTransformer(cfg.depth, d, cfg.heads, cfg.dropout)
         self.off_head = nn.Linear(d, cfg.num_classes, bias=False)
         if cfg.init not in ("gpt", "xavier"):
@@ -167,7 +172,10 @@ class SelectorSyncTransformer(nn.Module):
         """vis (B, t, h, w, d), aud (B, f, t, d) -> logits (B, num_classes)."""
         vis = self.vis_pos_emb(self.pre_lnorm_vis(vis))
         aud = self.aud_pos_emb(self.pre_lnorm_aud(aud))
-        x = self.global_transformer(self.v_selector(vis), self.a_selector(aud))
+        if self.use_selectors:
+            x = self.global_transformer(self.v_selector(vis), self.a_selector(aud))
+        else:  # all tokens
+            x = self.global_transformer(vis.reshape(len(vis), -1, vis.shape[-1]), aud.reshape(len(aud), -1, aud.shape[-1]))
         return self.off_head(x[:, 0])
 
 
