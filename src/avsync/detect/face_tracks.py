@@ -65,16 +65,31 @@ def asd_threshold_of(module, given: float | None = None) -> float | None:
 
 def detect_tracks(detector, path: str | Path, options: FaceOptions = FaceOptions(), *,
                   max_crops: int | None = 8, threshold: float | None = None,
-                  face_detector=None) -> list[TrackDetection]:
-    """One :class:`TrackDetection` per face track of ``path`` (MediaError ``no_face`` when none; a
-    track too short for the model raises like a short file)."""
+                  face_detector=None, skipped: list | None = None) -> list[TrackDetection]:
+    """One :class:`TrackDetection` per face track of ``path`` (MediaError ``no_face`` when none). A
+    track that cannot be scored (still, too short) is left out, with its reason appended to
+    ``skipped``; when no track can be scored, the first track's error is raised."""
     from avsync.detect.cli import detect_decoded
 
+    from avsync.media import MediaError
+    from avsync.protocols.score_search import ClipTooShortForSearch
+
     threshold = asd_threshold_of(detector.module, threshold)
-    out = []
-    for clip in decode_face_clips(path, detector, options, face_detector):
+    out, failed = [], []
+    clips = decode_face_clips(path, detector, options, face_detector)
+    for clip in clips:
         label = f"{path} [face {clip.index}, {clip.start_sec:.2f}-{clip.end_sec:.2f} s]"
-        detection, scores = detect_decoded(detector, label, clip.frames, clip.wav, max_crops=max_crops)
+        try:
+            detection, scores = detect_decoded(detector, label, clip.frames, clip.wav, max_crops=max_crops)
+        except (MediaError, ClipTooShortForSearch) as err:  # a still or too short track: the others count
+            failed.append(err)
+            if skipped is not None:
+                code = err.code if isinstance(err, MediaError) else "too_short"
+                skipped.append({**clip.span(), "status": "failed", "reason": code,
+                                "message": " ".join(str(getattr(err, "reason", err)).split())})
+            if len(failed) == len(clips):
+                raise
+            continue
         out.append(TrackDetection(clip, detection, scores, threshold))
     return out
 
@@ -100,10 +115,13 @@ def face_file_record(detector, video: str | Path, options: FaceOptions, *, thres
     from avsync.detect.plots import save, score_curve_figure, timeline_figure
     from avsync.detect.timeline import timeline
 
-    tracks = detect_tracks(detector, video, options, max_crops=max_crops, threshold=threshold)
+    skipped: list[dict] = []
+    tracks = detect_tracks(detector, video, options, max_crops=max_crops, threshold=threshold, skipped=skipped)
     best = active_track(tracks)
     for t in tracks:
         echo(t.line())
+    for s in skipped:
+        echo(f"{video} [face {s['track']}, {s['start_sec']:.2f}-{s['end_sec']:.2f} s]: {s['message']}")
     record = {"status": "ok", **best.detection.as_dict(), "path": str(video), "active_track": best.clip.index,
               "tracks": [t.as_dict() for t in tracks]}
     if plot is not None:
@@ -117,6 +135,7 @@ def face_file_record(detector, video: str | Path, options: FaceOptions, *, thres
             for window, conf in zip(data["windows"], line.confidence):
                 window["speaking"] = None if t.threshold is None else bool(conf >= t.threshold)
             entry["timeline"], entry["timeline_data"] = str(png), data
+    record["tracks"] = sorted(record["tracks"] + skipped, key=lambda t: t["track"])
     if corrected is not None:
         record["corrected"] = str(write_corrected(video, corrected, best.detection.offset_sec))
     return record

@@ -133,19 +133,32 @@ class OffsetMetric:
     def compute(self, path: str, decoded) -> dict:
         if not self.use_faces:
             return self._detect(path, *decoded)
-        tracks = []
+        from avsync.score.reasons import failure
+
+        tracks, failed = [], []
         for span, frames, wav in decoded:
-            row = self._detect(path, frames, wav)
+            try:
+                row = self._detect(path, frames, wav)
+            except Exception as err:  # noqa: BLE001 - a still or too short track; the others are scored
+                code, message = failure(err)
+                failed.append({"face_track": span["track"], "track_start_sec": span["start_sec"],
+                               "track_end_sec": span["end_sec"], "first_frame": span["first_frame"],
+                               "end_frame": span["end_frame"], "offset_reason": code, "offset_error": message})
+                if len(failed) == len(decoded):
+                    raise
+                continue
             speaking = None if self.threshold is None else bool(row["confidence"] >= self.threshold)
             tracks.append({"face_track": span["track"], "track_start_sec": span["start_sec"],
                            "track_end_sec": span["end_sec"], "first_frame": span["first_frame"],
                            "end_frame": span["end_frame"], **row, "speaking_score": row["confidence"],
                            "speaking": speaking, "asd_threshold": self.threshold})
         active = max(tracks, key=lambda t: t["speaking_score"])
-        if self.per_track:  # the runner writes one row per entry
-            return {"_per_track": [{k: t[k] for k in (*type(self).columns, *self.TRACK_COLUMNS)} for t in tracks]}
+        if self.per_track:  # the runner writes one row per entry, failed tracks with their reason
+            keep = (*type(self).columns, *self.TRACK_COLUMNS, "offset_reason", "offset_error")
+            rows = [{k: t[k] for k in keep if k in t} for t in tracks + failed]
+            return {"_per_track": sorted(rows, key=lambda r: r["face_track"])}
         return {**{k: active[k] for k in type(self).columns}, "active_track": active["face_track"],
-                "offset_tracks": tracks}
+                "offset_tracks": sorted(tracks + failed, key=lambda t: t["face_track"])}
 
 
 class DeSyncMetric:

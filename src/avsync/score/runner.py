@@ -41,7 +41,17 @@ def _rows(path: str, metrics, outcome: tuple) -> list[dict]:
     track's values over the file's, the other metrics' values repeated."""
     row = _row(path, metrics, outcome)
     tracks = row.pop("_per_track", None)
-    return [{**row, **t} for t in tracks] if tracks else [row]
+    if not tracks:
+        return [row]
+    out = []
+    for track in tracks:
+        merged = {**row, **track}
+        if track.get("offset_reason"):  # this track could not be scored (still, too short)
+            merged.update(status="failed" if row["status"] == "ok" and len(metrics) == 1 else "partial",
+                          reason=merged.get("reason") or track["offset_reason"],
+                          error=merged.get("error") or track["offset_error"])
+        out.append(merged)
+    return out
 
 
 def _row(path: str, metrics, outcome: tuple) -> dict:
