@@ -127,3 +127,22 @@ def test_detect_timeline_per_track_with_active_speaker(two_faces, toy, tmp_path)
         assert windows and all(w["speaking"] == (w["confidence"] >= 0.01) for w in windows)
         assert windows[0]["start_sec"] == pytest.approx(track["start_sec"])
         assert (tmp_path / f"t_face{track['track']}.png").exists() and (tmp_path / f"t_face{track['track']}.csv").exists()
+
+
+def test_title_report_clips_use_face_tracks(two_faces):
+    from avsync.lit.divas import DiVASModule
+    from avsync.title.report import predict_title_clips
+
+    video, _ = two_faces
+    torch.manual_seed(0)
+    module = DiVASModule(arch="divas_toy", input_overrides={"crop": "face"}).eval()
+    spec = module.input_spec
+    with torch.inference_mode():
+        fps, _, clips = predict_title_clips(video, module.scorer(25.0, spec.sample_rate), frame_size=spec.frame_size,
+                                            clip_sec=SECONDS, hop_sec=SECONDS, max_shift=module.max_shift,
+                                            faces=OPTIONS, crop=spec.crop)
+    (clip,) = clips
+    assert [t["track"] for t in clip.tracks] == [0, 1]
+    best = max(clip.tracks, key=lambda t: t["confidence"])
+    assert clip.face_track == best["track"] and clip.confidence == best["confidence"]
+    assert clip.offset_frames == best["offset_frames"]

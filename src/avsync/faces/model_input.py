@@ -26,7 +26,8 @@ import torch
 from avsync.faces.detectors import FaceDetector
 from avsync.faces.tracks import TrackParams
 
-__all__ = ["FACE_CROPS", "FaceOptions", "FaceTrackClip", "uses_faces", "fit_crops", "decode_face_clips"]
+__all__ = ["FACE_CROPS", "FaceOptions", "FaceTrackClip", "uses_faces", "fit_crops", "decode_face_clips", "face_clips",
+           "no_face_reason"]
 
 FACE_CROPS = ("face", "mouth")  # InputSpec.crop values that mean "the input is a face crop"
 
@@ -98,16 +99,30 @@ def decode_face_clips(path: str | Path, detector, options: FaceOptions = FaceOpt
     """Every face track of ``path`` as the offset ``detector`` (:mod:`avsync.detect.detectors`) reads
     a clip. Raises MediaError (``no_face`` when no track is found, or the decoder's own reason)."""
     from avsync.detect.decoding import decode_for_model
-    from avsync.faces.pipeline import face_track_crops
     from avsync.media import MediaError
 
     spec = detector.spec
     frames, wav = decode_for_model(path, spec, native_size=True)
-    found = face_track_crops(frames.numpy(), spec.fps, face_detector or options.face_detector(), options.params)
-    if not found.tracks:
-        raise MediaError(path, f"no face: no face track of more than {options.params.min_track} frames "
-                               f"(at 25 fps) with faces over {options.params.min_face_size:g} px")
     native = getattr(detector, "decode", None) is not None  # the protocol resizes stored crops itself
+    clips = face_clips(frames.numpy(), wav, spec, options, face_detector, native=native)
+    if not clips:
+        raise MediaError(path, no_face_reason(options))
+    return clips
+
+
+def no_face_reason(options: FaceOptions) -> str:
+    return (f"no face: no face track of more than {options.params.min_track} frames (at 25 fps) with faces "
+            f"over {options.params.min_face_size:g} px")
+
+
+def face_clips(frames: np.ndarray, wav: torch.Tensor, spec, options: FaceOptions = FaceOptions(),
+               face_detector: FaceDetector | None = None, native: bool = False) -> list[FaceTrackClip]:
+    """The face tracks of (T, H, W, 3) uint8 ``frames`` at ``spec.fps`` with the audio ``wav`` (S,) at
+    ``spec.sample_rate`` that starts with them; [] when there is none. ``native``: 224 px crops as
+    they are, else :func:`fit_crops`."""
+    from avsync.faces.pipeline import face_track_crops
+
+    found = face_track_crops(frames, spec.fps, face_detector or options.face_detector(), options.params)
     clips = []
     for i, t in enumerate(found.tracks):
         first, end = int(t.track.frames[0]), int(t.track.frames[-1]) + 1
