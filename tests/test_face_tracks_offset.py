@@ -146,3 +146,16 @@ def test_title_report_clips_use_face_tracks(two_faces):
     best = max(clip.tracks, key=lambda t: t["confidence"])
     assert clip.face_track == best["track"] and clip.confidence == best["confidence"]
     assert clip.offset_frames == best["offset_frames"]
+
+
+def test_python_api_answers_per_face_track(two_faces, toy):
+    import avsync
+    from avsync.faces.model_input import FaceOptions
+
+    video, _ = two_faces
+    result = avsync.load(str(toy), device="cpu", faces=OPTIONS).predict(video)
+    assert result.ok and len(result.tracks) == 2
+    best = max(result.tracks, key=lambda t: t["speaking_score"])
+    assert result.active_track == best["face_track"] and result.offset_sec == best["offset_sec"]
+    off = avsync.load(str(toy), device="cpu", faces=FaceOptions(enabled=False)).predict(video)
+    assert off.ok and off.tracks == [] and off.active_track is None
