@@ -13,8 +13,8 @@ or with ``--offset-model syncnet`` the paper-size SyncNet on face tracks for off
 ``evaluate`` per track); ``lse`` always runs the paper-size SyncNet (synthetic official-layout
 weights) on face tracks (dlib detector; ``--min-face-size`` / ``--min-track`` as ``avsync score``).
 Clips: ``--clips`` (files, folders, @lists) or N synthetic 10 s H.264/AAC clips written first.
-Each metric runs alone through the same runner as the command (``run_score``, no CSV), once to warm
-up on the first clip, then timed over all clips: wall time, and the CPU time of this process and its
+Each metric runs alone through the same runner as the command (``run_score``, no CSV), on a GPU once
+to warm up on the first clip, then timed over all clips: wall time, and the CPU time of this process and its
 decoding processes (on a shared machine the wall time mostly measures the neighbours).
 
 ``--reference`` also times the authors' scripts on the same clips, in their environment
@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         for metric in metrics:
             choices = {metric: _choice(metric, args, tmp)}
             options = dict(choices=choices, device=device, progress=False, faces=faces)
-            run_score(clips[:1], [metric], workers=0, **options)  # warm-up
+            if device.startswith("cuda"):  # warm-up (CUDA context, kernels); on the CPU it only costs time
+                run_score(clips[:1], [metric], workers=0, **options)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             start, cpu0 = time.perf_counter(), os.times()
