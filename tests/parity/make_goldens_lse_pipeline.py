@@ -242,11 +242,11 @@ def main() -> None:
         weights = Path(tmp) / "syncnet_v2.model"
         torch.save(synthetic.synthetic_state_dict(synthetic.read_layout(LAYOUT)), weights)
         write_png_frames_as_jpg_names()
-        for name in args.clips:
-            relative, limits = CLIPS[name]
-            clip = FIXTURES / relative
-            entry = golden["clips"].setdefault(name, {"clip": relative, "limits": limits})
-            for variant in args.variants:
+        for variant in args.variants:
+            for name in args.clips:
+                relative, limits = CLIPS[name]
+                clip = FIXTURES / relative
+                entry = golden["clips"].setdefault(name, {"clip": relative, "limits": limits})
                 frames = wav16 = None
                 if variant == "same_frames":
                     import avsync.media as media
@@ -261,8 +261,8 @@ def main() -> None:
                 entry[variant] = run_clip(authors, clip, limits, weights, work)
                 print(name, variant, [(t["first_frame"], t["end_frame"], t["offset"], round(t["lse_c"], 6),
                                        round(t["lse_d"], 6)) for t in entry[variant]["tracks"]], flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(golden, indent=1) + "\n")
+                args.out.parent.mkdir(parents=True, exist_ok=True)  # after every run: a long run keeps its part
+                args.out.write_text(json.dumps(golden, indent=1) + "\n")
 
 
 if __name__ == "__main__":
