@@ -78,6 +78,14 @@ OUT = ROOT / "tests" / "goldens" / "lse_pipeline" / "lse_pipeline.json"
 VARIANTS = ("published", "lossless", "same_frames")
 
 
+def compact_json(data) -> str:
+    """JSON with each list of numbers (boxes, means, curves) on one line: short to read and to diff."""
+    import re
+
+    text = json.dumps(data, indent=1)
+    return re.sub(r"\[[-0-9.,eE\s\[\]]*\]", lambda m: re.sub(r"\s+", "", m.group(0)), text) + "\n"
+
+
 def crops_digest(frames: np.ndarray) -> dict:
     """How the goldens identify a track's crops: SHA-256 of the (N, 224, 224, 3) uint8 BGR array and
     the mean of each frame."""
@@ -262,7 +270,7 @@ def main() -> None:
                 print(name, variant, [(t["first_frame"], t["end_frame"], t["offset"], round(t["lse_c"], 6),
                                        round(t["lse_d"], 6)) for t in entry[variant]["tracks"]], flush=True)
                 args.out.parent.mkdir(parents=True, exist_ok=True)  # after every run: a long run keeps its part
-                args.out.write_text(json.dumps(golden, indent=1) + "\n")
+                args.out.write_text(compact_json(golden))
 
 
 if __name__ == "__main__":
