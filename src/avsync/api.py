@@ -21,8 +21,10 @@ __all__ = ["Prediction", "SyncModel", "load", "score"]
 class Prediction:
     """The offset of one file. ``offset_sec`` > 0: the audio leads (it is heard before the picture that
     makes it); ``verdict`` says it in words. When the file cannot be synchronised, the offset fields are
-    None and ``reason`` is the code (``too_short``, ``silent_audio``, ``still_video``, ``no_audio`` ...)
-    with ``error`` the message."""
+    None and ``reason`` is the code (``too_short``, ``silent_audio``, ``still_video``, ``no_audio``,
+    ``no_face`` ...) with ``error`` the message. Face-crop models (SyncNet, VocaLiST, DiVAS face) answer
+    per face track: ``tracks`` lists them, the offset is the ``active_track``'s (the face whose lips
+    sync best)."""
 
     path: str
     offset_sec: float | None = None
@@ -33,6 +35,8 @@ class Prediction:
     alternatives: list[dict] = field(default_factory=list)
     reason: str | None = None
     error: str | None = None
+    active_track: int | None = None  # face-crop models: the face track the answer is from
+    tracks: list[dict] = field(default_factory=list)  # face-crop models: every face track's answer
 
     @property
     def ok(self) -> bool:
@@ -45,11 +49,14 @@ class Prediction:
 class SyncModel:
     """A loaded offset model; :meth:`predict` runs it on a video file."""
 
-    def __init__(self, module, max_crops: int | None = 8):
+    def __init__(self, module, max_crops: int | None = 8, faces=None):
+        from avsync.faces.model_input import FaceOptions
         from avsync.score.metrics import OffsetMetric
 
         self.module = module
-        self._metric = OffsetMetric(module, max_crops=max_crops)
+        if isinstance(faces, bool):  # faces=False: the centre crop even for face-crop models
+            faces = FaceOptions(enabled=faces)
+        self._metric = OffsetMetric(module, max_crops=max_crops, faces=faces)
 
     @property
     def fps(self) -> float:
@@ -65,15 +72,18 @@ class SyncModel:
         except Exception as err:  # noqa: BLE001 - every failure of a file is a result with a reason
             code, message = failure(err)
             return Prediction(path, reason=code, error=message)
-        return Prediction(path, **row)
+        tracks = row.pop("offset_tracks", [])
+        return Prediction(path, **row, tracks=tracks)
 
 
 def load(name_or_path: str | Path, *, model: str | None = None, device: str = "auto",
-         max_crops: int | None = 8) -> SyncModel:
+         max_crops: int | None = 8, faces=None) -> SyncModel:
     """A model from a checkpoint of this suite (``avsync fit``/``avsync convert``), an official weight
     file (``model=`` says which: ``synchformer``, ``sparsesync``, ``syncnet``, ``vocalist``), or the
-    name of official weights. ``device="auto"`` takes the GPU when there is one. Raises
-    CheckpointError (a ValueError) when the file or name gives no model."""
+    name of official weights. ``device="auto"`` takes the GPU when there is one. ``faces``: face
+    tracks for face-crop models (an :class:`avsync.faces.model_input.FaceOptions`; ``False`` keeps
+    the centre crop; default on, syncnet_python's limits). Raises CheckpointError (a ValueError)
+    when the file or name gives no model."""
     from avsync.detect.loading import CheckpointError
     from avsync.score.metrics import ModelChoice, load_choice
     from avsync.score.runner import resolve_device
@@ -86,7 +96,7 @@ def load(name_or_path: str | Path, *, model: str | None = None, device: str = "a
         raise CheckpointError(f"{text}: no such file")
     else:
         choice = ModelChoice(model=text)
-    return SyncModel(load_choice(choice, device), max_crops=max_crops)
+    return SyncModel(load_choice(choice, device), max_crops=max_crops, faces=faces)
 
 
 def score(paths, metrics="offset", *, ckpt=None, weights=None, model=None, out=None, json_out=None,

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from avsync.detect.decoding import decode_for_detector
 from avsync.detect.detectors import OffsetScores, detector_for
+from avsync.detect.face_tracks import face_file_record, wants_faces
+from avsync.faces.options import add_face_arguments, face_options
 from avsync.detect.loading import CheckpointError, load_module
 from avsync.detect.plots import save, score_curve_figure, timeline_figure
 from avsync.detect.result import Detection, detection_from_curve
@@ -101,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-crops", type=int, default=8, help="crops averaged per file (grid classifiers)")
     parser.add_argument("--json", help="write the detections as JSON")
     parser.add_argument("--device", default="cpu")
+    add_face_arguments(parser)
     return parser
 
 
@@ -138,8 +141,16 @@ def main(argv: list[str] | None = None) -> int:
               f"length ({detector.spec.duration_sec:g} s); leave the window out", file=sys.stderr)
         return 2
     several, failed, results = len(args.videos) > 1, 0, []
+    faces = face_options(args)
     for video in args.videos:
         try:
+            if wants_faces(detector, faces):  # a face-crop model: one detection per face track
+                results.append(face_file_record(
+                    detector, video, faces, threshold=args.asd_threshold, max_crops=args.max_crops,
+                    plot=_output(args.plot, video, several), timeline_png=_output(args.timeline, video, several),
+                    timeline_window=args.timeline_window, timeline_hop=args.timeline_hop,
+                    corrected=_output(args.write_corrected, video, several), echo=lambda s: print(s, flush=True)))
+                continue
             detection, scores, decoded = detect_file(detector, video, max_crops=args.max_crops, progress=True)
             print(detection.line(), flush=True)
             record = {"status": "ok", **detection.as_dict()}

@@ -171,6 +171,12 @@ class _AuthorsClipDetector:
         self.module, self.spec, self.vshift = module, module.input_spec, vshift
         self.offsets_sec = np.asarray(FrameShifts(vshift).offsets_sec(self.spec.fps), dtype=np.float64)
 
+    @property
+    def setup(self) -> SearchSetup:
+        """For the timeline (:mod:`avsync.detect.timeline`): 5-frame windows, and no frames kept aside
+        for the shifts — the authors' search zero-pads the audio, so every window has a row."""
+        return SearchSetup(None, self.spec.fps, self.spec.sample_rate, 5, 0, 0)
+
     def _offset_scores(self, rows: np.ndarray) -> OffsetScores:
         """Rows in the authors' column order (offset ``vshift − i``) -> ascending offsets, window centres."""
         rows = np.ascontiguousarray(rows[:, ::-1], dtype=np.float64)

@@ -15,7 +15,7 @@ _CODES = (
     ("no such file", "missing_file"), ("empty file", "empty_file"), ("zero length", "zero_length"),
     ("no audio or video", "no_streams"), ("no audio", "no_audio"), ("no video", "no_video"), ("too short", "too_short"),
     ("silent audio", "silent_audio"), ("still video", "still_video"), ("truncated", "truncated"),
-    ("decoder stalled", "decoder_stalled"), ("frames of", "frame_too_small"),
+    ("decoder stalled", "decoder_stalled"), ("frames of", "frame_too_small"), ("no face", "no_face"),
 )
 
 

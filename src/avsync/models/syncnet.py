@@ -174,17 +174,20 @@ class MFCC(nn.Module):
 
     def __init__(self, sample_rate: int = 16000, win_sec: float = 0.025, hop_sec: float = 0.01,
                  nfft: int = 512, num_filters: int = 26, num_cepstra: int = NUM_CEPSTRA, lifter: int = 22,
-                 preemph: float = 0.97, int16_scale: float = 32768.0):
+                 preemph: float = 0.97, int16_scale: float = 32768.0, dtype: torch.dtype = torch.float32):
+        """``dtype``: the arithmetic (float32 for training; float64 as the reference's NumPy, for
+        LSE: :func:`avsync.protocols.lse.syncnet_clip_mfcc`)."""
         super().__init__()
+        self.dtype = dtype
         self.win, self.hop = round(win_sec * sample_rate), round(hop_sec * sample_rate)
         self.nfft, self.preemph, self.int16_scale = nfft, preemph, int16_scale
         lift = 1 + (lifter / 2.0) * torch.sin(math.pi * torch.arange(num_cepstra, dtype=torch.float64) / lifter)
-        self.register_buffer("fbank", _filterbank(num_filters, nfft, sample_rate).float(), persistent=False)
-        self.register_buffer("dct", (_dct_ortho(num_filters, num_cepstra) * lift[:, None]).float(),
+        self.register_buffer("fbank", _filterbank(num_filters, nfft, sample_rate).to(dtype), persistent=False)
+        self.register_buffer("dct", (_dct_ortho(num_filters, num_cepstra) * lift[:, None]).to(dtype),
                              persistent=False)
 
     def forward(self, wav: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        x = wav.float() * self.int16_scale
+        x = wav.to(self.fbank.dtype) * self.int16_scale
         x = torch.cat([x[:, :1], x[:, 1:] - self.preemph * x[:, :-1]], dim=1)
         n = x.shape[1]
         frames = num_frames or (1 if n <= self.win else 1 + math.ceil((n - self.win) / self.hop))

@@ -70,12 +70,13 @@ def lse_from_embeddings(video_emb: torch.Tensor, audio_emb: torch.Tensor, vshift
 
 
 def syncnet_clip_mfcc(wav: torch.Tensor, sample_rate: int = 16000) -> torch.Tensor:
-    """(13, M) cepstra of a whole clip (S,) in [-1, 1], from its samples rounded to int16 as the
-    reference reads them from a 16-bit wav."""
+    """(13, M) float32 cepstra of a whole clip (S,) in [-1, 1], from its samples rounded to int16 as
+    the reference reads them from a 16-bit wav, computed in float64 as its NumPy does."""
     if wav.ndim != 1:
         raise ValueError(f"waveform must be (samples,), got {tuple(wav.shape)}")
     int16 = torch.round(wav.double() * 32768.0).clamp(-32768, 32767)
-    return MFCC(sample_rate=sample_rate, int16_scale=1.0)(int16.float()[None])[0, 0]
+    # in float64 as the reference's NumPy, cast to float32 as it hands the cepstra to the network
+    return MFCC(sample_rate=sample_rate, int16_scale=1.0, dtype=torch.float64)(int16[None])[0, 0].float()
 
 
 def _bgr_windows(frames: torch.Tensor, starts: range) -> torch.Tensor:

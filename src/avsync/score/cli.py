@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from avsync.detect.loading import CheckpointError
+from avsync.faces.options import add_face_arguments, face_options
 from avsync.score.metrics import METRICS, ModelChoice
 from avsync.score.runner import run_score
 
@@ -31,6 +32,9 @@ no_video, no_audio, too_short, silent_audio, still_video, no_face, frame_too_sma
 decoder_crashed, timeout, error. Offsets: + = audio leads (sign also in words, column verdict).
 DeSync: av-benchmark's mean |offset| over the first and last 4.8 s of the first 8 s (seconds).
 LSE: syncnet_python's LSE-C / LSE-D, mean over the file's face tracks; lse_tracks lists each track.
+Face-crop models (SyncNet, VocaLiST, DiVAS face) in --metrics offset get each face track (--faces off:
+the centre crop): the row holds the active track's offset (the face whose lips sync best), and
+offset_tracks every track; --per-track writes one row per track with its active-speaker score.
 The summary (count, failures by reason, mean, median, std) is printed and written beside --out as
 NAME.summary.json.
 """
@@ -71,8 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--desync-duration", type=float, default=None,
                         help="seconds of each clip DeSync reads (default 8, av-benchmark's)")
     parser.add_argument("--face-detector", default="dlib", choices=("dlib", "s3fd"),
-                        help="face tracks for --metrics lse: dlib (HOG, default; its model ships in dlib-bin) or "
+                        help="face tracks (--metrics lse, and offset with face-crop models): dlib (HOG, default; its model ships in dlib-bin) or "
                         "s3fd (syncnet_python's, official weights fetched by name)")
+    parser.add_argument("--per-track", action="store_true", help="face-crop models (--metrics offset): one row "
+                        "per face track (face_track, track_start_sec, track_end_sec, offset, confidence, "
+                        "speaking_score, speaking) instead of the active track's row per file")
+    add_face_arguments(parser, with_detector=False)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -90,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_score(args.paths, metrics, choices=choices, out=args.out, json_out=args.json, workers=args.workers,
                   device=args.device, max_crops=args.max_crops, desync_duration_sec=args.desync_duration,
-                  face_detector=args.face_detector,
+                  face_detector=args.face_detector, faces=face_options(args), asd_threshold=args.asd_threshold,
+                  per_track=args.per_track,
                   decode_timeout_s=args.decode_timeout, retry_failed=args.retry_failed,
                   progress=not args.no_progress, echo=print)
     except (CheckpointError, ValueError, FileNotFoundError) as err:

@@ -72,38 +72,93 @@ def _check_synchronisable(path: str, frames: np.ndarray, wav: np.ndarray, fps: f
 
 
 class OffsetMetric:
-    """The file's offset (``avsync detect``'s answer) in seconds and frames, sign in words."""
+    """The file's offset (``avsync detect``'s answer) in seconds and frames, sign in words.
+
+    Face-crop models (SyncNet, VocaLiST, DiVAS face) are given each face track of the file
+    (:mod:`avsync.detect.face_tracks`) unless ``faces.enabled`` is False: the row's offset is the
+    active track's (the face whose lips sync best), ``offset_tracks`` lists every track (span,
+    offset, confidence, active-speaker score and flag), and with ``per_track`` each track gets a row
+    of its own (``face_track``, ``track_start_sec`` ...). No track: reason ``no_face``."""
 
     name = "offset"
     columns = ("offset_sec", "offset_frames", "verdict", "confidence", "confidence_kind", "alternatives")
     values = ("offset_sec", "abs_offset_sec")  # summarised (abs_offset_sec is derived)
+    TRACK_COLUMNS = ("face_track", "track_start_sec", "track_end_sec", "speaking_score", "speaking",
+                     "asd_threshold")
 
-    def __init__(self, module, max_crops: int | None = 8):
+    def __init__(self, module, max_crops: int | None = 8, faces=None, asd_threshold: float | None = None,
+                 per_track: bool = False):
         from avsync.detect.detectors import detector_for
+        from avsync.detect.face_tracks import asd_threshold_of, wants_faces
+        from avsync.faces.model_input import FaceOptions
 
         try:
             self.detector = detector_for(module)
         except TypeError as err:  # a module that predicts no offset
             raise CheckpointError(str(err)) from err
         self.max_crops = max_crops
+        self.faces = faces if faces is not None else FaceOptions()
+        self.use_faces = wants_faces(self.detector, self.faces)
+        self.threshold = asd_threshold_of(module, asd_threshold) if self.use_faces else None
+        self.per_track = per_track and self.use_faces
+        if self.use_faces:
+            self.columns = (*type(self).columns, *(self.TRACK_COLUMNS if self.per_track else
+                                                   ("active_track", "offset_tracks")))
+        # the face pipeline runs in the forked decoding workers: its detector stays on the CPU
+        self._face_detector = self.faces.face_detector() if self.use_faces else None
 
     def decode(self, path: str):
+        if self.use_faces:
+            from avsync.faces.model_input import decode_face_clips
+
+            clips = decode_face_clips(path, self.detector, self.faces, self._face_detector)
+            return [(c.span(), c.frames.numpy(), c.wav.numpy()) for c in clips]
         from avsync.detect.decoding import decode_for_detector
 
         # silent / still / too short: detect_decoded says so (with the model's own minimum length)
         frames, wav = decode_for_detector(path, self.detector)
         return frames.numpy(), wav.numpy()
 
-    def compute(self, path: str, decoded) -> dict:
+    def _detect(self, path: str, frames, wav) -> dict:
         from avsync.detect.cli import detect_decoded
 
-        frames, wav = (torch.from_numpy(x) for x in decoded)
-        detection, _ = detect_decoded(self.detector, path, frames, wav, max_crops=self.max_crops)
+        detection, _ = detect_decoded(self.detector, path, torch.from_numpy(frames), torch.from_numpy(wav),
+                                      max_crops=self.max_crops)
         return {"offset_sec": detection.offset_sec,
                 "offset_frames": int(round(detection.offset_sec * self.detector.spec.fps)),
                 "verdict": detection.verdict, "confidence": detection.confidence,
                 "confidence_kind": detection.confidence_kind,
                 "alternatives": [{"offset_sec": o, "score": s} for o, s in detection.alternatives]}
+
+    def compute(self, path: str, decoded) -> dict:
+        if not self.use_faces:
+            return self._detect(path, *decoded)
+        from avsync.score.reasons import failure
+
+        tracks, failed = [], []
+        for span, frames, wav in decoded:
+            try:
+                row = self._detect(path, frames, wav)
+            except Exception as err:  # noqa: BLE001 - a still or too short track; the others are scored
+                code, message = failure(err)
+                failed.append({"face_track": span["track"], "track_start_sec": span["start_sec"],
+                               "track_end_sec": span["end_sec"], "first_frame": span["first_frame"],
+                               "end_frame": span["end_frame"], "offset_reason": code, "offset_error": message})
+                if len(failed) == len(decoded):
+                    raise
+                continue
+            speaking = None if self.threshold is None else bool(row["confidence"] >= self.threshold)
+            tracks.append({"face_track": span["track"], "track_start_sec": span["start_sec"],
+                           "track_end_sec": span["end_sec"], "first_frame": span["first_frame"],
+                           "end_frame": span["end_frame"], **row, "speaking_score": row["confidence"],
+                           "speaking": speaking, "asd_threshold": self.threshold})
+        active = max(tracks, key=lambda t: t["speaking_score"])
+        if self.per_track:  # the runner writes one row per entry, failed tracks with their reason
+            keep = (*type(self).columns, *self.TRACK_COLUMNS, "offset_reason", "offset_error")
+            rows = [{k: t[k] for k in keep if k in t} for t in tracks + failed]
+            return {"_per_track": sorted(rows, key=lambda r: r["face_track"])}
+        return {**{k: active[k] for k in type(self).columns}, "active_track": active["face_track"],
+                "offset_tracks": sorted(tracks + failed, key=lambda t: t["face_track"])}
 
 
 class DeSyncMetric:
@@ -146,14 +201,14 @@ class LSEMetric:
     columns = ("lse_c", "lse_d", "lse_tracks")
     values = ("lse_c", "lse_d")
 
-    def __init__(self, module, face_detector: str = "dlib"):
+    def __init__(self, module, face_detector: str = "dlib", params=None):
         from avsync.lit.syncnet import SyncNetModule
         from avsync.score.lse import LSEScorer
 
         if not isinstance(module, SyncNetModule):
             raise CheckpointError(f"LSE needs SyncNet (e.g. --model lse=syncnet-v2); got {type(module).__name__}")
         # the face pipeline runs in the forked decoding workers: its detector stays on the CPU
-        self.scorer = LSEScorer(module.net, face_detector_named(face_detector))
+        self.scorer = LSEScorer(module.net, face_detector_named(face_detector), params=params)
 
     def decode(self, path: str):
         return self.scorer.decode(path)
@@ -181,14 +236,23 @@ METRICS = ("offset", "lse", "desync")
 
 
 def build_metric(name: str, choice: ModelChoice, device: str, *, max_crops: int | None = 8,
-                 desync_duration_sec: float | None = None, face_detector: str = "dlib"):
-    """The metric ``name`` with its model loaded (CheckpointError: a one-line reason)."""
+                 desync_duration_sec: float | None = None, face_detector: str = "dlib", faces=None,
+                 asd_threshold: float | None = None, per_track: bool = False):
+    """The metric ``name`` with its model loaded (CheckpointError: a one-line reason). ``faces``
+    (:class:`avsync.faces.model_input.FaceOptions`) for face-crop models of ``offset``; its detector
+    name is ``face_detector``."""
     if name == "offset":
-        return OffsetMetric(load_choice(choice, device), max_crops=max_crops)
+        import dataclasses
+
+        from avsync.faces.model_input import FaceOptions
+
+        faces = dataclasses.replace(faces or FaceOptions(), detector=face_detector)
+        return OffsetMetric(load_choice(choice, device), max_crops=max_crops, faces=faces,
+                            asd_threshold=asd_threshold, per_track=per_track)
     if name == "desync":
         module = load_choice(choice, device, default_converter="synchformer", default_model="synchformer-audioset")
         return DeSyncMetric(module, desync_duration_sec)
     if name == "lse":
         module = load_choice(choice, device, default_converter="syncnet", default_model="syncnet-v2")
-        return LSEMetric(module, face_detector)
+        return LSEMetric(module, face_detector, params=faces.params if faces is not None else None)
     raise CheckpointError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")

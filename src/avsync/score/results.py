@@ -47,6 +47,8 @@ def typed(row: dict) -> dict:
     for key, value in row.items():
         if value in ("", None):
             out[key] = None
+        elif key == "speaking":
+            out[key] = value == "True"
         elif key in ("path", "status", "reason", "error", "metrics", "verdict", "confidence_kind") or key.endswith(
                 ("_reason", "_error")):
             out[key] = value
@@ -54,7 +56,7 @@ def typed(row: dict) -> dict:
             out[key] = json.loads(value)
         else:
             try:
-                out[key] = int(value) if key.endswith("_frames") else float(value)
+                out[key] = int(value) if key.endswith(("_frames", "_track")) else float(value)
             except ValueError:
                 out[key] = value
     return out
@@ -88,10 +90,22 @@ class ResultsFile:
             raise ValueError(f"{self.path} has other columns ({','.join(reader.fieldnames or [])}) than this run "
                              f"writes: it was made with other --metrics; give another --out")
         for row in reader:
-            self.rows[row["path"]] = row
+            self.rows[self._key(row)] = row
+
+    @staticmethod
+    def _key(row: dict) -> tuple[str, str]:
+        """A file's row, or one of its face tracks' rows (``--per-track``)."""
+        return row["path"], row.get("face_track") or ""
 
     def done(self, retry_failed: bool = False) -> set[str]:
-        return {p for p, r in self.rows.items() if not retry_failed or r["status"] == "ok"}
+        return {p for (p, _), r in self.rows.items() if not retry_failed or r["status"] == "ok"}
+
+    def append_file(self, rows: list[dict]) -> None:
+        """The rows of one file (one, or one per face track); its rows of an earlier run no longer count."""
+        for key in [k for k in self.rows if k[0] == rows[0]["path"]]:
+            del self.rows[key]
+        for row in rows:
+            self.append(row)
 
     def append(self, row: dict) -> None:
         cells = {c: _cell(row.get(c)) for c in self.columns}
@@ -102,7 +116,7 @@ class ResultsFile:
                 f.write(buffer.getvalue())
                 f.flush()
                 os.fsync(f.fileno())
-        self.rows[cells["path"]] = cells
+        self.rows[self._key(cells)] = cells
 
     def typed_rows(self) -> list[dict]:
         return [typed(r) for r in self.rows.values()]
@@ -125,7 +139,9 @@ def _stats(values: list[float]) -> dict:
 def summarise(rows: list[dict], metrics) -> dict:
     """Per metric: how many files it scored and failed (by reason), and mean / median / std
     (population, ddof 0) / min / max of each value over the files it scored."""
-    out = {"files": len(rows), "files_ok": sum(r["status"] == "ok" for r in rows), "metrics": {}}
+    paths = {r["path"]: r["status"] for r in rows}  # per-track rows: one file, several rows
+    out = {"files": len(paths), "files_ok": sum(s == "ok" for s in paths.values()), "rows": len(rows),
+           "metrics": {}}
     for metric in metrics:
         scored = [r for r in rows if not r.get(f"{metric.name}_reason") and r.get(metric.columns[0]) is not None]
         failed = [r for r in rows if r.get(f"{metric.name}_reason")]

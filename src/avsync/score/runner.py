@@ -36,6 +36,24 @@ def _decode_all(metrics, path: str) -> dict:
     return out
 
 
+def _rows(path: str, metrics, outcome: tuple) -> list[dict]:
+    """The file's row, or one row per face track when a metric gives them (``--per-track``): each
+    track's values over the file's, the other metrics' values repeated."""
+    row = _row(path, metrics, outcome)
+    tracks = row.pop("_per_track", None)
+    if not tracks:
+        return [row]
+    out = []
+    for track in tracks:
+        merged = {**row, **track}
+        if track.get("offset_reason"):  # this track could not be scored (still, too short)
+            merged.update(status="failed" if row["status"] == "ok" and len(metrics) == 1 else "partial",
+                          reason=merged.get("reason") or track["offset_reason"],
+                          error=merged.get("error") or track["offset_error"])
+        out.append(merged)
+    return out
+
+
 def _row(path: str, metrics, outcome: tuple) -> dict:
     """The CSV row of one file from its decoding outcome; the model runs here."""
     if outcome[0] == "ok":
@@ -64,12 +82,14 @@ def run_score(paths: Iterable[str], metrics: Iterable[str] = ("offset",), *,
               choices: dict[str, ModelChoice] | None = None, out: str | Path | None = None,
               json_out: str | Path | None = None, workers: int = 1, device: str = "auto",
               max_crops: int | None = 8, desync_duration_sec: float | None = None, face_detector: str = "dlib",
-              decode_timeout_s: float = 600.0, retry_failed: bool = False, progress: bool = True,
+              faces=None, asd_threshold: float | None = None, per_track: bool = False, decode_timeout_s: float = 600.0, retry_failed: bool = False, progress: bool = True,
               echo: Callable[[str], None] | None = None) -> list[dict]:
     """Score every input (files, folders, ``@list`` files) with the metrics; one row per file, in
     input order, including the rows a previous run left in ``out``. Writes ``out`` (CSV, appended row
     by row), its ``.summary.json`` and ``json_out`` when given. Raises CheckpointError for a model
-    that cannot be loaded, ValueError for an ``out`` written with other metrics."""
+    that cannot be loaded, ValueError for an ``out`` written with other metrics. ``faces``
+    (:class:`avsync.faces.model_input.FaceOptions`), ``asd_threshold`` and ``per_track``: face tracks
+    for face-crop models (:class:`avsync.score.metrics.OffsetMetric`)."""
     names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
     unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
@@ -77,7 +97,8 @@ def run_score(paths: Iterable[str], metrics: Iterable[str] = ("offset",), *,
     device = resolve_device(device)
     choices = choices or {}
     built = [build_metric(n, choices.get(n, ModelChoice()), device, max_crops=max_crops,
-                          desync_duration_sec=desync_duration_sec, face_detector=face_detector)
+                          desync_duration_sec=desync_duration_sec, face_detector=face_detector, faces=faces,
+                          asd_threshold=asd_threshold, per_track=per_track)
              for n in dict.fromkeys(names)]
     inputs = scan_inputs(list(paths))
     results = ResultsFile(out, columns_for(built))
@@ -91,14 +112,14 @@ def run_score(paths: Iterable[str], metrics: Iterable[str] = ("offset",), *,
     with tqdm(total=len(todo), unit="file", desc="score", disable=not progress, file=sys.stderr,
               dynamic_ncols=True) as bar:
         for path, outcome in decode_ahead(lambda p: _decode_all(built, p), todo, workers, decode_timeout_s):
-            row = _row(path, built, outcome)
-            results.append(row)
-            failed += row["status"] != "ok"
+            rows = _rows(path, built, outcome)
+            results.append_file(rows)
+            failed += rows[0]["status"] != "ok"
             bar.set_postfix(failed=failed, refresh=False)
             bar.update()
     order = {p: i for i, p in enumerate(inputs)}
     rows = [r for r in results.typed_rows() if r["path"] in order]
-    rows.sort(key=lambda r: order[r["path"]])
+    rows.sort(key=lambda r: (order[r["path"]], r.get("face_track") or 0))
     summary = summarise(rows, built)
     if echo:
         echo(format_summary(summary))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from avsync.media import probe, read_audio, read_frames
-from avsync.protocols.score_search import PairScorer, predict_offsets, shift_scores
+from avsync.protocols.score_search import ClipTooShortForSearch, PairScorer, predict_offsets, shift_scores
 from avsync.title.timeline import TitleThresholds, classify_title
 
 __all__ = ["ClipPrediction", "clip_starts", "predict_title_clips", "title_report", "timeline_figure", "main"]
@@ -32,6 +32,37 @@ class ClipPrediction:
     offset_frames: int
     offset_ms: float
     confidence: float
+    face_track: int | None = None  # face-crop models: the clip's most confident track (its speaker)
+    tracks: list[dict] | None = None  # face-crop models: every track of the clip
+
+
+def _face_prediction(scorer, frames: np.ndarray, wav: torch.Tensor, start: float, faces, face_detector, *,
+                     fps: float, sample_rate: int, frame_size: int, crop: str, **search):
+    """The clip's face tracks, each searched against the audio under it; the most confident one
+    answers for the clip (the face whose lips sync: the suite's active-speaker rule). None: no face."""
+    import dataclasses
+
+    from avsync.faces.model_input import face_clips
+    from avsync.inputs import InputSpec
+
+    spec = InputSpec(fps=fps, frame_size=frame_size, crop=crop, sample_rate=sample_rate)
+    # a clip is short: a track may span it (more detections than its frames at 25 fps less one)
+    limit = max(1, min(faces.params.min_track, int(round(len(frames) * 25.0 / fps)) - 1))
+    options = dataclasses.replace(faces, params=dataclasses.replace(faces.params, min_track=limit))
+    tracks = []
+    for clip in face_clips(frames, wav, spec, options, face_detector):
+        try:
+            scores = shift_scores(scorer, clip.frames, clip.wav, fps=fps, sample_rate=sample_rate, **search)
+        except ClipTooShortForSearch:
+            continue
+        pred, confidence = predict_offsets(scores, context=len(scores))
+        tracks.append({**clip.span(), "start_sec": start + clip.start_sec, "end_sec": start + clip.end_sec,
+                       "offset_frames": int(pred[0]), "confidence": float(confidence[0])})
+    if not tracks:
+        return None
+    best = max(tracks, key=lambda t: t["confidence"])
+    return ClipPrediction(start, start + len(frames) / fps / 2, best["offset_frames"],
+                          1000.0 * best["offset_frames"] / fps, best["confidence"], best["track"], tracks)
 
 
 def clip_starts(duration_sec: float, clip_sec: float, hop_sec: float) -> list[float]:
@@ -52,8 +83,13 @@ def _square(frames: np.ndarray, size: int) -> np.ndarray:
 def predict_title_clips(path: str | Path, scorer: PairScorer, *, frame_size: int, sample_rate: int = 16000,
                         window_sec: float = 0.2, clip_sec: float = 3.0, hop_sec: float = 3.0,
                         max_shift: int = 15, fps: float | None = None, batch_windows: int = 64,
-                        progress: bool = False) -> tuple[float, float, list[ClipPrediction]]:
-    """(fps, duration, per-clip predictions) of a title, read at its native rate unless ``fps``."""
+                        progress: bool = False, faces=None, crop: str = "face"
+                        ) -> tuple[float, float, list[ClipPrediction]]:
+    """(fps, duration, per-clip predictions) of a title, read at its native rate unless ``fps``.
+
+    ``faces`` (:class:`avsync.faces.model_input.FaceOptions`, for face-crop models): each clip's
+    face tracks instead of the centre square (``crop`` "face" or "mouth" says how the model takes
+    them); a clip without a face track is left out of the series."""
     info = probe(path)
     fps = float(fps or info.video_fps)
     window_frames = max(1, int(round(window_sec * fps)))
@@ -62,10 +98,23 @@ def predict_title_clips(path: str | Path, scorer: PairScorer, *, frame_size: int
     clip_samples = int(round(clip_sec * sample_rate))
     predictions = []
     starts = clip_starts(duration, clip_sec, hop_sec)
+    face_detector = faces.face_detector() if faces is not None else None
     for k, start in enumerate(starts):
-        frames = torch.from_numpy(_square(read_frames(path, start, clip_sec, fps, frame_size), frame_size))
         s0 = int(round(start * sample_rate))
         wav = audio[s0:s0 + clip_samples]
+        if faces is not None:
+            found = _face_prediction(scorer, read_frames(path, start, clip_sec, fps, None), wav, start, faces,
+                                     face_detector, fps=fps, sample_rate=sample_rate, frame_size=frame_size,
+                                     crop=crop, window_frames=window_frames, max_shift=max_shift,
+                                     batch_windows=batch_windows)
+            if found is not None:
+                predictions.append(found)
+            if progress:
+                print(f"clip {k + 1}/{len(starts)} at {start:.1f} s: " + (
+                    "no face" if found is None else f"face {found.face_track}: {found.offset_ms:+.0f} ms "
+                    f"(confidence {found.confidence:.3f})"), flush=True)
+            continue
+        frames = torch.from_numpy(_square(read_frames(path, start, clip_sec, fps, frame_size), frame_size))
         scores = shift_scores(scorer, frames, wav, fps=fps, sample_rate=sample_rate, window_frames=window_frames,
                               max_shift=max_shift, batch_windows=batch_windows)
         pred, confidence = predict_offsets(scores, context=len(scores))
@@ -150,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-confidence", type=float, default=None,
                         help="absolute confidence threshold (default: half the title's median confidence)")
     parser.add_argument("--device", default="cpu")
+    from avsync.faces.options import add_face_arguments, face_options
+
+    add_face_arguments(parser)
     args = parser.parse_args(argv)
 
     from avsync.detect.loading import CheckpointError, load_module
@@ -167,12 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     fps = probe(args.video).video_fps
     spec = module.input_spec
     overrides = {} if args.min_confidence is None else {"min_confidence": args.min_confidence}
+    from avsync.faces.model_input import uses_faces
+
+    faces = face_options(args) if uses_faces(spec) and args.faces != "off" else None
     with torch.inference_mode():
         report = title_report(
             args.video, module.scorer(fps, spec.sample_rate), args.out or Path(args.video).parent,
             thresholds=TitleThresholds.for_fps(fps, **overrides), frame_size=spec.frame_size,
             sample_rate=spec.sample_rate, clip_sec=args.clip_sec, hop_sec=args.hop_sec or args.clip_sec,
-            max_shift=module.max_shift, batch_windows=module.eval_batch_windows, progress=True)
+            max_shift=module.max_shift, batch_windows=module.eval_batch_windows, progress=True, faces=faces,
+            crop=spec.crop)
     print(f"{report['verdict']} (agreement {report['confidence']:.0%}); report {report['json']}, "
           f"timeline {report['plot']}")
     return 0
