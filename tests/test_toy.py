@@ -243,7 +243,14 @@ def test_cli_and_config_change(tmp_path):
     clip = set_dir / "train" / "train_00000.mp4"
     info = probe(clip)
     assert (info.num_frames, info.width, info.video_codec, info.audio_codec) == (50, 96, "h264", "aac")
-    # another duration: same folder name, different content -> the stale clip is rewritten
-    main(argv + ["--duration", "3"])
-    assert probe(clip).num_frames == 75
-    assert json.loads((set_dir / "manifest.json").read_text())["duration_sec"] == 3.0
+    # another duration: a set of its own beside the first, which stays as it was
+    longer = main(argv + ["--duration", "3"])
+    assert longer != set_dir and probe(longer / "train" / "train_00000.mp4").num_frames == 75
+    assert probe(clip).num_frames == 50
+    # same folder, other content (an older generator wrote it) -> the stale clip is rewritten
+    manifest = json.loads((set_dir / "manifest.json").read_text())
+    (set_dir / "manifest.json").write_text(json.dumps({**manifest, "generator_version": 0}))
+    clip.write_bytes(b"stale")
+    assert main(argv + ["--duration", "2"]) == set_dir
+    assert probe(clip).num_frames == 50
+    assert json.loads((set_dir / "manifest.json").read_text())["generator_version"] == manifest["generator_version"]

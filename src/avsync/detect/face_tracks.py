@@ -69,7 +69,7 @@ def detect_tracks(detector, path: str | Path, options: FaceOptions = FaceOptions
     """One :class:`TrackDetection` per face track of ``path`` (MediaError ``no_face`` when none). A
     track that cannot be scored (still, too short) is left out, with its reason appended to
     ``skipped``; when no track can be scored, the first track's error is raised."""
-    from avsync.detect.cli import detect_decoded
+    from avsync.detect.run import detect_decoded
 
     from avsync.media import MediaError
     from avsync.protocols.score_search import ClipTooShortForSearch
@@ -111,7 +111,7 @@ def face_file_record(detector, video: str | Path, options: FaceOptions, *, thres
     active track's detection, every track under ``tracks``), the plot of the active track, a
     timeline per track (``<name>_face<i>.png`` / ``.csv``, windows on the file's timeline, each with
     its active-speaker score and flag) and the copy corrected by the active track's offset."""
-    from avsync.detect.cli import write_corrected
+    from avsync.detect.run import write_corrected
     from avsync.detect.plots import save, score_curve_figure, timeline_figure
     from avsync.detect.timeline import timeline
 

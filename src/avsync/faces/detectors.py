@@ -85,3 +85,21 @@ class DlibHogDetector:
 def default_detector() -> FaceDetector:
     """The detector used when none is given: dlib's HOG detector, upsampling once (model inside the wheel)."""
     return DlibHogDetector(upsample=1)
+
+
+FACE_DETECTORS = ("dlib", "s3fd")
+
+
+def face_detector_named(name: str) -> FaceDetector:
+    """``dlib`` (HOG, model inside the dlib-bin wheel: the default) or ``s3fd`` (syncnet_python's
+    own, official ``sfd_face.pth`` fetched by name through :mod:`avsync.weights`). An unknown name is
+    a :class:`~avsync.detect.loading.CheckpointError`: the commands print it as one line."""
+    if name == "dlib":
+        return default_detector()
+    if name == "s3fd":
+        from avsync.faces.s3fd import S3FD
+
+        return S3FD.from_registry()
+    from avsync.detect.loading import CheckpointError
+
+    raise CheckpointError(f"unknown face detector {name!r}; choose from {', '.join(FACE_DETECTORS)}")

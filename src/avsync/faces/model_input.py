@@ -45,7 +45,7 @@ class FaceOptions:
     params: TrackParams = TrackParams()
 
     def face_detector(self) -> FaceDetector:
-        from avsync.score.metrics import face_detector_named
+        from avsync.faces.detectors import face_detector_named
 
         return face_detector_named(self.detector)
 

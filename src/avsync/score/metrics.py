@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from avsync.detect.loading import CheckpointError, load_module, module_from_checkpoint
+from avsync.faces.detectors import face_detector_named
 from avsync.score.reasons import Unsynchronisable
 
 __all__ = ["ModelChoice", "OffsetMetric", "DeSyncMetric", "METRICS", "build_metric", "load_choice"]
@@ -120,7 +121,7 @@ class OffsetMetric:
         return frames.numpy(), wav.numpy()
 
     def _detect(self, path: str, frames, wav) -> dict:
-        from avsync.detect.cli import detect_decoded
+        from avsync.detect.run import detect_decoded
 
         detection, _ = detect_decoded(self.detector, path, torch.from_numpy(frames), torch.from_numpy(wav),
                                       max_crops=self.max_crops)
@@ -215,21 +216,6 @@ class LSEMetric:
 
     def compute(self, path: str, decoded) -> dict:
         return self.scorer.compute(path, decoded)
-
-
-FACE_DETECTORS = ("dlib", "s3fd")
-
-
-def face_detector_named(name: str):
-    """``dlib`` (HOG, model inside the dlib-bin wheel: the default) or ``s3fd`` (syncnet_python's
-    own, official ``sfd_face.pth`` fetched by name through :mod:`avsync.weights`)."""
-    from avsync.faces import S3FD, default_detector
-
-    if name == "dlib":
-        return default_detector()
-    if name == "s3fd":
-        return S3FD.from_registry()
-    raise CheckpointError(f"unknown face detector {name!r}; choose from {', '.join(FACE_DETECTORS)}")
 
 
 METRICS = ("offset", "lse", "desync")
