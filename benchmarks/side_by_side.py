@@ -141,6 +141,10 @@ def numerics(row: str, sides: dict) -> str:
     a, b = outs["authors"], outs["avsync"]
     if ROWS[row].kind == "train":
         return f"loss {a[0]:.4g} / {b[0]:.4g}"
+    if ROWS[row].kind == "loader":
+        return f"video input mean {a[0]:.6g} / {b[0]:.6g}, audio input mean {a[1]:.6g} / {b[1]:.6g}"
+    if ROWS[row].key.endswith("_infer") and ROWS[row].key.split("_")[0] in ("sparsesync", "synchformer"):
+        return f"class {a[0]:g} / {b[0]:g}, p {a[1]:.4g} / {b[1]:.4g} (crops differ: see below)"
     if len(a) == 2 and len(b) == 2:
         return f"offset {a[0]:g} / {b[0]:g}, conf {a[1]:.4g} / {b[1]:.4g}"
     diff = max(abs(x - y) for x, y in zip(a, b)) / max(max(abs(x) for x in a), 1e-12)

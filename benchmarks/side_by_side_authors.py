@@ -236,7 +236,7 @@ def fixed_offset(csv_name: str, key: str) -> tuple[float, float]:
     raise SystemExit(f"{key} has no row in {csv_name}")
 
 
-def grid_infer(args, repo: str, config: str, clip: str, csv_name: str, key: str):
+def legacy_read_video(args, repo: str) -> None:
     wheels = sorted(w for folder in args.wheels for w in folder.glob(WHEELS[repo]))
     if not wheels:
         raise SystemExit(f"{repo}'s read_video needs the torchvision wheel {WHEELS[repo]} under --wheels")
@@ -244,6 +244,10 @@ def grid_infer(args, repo: str, config: str, clip: str, csv_name: str, key: str)
     import legacy_read_video
 
     legacy_read_video.install(wheels[0])
+
+
+def grid_infer(args, repo: str, config: str, clip: str, csv_name: str, key: str):
+    legacy_read_video(args, repo)
     cfg, model = grid_model(args, repo, config)
     model.eval()
     from dataset.dataset_utils import get_video_and_audio
@@ -262,7 +266,8 @@ def grid_infer(args, repo: str, config: str, clip: str, csv_name: str, key: str)
         aud, vid, _ = prepare_inputs(batch, torch.device("cpu"))
         with torch.no_grad():
             _, logits = model(vid.float(), aud)[:2]
-        return logits[0]
+        probs = logits[0].softmax(-1)
+        return [float(probs.argmax()), float(probs.max())]  # offset class, its probability
 
     return call, {"note": f"example.py path of {repo} (no_grad forward, fp32)"}
 
@@ -277,9 +282,57 @@ def synchformer_infer(args):
                       "lrs3_test_fixed_offsets_size21_crop5.csv", "pretrain/C8zY0oAdQrs/00018")
 
 
+def test_transforms(repo: str, config: str):
+    from omegaconf import OmegaConf
+    from scripts.train_utils import get_transforms
+
+    cfg = OmegaConf.load(f"configs/{config}")
+    return get_transforms(cfg, ["test"])["test"] if repo == "Synchformer" else get_transforms(cfg)["test"]
+
+
+def sparsesync_loader(args):
+    legacy_read_video(args, "SparseSync")
+    enter(args.authors_root, "SparseSync")
+    from dataset.vggsound import VGGSound
+
+    path = FIXTURES / VGGSOUND
+    offset_sec, vstart_sec = fixed_offset("vggsound_test_fixed_offsets_size21_crop5.csv", path.stem)
+    data = object.__new__(VGGSound)  # their __getitem__ on the clip, without their split files
+    data.__dict__.update(dataset=[str(path)], transforms=test_transforms("SparseSync", "sparse_sync.yaml"),
+                         split="test", max_clip_len_sec=None, load_fixed_offsets_on_test=True,
+                         video2target={path.stem[:11]: 0}, target2label={0: "placeholder"},
+                         vid2offset_params={path.stem: {"offset_sec": offset_sec, "v_start_i_sec": vstart_sec}})
+
+    def call():
+        item = data[0]
+        return [float(item["video"].double().mean()), float(item["audio"].double().mean())]
+
+    return call, {"note": "dataset.vggsound.VGGSound.__getitem__ with transform_sequence_test"}
+
+
+def synchformer_loader(args):
+    legacy_read_video(args, "Synchformer")
+    enter(args.authors_root, "Synchformer")
+    from dataset.lrs import LRS3
+
+    root = FIXTURES / "lrs3" / Path(LRS3_FULL).parts[1]
+    key = "pretrain/C8zY0oAdQrs/00018"
+    offset_sec, vstart_sec = fixed_offset("lrs3_test_fixed_offsets_size21_crop5.csv", key)
+    data = object.__new__(LRS3)
+    data.__dict__.update(dataset=[str(root / f"{key}.mp4")], transforms=test_transforms("Synchformer", "sync.yaml"),
+                         split="test", max_clip_len_sec=11, load_fixed_offsets_on=["test"], vids_dir=str(root),
+                         vid2offset_params={key: {"offset_sec": offset_sec, "v_start_i_sec": vstart_sec}})
+
+    def call():
+        item = data[0]
+        return [float(item["video"].double().mean()), float(item["audio"].double().mean())]
+
+    return call, {"note": "dataset.lrs.LRS3.__getitem__ with transform_sequence_test"}
+
+
 BUILDERS = {f.__name__: f for f in [syncnet_train, syncnet_infer, vocalist_train, vocalist_infer, sparsesync_train,
                                     synchformer_train, synchformer_cached_train, sparsesync_infer,
-                                    synchformer_infer]}
+                                    synchformer_infer, sparsesync_loader, synchformer_loader]}
 
 
 def main() -> None:

@@ -173,7 +173,7 @@ def vocalist_infer(args, levers):
 
 def grid_infer(name: str, clip: str, levers: set[str]):
     det = detector(name, levers)
-    call = clip_call(det, FIXTURES / clip, lambda i: float(det.offsets_sec[i]), max_crops=1)
+    call = clip_call(det, FIXTURES / clip, float, max_crops=1)  # offset class, its probability
     return call, {}
 
 
@@ -185,9 +185,69 @@ def synchformer_infer(args, levers):
     return grid_infer("synchformer", LRS3_FULL, levers)
 
 
+def test_item(datamodule) -> object:
+    """The data module's test data set (its first item is the fixture clip at its fixed offset)."""
+    datamodule.setup("test")
+    return datamodule.test_dataloader().dataset
+
+
+def grid_spec():
+    from avsync.inputs import InputSpec
+    return InputSpec(fps=25.0, duration_sec=5.0, frame_size=224, resize_short_side=256, sample_rate=16000,
+                     offset_classes=21)
+
+
+def sparsesync_loader(args, levers):
+    import csv
+    import tempfile
+
+    from avsync.data_modules.vggsound import VGGSoundDataModule
+    from avsync.inputs import FrameNormalize, LogSpectrogram
+
+    tmp = Path(tempfile.mkdtemp(prefix="sbs_vggsound_"))
+    stem = Path(VGGSOUND).stem
+    with open(tmp / "vggsound.csv", "w", newline="") as f:
+        csv.writer(f).writerow((stem[:11], int(stem.split("_")[1]) // 1000, "placeholder", "test"))
+    data = test_item(VGGSoundDataModule(
+        root=str(FIXTURES / "vggsound"), meta_csv=str(tmp / "vggsound.csv"),
+        fixed_offsets_csv={"test": str(FIXTURES / "metadata" / "vggsound_test_fixed_offsets_size21_crop5.csv")},
+        input_spec=grid_spec(), batch_size=1, num_workers=0, probe_cache_dir=str(tmp / "cache")))
+    frames, spec = FrameNormalize(), LogSpectrogram(n_fft=512, hop_length=128)
+
+    def call():
+        item = data[0]
+        video, audio = frames(torch.as_tensor(item["video"])[None]), spec(torch.as_tensor(item["audio"])[None])
+        return [float(video.double().mean()), float(audio.double().mean())]
+
+    return call, {}
+
+
+def synchformer_loader(args, levers):
+    import tempfile
+
+    from avsync.data_modules.lrs3 import LRS3DataModule
+    from avsync.models.synchformer import SYNCHFORMER_CONFIGS, SegmentInputs
+
+    tmp = Path(tempfile.mkdtemp(prefix="sbs_lrs3_"))
+    (tmp / "test.txt").write_text("pretrain/C8zY0oAdQrs/00018\n")
+    data = test_item(LRS3DataModule(
+        root=str(FIXTURES / "lrs3"), variant="full_frame", split_files={"test": str(tmp / "test.txt")},
+        fixed_offsets_csv={"test": str(FIXTURES / "metadata" / "lrs3_test_fixed_offsets_size21_crop5.csv")},
+        input_spec=grid_spec(), batch_size=1, num_workers=0, probe_cache_dir=str(tmp / "cache")))
+    inputs = SegmentInputs(SYNCHFORMER_CONFIGS["synchformer"])
+
+    def call():  # the 4.8 s the 14 segments cover sit in the middle of the 5 s crop, as the authors take them
+        item = data[0]
+        frames, audio = torch.as_tensor(item["video"])[None, 2:122], torch.as_tensor(item["audio"])[None, 1280:78080]
+        video, mel = inputs.video(frames, 14, 0.5), inputs.audio(audio, 14, 0.5)
+        return [float(video.double().mean()), float(mel.double().mean())]
+
+    return call, {}
+
+
 BUILDERS = {f.__name__: f for f in [syncnet_train, syncnet_infer, vocalist_train, vocalist_infer, sparsesync_train,
                                     synchformer_train, synchformer_cached_train, sparsesync_infer,
-                                    synchformer_infer]}
+                                    synchformer_infer, sparsesync_loader, synchformer_loader]}
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ VOCALIST_FRAMES = 40  # the VocaLiST golden's clip length: the authors' test sco
 class Row:
     key: str
     title: str
-    kind: str            # "train" (forward + backward + optimiser step) or "infer" (one clip)
+    kind: str            # "train" (forward + backward + optimiser step), "infer" (one clip), "loader" (one item)
     batch: int           # default batch of a training row (1 for an inference row)
     what: str            # what each side runs, for the table
 
@@ -57,10 +57,18 @@ ROWS: dict[str, Row] = {r.key: r for r in [
         "avsync: VocaLiST clip procedure on the same frames and audio (decoded from the mp4)"),
     Row("sparsesync_infer", "SparseSync inference, one clip", "infer", 1,
         "authors: example.py path (read_video, test transforms, forward); avsync: detect (decode, 1 crop, "
-        "forward). VGGSound clip, one 5 s crop"),
+        "forward). VGGSound clip, one 5 s crop (authors': at the clip's fixed test offset; avsync's: the "
+        "file's first 5 s, detect with max_crops=1), so the two predictions need not agree"),
     Row("synchformer_infer", "Synchformer inference, one clip", "infer", 1,
         "authors: example.py path (read_video, test transforms, forward); avsync: detect (decode, 1 crop, "
-        "forward). LRS3 clip, one 4.8 s crop"),
+        "forward). LRS3 clip, one 4.8 s crop (authors': at the fixed test offset; avsync's: the file's "
+        "first 5 s, detect with max_crops=1), so the two predictions need not agree"),
+    Row("sparsesync_loader", "SparseSync data set item", "loader", 1,
+        "authors: VGGSound.__getitem__ (read_video, transform_sequence_test at the fixed offset); avsync: "
+        "the VGGSound data module's test item + frame normalisation + log-spectrogram. VGGSound clip"),
+    Row("synchformer_loader", "Synchformer data set item", "loader", 1,
+        "authors: LRS3.__getitem__ (read_video, transform_sequence_test at the fixed offset: 14 segments, "
+        "mel); avsync: the LRS3 data module's test item + SegmentInputs (14 segments, mel). LRS3 clip"),
 ]}
 
 
