@@ -5,7 +5,7 @@ For each row the driver starts one worker process with the authors' code
 (``side_by_side_authors.py``, run by ``--authors-python``, the authors' environment) and one per
 avsync variant (``side_by_side_avsync.py``: the default, and one per ``--variants`` lever set),
 all with the same torch thread count, batch, input and weights. It then calls them in turn, A B
-A B ..., one warm-up call each and ``--repeats`` timed rounds, so a change in the shared machine's
+A B ..., ``--warmup`` untimed rounds (default 1) and ``--repeats`` timed rounds, so a change in the shared machine's
 load hits every side alike; the table gives medians and the ratio authors / avsync (> 1: avsync
 is faster), the first (warm-up) call, the first outputs of both sides (losses of the first step,
 or the clip's offset and confidence) and the load average before and after the row.
@@ -103,15 +103,15 @@ def measure_row(args: argparse.Namespace, row: str, batch: int, log_dir: Path) -
             workers.append(Worker(name, cmd, args.timeout, log_dir))
             result["sides"][name] = {"build_s": workers[-1].info["build_s"], "times": [],
                                      "note": workers[-1].info.get("note", "")}
-        for w in workers:
-            answer = w.call()
-            result["sides"][w.name].update(first_s=answer["sec"], out=answer["out"])
-            print(f"[{row}] {w.name} warm-up {answer['sec']:.2f} s -> {answer['out'][:4]}", flush=True)
-        for r in range(args.repeats):
+        for r in range(args.warmup + args.repeats):
             for w in workers:
-                sec = w.call()["sec"]
-                result["sides"][w.name]["times"].append(sec)
-                print(f"[{row}] round {r + 1} {w.name} {sec:.2f} s", flush=True)
+                answer, side = w.call(), result["sides"][w.name]
+                if "first_s" not in side:
+                    side.update(first_s=answer["sec"], out=answer["out"])
+                if r >= args.warmup:
+                    side["times"].append(answer["sec"])
+                label = "warm-up" if r < args.warmup else f"round {r + 1 - args.warmup}"
+                print(f"[{row}] {label} {w.name} {answer['sec']:.2f} s -> {answer['out'][:4]}", flush=True)
     except RuntimeError as err:
         result["error"] = str(err)
     finally:
@@ -215,7 +215,7 @@ def report(results: list[dict], args: argparse.Namespace, argv: list[str], path:
         f"- torch {torch.__version__}, Python {platform.python_version()}; authors' side: `{args.authors_python}`",
         f"- date: {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC",
         f"- command: `{command}`", "",
-        f"Median of {args.repeats} timed calls per side after one warm-up call, the sides called in turn "
+        f"Median of {args.repeats} timed calls per side after {args.warmup} warm-up call(s), the sides called in turn "
         f"(A B A B ...). ratio = authors' median / avsync's median (> 1: avsync faster). Same weights "
         f"(synthetic, authors' layout), same inputs, same batch and threads.", "",
         *table(results, args.variants), "",
@@ -235,6 +235,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS), metavar="ROW")
     p.add_argument("--batch", type=int, help="batch of every training row (default: the row's)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1,
+                   help="untimed calls per side first (0: the first call is timed; for calls of minutes)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads of every side")
     p.add_argument("--variants", nargs="*", default=[],
                    help="avsync lever sets to time as well, e.g. foreach channels_last,foreach compile")
@@ -248,8 +250,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
-    if args.repeats < 1:
-        raise SystemExit("--repeats must be >= 1")
+    if args.repeats < 1 or args.warmup < 0:
+        raise SystemExit("--repeats must be >= 1 and --warmup >= 0")
     if args.authors_root is None:
         if not args.dry_run:
             raise SystemExit("--authors-root is required (the folder with the authors' checkouts)")
@@ -257,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = [(row, args.batch if args.batch and ROWS[row].kind == "train" else ROWS[row].batch) for row in args.rows]
     if args.dry_run:
         for row, batch in plan:
-            print(f"{row} (batch {batch}, {args.repeats} rounds):")
+            print(f"{row} (batch {batch}, {args.warmup} warm-up + {args.repeats} rounds):")
             for name, cmd in worker_commands(args, row, batch).items():
                 print(f"  {name}: {shlex.join(cmd)}")
         return 0
