@@ -95,7 +95,9 @@ def worker_commands(args: argparse.Namespace, row: str, batch: int) -> dict[str,
 
 def measure_row(args: argparse.Namespace, row: str, batch: int, log_dir: Path) -> dict:
     """Start every side, one warm-up call each, then ``--repeats`` rounds in turn."""
-    result = {"row": row, "batch": batch, "load_start": os.getloadavg()[0], "sides": {}}
+    result = {"row": row, "batch": batch, "warmup": args.warmup, "threads": args.threads,
+              "measured_at": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "load_start": os.getloadavg()[0],
+              "sides": {}}
     workers: list[Worker] = []
     try:
         for name, cmd in worker_commands(args, row, batch).items():
@@ -151,50 +153,55 @@ def numerics(row: str, sides: dict) -> str:
     return f"logits max rel diff {diff:.1e}"
 
 
-def table(results: list[dict], variants: list[str]) -> list[str]:
-    extra = [f"avsync +{v}" for v in variants]
-    cols = ["row", "batch", "authors s", "avsync s", "ratio", *[f"{e} s (ratio)" for e in extra],
-            "first call s (authors / avsync)", "first outputs (authors / avsync)", "load before → after"]
+def variant_names(result: dict) -> list[str]:
+    return [name for name in result["sides"] if name.startswith("avsync +")]
+
+
+def table(results: list[dict]) -> list[str]:
+    cols = ["row", "batch", "timed calls (+ warm-up)", "authors s: median (fastest)", "avsync s: median (fastest)", "ratio (medians)",
+            "ratio (fastest)", "avsync variants: median s (ratio of medians)", "first call s (authors / avsync)",
+            "first outputs (authors / avsync)", "load before → after"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in results:
         sides = r["sides"]
-        a = median(sides.get("authors", {}).get("times", []))
-        b = median(sides.get("avsync", {}).get("times", []))
-        cells = [ROWS[r["row"]].title, str(r["batch"]), fmt(a), fmt(b), f"**{fmt(ratio(a, b), 2, 'x')}**"]
-        for e in extra:
-            m = median(sides.get(e, {}).get("times", []))
-            cells.append(f"{fmt(m)} ({fmt(ratio(a, m), 2, 'x')})")
+        times = {name: side.get("times", []) for name, side in sides.items()}
+        a, b = median(times.get("authors", [])), median(times.get("avsync", []))
+        fa, fb = min(times.get("authors") or [0]) or None, min(times.get("avsync") or [0]) or None
+        variants = "; ".join(f"{name[8:]}: {fmt(median(times[name]))} ({fmt(ratio(a, median(times[name])), 2, 'x')})"
+                             for name in variant_names(r)) or "—"
         first = [sides.get(n, {}).get("first_s") for n in ("authors", "avsync")]
-        cells += [f"{fmt(first[0])} / {fmt(first[1])}", numerics(r["row"], sides),
-                  f"{r['load_start']:.1f} → {r['load_end']:.1f}"]
+        warm = r.get("warmup", 1)  # runs before --warmup existed took one
+        cells = [ROWS[r["row"]].title, str(r["batch"]), f"{len(times.get('authors', []))} (+{warm})", f"{fmt(a)} ({fmt(fa)})", f"{fmt(b)} ({fmt(fb)})",
+                 f"**{fmt(ratio(a, b), 2, 'x')}**", fmt(ratio(fa, fb), 2, "x"), variants,
+                 f"{fmt(first[0])} / {fmt(first[1])}", numerics(r["row"], sides),
+                 f"{r['load_start']:.1f} → {r['load_end']:.1f}"]
         if "error" in r:
             cells[-1] += f"; not complete: {r['error']}"
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def plot(results: list[dict], variants: list[str], path: Path) -> None:
+def plot(results: list[dict], path: Path) -> None:
     """Ratio authors / avsync per row (and per variant), with the 1x and 1.5x lines."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = ["avsync", *[f"avsync +{v}" for v in variants]]
     rows = [r for r in results if median(r["sides"].get("authors", {}).get("times", []))]
     if not rows:
         return
-    fig, ax = plt.subplots(figsize=(9, 0.6 + 0.55 * len(rows) * len(names)))
     labels, values, colors = [], [], []
     for r in rows:
         a = median(r["sides"]["authors"]["times"])
-        for i, n in enumerate(names):
-            labels.append(f"{ROWS[r['row']].title}" + ("" if n == "avsync" else f" [{n[7:]}]"))
+        for i, n in enumerate(["avsync", *variant_names(r)]):
+            labels.append(f"{ROWS[r['row']].title}" + ("" if n == "avsync" else f" [{n[8:]}]"))
             values.append(ratio(a, median(r["sides"].get(n, {}).get("times", []))) or 0.0)
             colors.append(f"C{i}")
+    fig, ax = plt.subplots(figsize=(9, 0.8 + 0.35 * len(labels)))
     ax.barh(labels, values, color=colors)
     ax.axvline(1.0, color="k", lw=1)
     ax.axvline(1.5, color="r", lw=1, ls="--")
-    ax.set_xlabel("authors' time / avsync's time (> 1: avsync faster; dashed: 1.5x)")
+    ax.set_xlabel("authors' median time / avsync's (> 1: avsync faster; dashed: 1.5x)")
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -208,17 +215,21 @@ def report(results: list[dict], args: argparse.Namespace, argv: list[str], path:
     import torch
 
     command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/side_by_side.py", *argv])
+    dates = [r["measured_at"] for r in results if "measured_at" in r]
     lines = [
         "# avsync vs the authors' code, side by side", "",
         f"- machine: {platform.machine()}, `nproc` {os.cpu_count()}, shared with other jobs; torch threads "
         f"{args.threads} on every side; load average (1 min) per row in the table",
         f"- torch {torch.__version__}, Python {platform.python_version()}; authors' side: `{args.authors_python}`",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC",
-        f"- command: `{command}`", "",
-        f"Median of {args.repeats} timed calls per side after {args.warmup} warm-up call(s), the sides called in turn "
-        f"(A B A B ...). ratio = authors' median / avsync's median (> 1: avsync faster). Same weights "
-        f"(synthetic, authors' layout), same inputs, same batch and threads.", "",
-        *table(results, args.variants), "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC"
+        + (f"; measured {min(dates)} to {max(dates)} UTC" if dates else ""),
+        f"- command: `{command}`" + (" (a report of earlier runs' timings; their commands are in "
+                                      "benchmarks/results/README.md)" if args.from_json else ""), "",
+        "Per row, each side's timed calls after its warm-up call(s), the sides called in turn (A B A B ...). "
+        "ratio = authors' time / avsync's (> 1: avsync faster), of the medians and of the fastest calls (the "
+        "least disturbed by the other jobs on this machine). Same weights (synthetic, authors' layout), same "
+        "inputs, same batch and threads.", "",
+        *table(results), "",
         "What each row runs:", "",
         *[f"- {ROWS[r['row']].title}: {ROWS[r['row']].what}" for r in results], "",
         f"![ratios]({path.with_suffix('.png').name})",
@@ -244,6 +255,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "side_by_side.md")
     p.add_argument("--json", type=Path, help="also write the raw timings here")
     p.add_argument("--dry-run", action="store_true", help="print the plan and the worker commands, run nothing")
+    p.add_argument("--from-json", type=Path, nargs="*", default=[],
+                   help="measure nothing: write the report of earlier --json files (concatenated)")
     return p
 
 
@@ -252,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         raise SystemExit("--repeats must be >= 1 and --warmup >= 0")
+    if args.from_json:
+        results = [r for path in args.from_json for r in json.loads(path.read_text())]
+        return write(results, args, argv)
     if args.authors_root is None:
         if not args.dry_run:
             raise SystemExit("--authors-root is required (the folder with the authors' checkouts)")
@@ -268,12 +284,16 @@ def main(argv: list[str] | None = None) -> int:
         for row, batch in plan:
             results.append(measure_row(args, row, batch, Path(tmp)))
             print(json.dumps(results[-1]), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    plot(results, args.variants, args.out.with_suffix(".png"))
-    lines = report(results, args, argv, args.out)
-    args.out.write_text("\n".join(lines) + "\n")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return write(results, args, argv)
+
+
+def write(results: list[dict], args: argparse.Namespace, argv: list[str]) -> int:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    plot(results, args.out.with_suffix(".png"))
+    lines = report(results, args, argv, args.out)
+    args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
