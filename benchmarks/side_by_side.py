@@ -222,7 +222,7 @@ def report(results: list[dict], args: argparse.Namespace, argv: list[str], path:
         f"{args.threads} on every side; load average (1 min) per row in the table",
         f"- torch {torch.__version__}, Python {platform.python_version()}; authors' side: `{args.authors_python}`",
         f"- date: {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC"
-        + (f"; measured {min(dates)} to {max(dates)} UTC" if dates else ""),
+        + (f"; rows with a recorded start time were measured {min(dates)} to {max(dates)} UTC" if dates else ""),
         f"- command: `{command}`" + (" (a report of earlier runs' timings; their commands are in "
                                       "benchmarks/results/README.md)" if args.from_json else ""), "",
         "Per row, each side's timed calls after its warm-up call(s), the sides called in turn (A B A B ...). "

@@ -72,4 +72,4 @@ def test_a_report_can_be_written_again_from_saved_timings(tmp_path):
     out = tmp_path / "again.md"
     assert sbs.main(["--from-json", str(saved), "--out", str(out)]) == 0
     text = out.read_text()
-    assert "**3.00x**" in text and "offset 1 / 1, conf 0.5 / 0.5" in text and "measured 2026-12-06 06:00" in text
+    assert "**3.00x**" in text and "offset 1 / 1, conf 0.5 / 0.5" in text and "measured 2026-12-06 06:00 to 2026-12-06 06:00 UTC" in text
