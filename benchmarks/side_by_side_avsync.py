@@ -9,8 +9,7 @@ inference rows run what ``avsync detect`` runs per clip (decode, the model's pro
 
 ``--levers`` switch on the speed-ups under test (each measured as its own column by the driver):
 
-* ``foreach`` / ``fused``: the multi-tensor or fused Adam kernels (same update rule; foreach is
-  avsync's default since it paid here, see ``avsync.lit.optim.FOREACH``);
+* ``foreach`` / ``fused``: the multi-tensor or fused Adam kernels (same update rule);
 * ``channels_last``: 2D/3D convolution weights (hence activations) in channels-last order;
 * ``compile``: ``torch.compile`` (inductor) of the network; its compile time is in the warm-up call;
 * ``decode_needed``: VocaLiST's clip decoded only over the frames the procedure scores.

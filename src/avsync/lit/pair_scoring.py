@@ -33,7 +33,6 @@ import torch
 from torch import Tensor, nn
 
 from avsync.inputs import InputSpec
-from avsync.lit.optim import FOREACH
 from avsync.lit.plots import per_offset_figure
 from avsync.metrics import OffsetAccuracy, tolerance_name
 from avsync.offsets import FrameShifts
@@ -219,7 +218,7 @@ class PairScoringModule(L.LightningModule):
         plt.close(fig)
 
     def configure_optimizers(self):
-        return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.lr, foreach=FOREACH)
+        return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.lr)
 
 
 def parse_windows_ms(windows: Sequence[Sequence[float]] | None) -> tuple[tuple[float, float], ...]:

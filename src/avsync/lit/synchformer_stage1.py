@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from avsync.inputs import InputSpec
-from avsync.lit.optim import FOREACH
 from avsync.lit.stage_steps import StageSteps
 from avsync.models.synchformer import SegmentInputs, Synchformer, get_config, xavier_linears
 
@@ -135,8 +134,7 @@ class SynchformerStage1Module(StageSteps, L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay,
-                                foreach=FOREACH)
+        opt = torch.optim.AdamW(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
         total = hp.max_steps or int(self.trainer.estimated_stepping_batches)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: warmup_cosine(it, hp.warmup_steps, total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
