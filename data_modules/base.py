@@ -503,7 +503,7 @@ class WrappedLoaders(SplitLoaders):
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         src = self.loader_settings()
-        loader = SurvivingDataLoader if train else DataLoader  # training survives a worker that dies
+        loader = SurvivingDataLoader  # training and evaluation survive a worker that dies
         return loader(self.datasets[split], batch_size=src.batch_size, shuffle=train, drop_last=train,
                       num_workers=src.num_workers,
                       persistent_workers=src.persistent_workers and src.num_workers > 0)
@@ -870,7 +870,7 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
                 pin_memory=pin, persistent_workers=self.persistent_workers and self.num_workers > 0,
                 collate_fn=collate,
             )
-        loader = SurvivingDataLoader if train else DataLoader  # training survives a worker that dies
+        loader = SurvivingDataLoader  # training and evaluation survive a worker that dies
         return loader(
             self.datasets[split],
             batch_size=self.batch_size,

@@ -103,6 +103,17 @@ def test_any_training_loader_hands_out_the_lost_batches_again_after_a_worker_die
     assert len(loader.worker_deaths) == 1
 
 
+def test_an_evaluation_loader_keeps_its_order_and_count_when_a_worker_dies(tmp_path):
+    """Validation and test loaders (in order): the item that killed a worker is replaced and
+    reported, as a clip that fails to decode is; every other item arrives once, in its place."""
+    report = BadMediaReport(tmp_path / "bad_media.tsv")
+    loader = SurvivingDataLoader(DiesOnItems(10, {4: "abort"}, report), batch_size=3, shuffle=False, num_workers=2)
+    batches = _epoch(loader)
+    stand_in = loader.dataset.stand_in(4)
+    assert batches == [[0, 1, 2], [3, stand_in, 5], [6, 7, 8], [9]]
+    assert [e.path for e in report.read()] == ["/data/clip4.mp4"] and "SIGABRT" in report.read()[0].reason
+
+
 class _Mean(L.LightningModule):
     """The smallest model: learns the mean item; records the items of every training batch."""
 

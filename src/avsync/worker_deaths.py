@@ -1,4 +1,4 @@
-"""Training goes on when a DataLoader worker process dies.
+"""Training and evaluation go on when a DataLoader worker process dies.
 
 A decoder can crash natively (a segfault or abort inside FFmpeg on one broken file, or the kernel
 killing a worker): PyTorch then ends training with "DataLoader worker (pid N) exited unexpectedly",
@@ -13,8 +13,9 @@ hours into a run, without saying which file did it. :class:`ResumableTrainLoader
   from then on the item is replaced by a fixed other item, like a clip that fails to decode —
   and starts new workers at the batch that was lost. Batch positions do not move, so exact resume
   (Lightning's batch count, the loader's ``consumed``) is unchanged; ``crashed`` is checkpointed.
-* :class:`SurvivingDataLoader` does the same for any other training loader (its own sampler or
-  batch sampler, e.g. Lightning's distributed sampler under DDP): it records the batches it
+* :class:`SurvivingDataLoader` does the same for any other loader — training under DDP and the
+  curriculum, and every evaluation loader, in order (its own sampler or batch sampler, e.g.
+  Lightning's distributed sampler under DDP): it records the batches it
   hands to the workers in this pass and, after a death, hands the undelivered ones out again
   before going on with the sampler, so the epoch keeps its batches and every rank its count.
 * After ``max_worker_deaths`` deaths the run stops with an error listing every file that killed
@@ -229,9 +230,11 @@ class _Replay:
 
 
 class SurvivingDataLoader(DataLoader):
-    """A training ``DataLoader`` that survives a worker process that dies (see the module
-    docstring): ``DataLoader``'s arguments, plus ``max_worker_deaths``. For training only: the
-    item that killed a worker is replaced by another, which an evaluation must not do."""
+    """A ``DataLoader`` that survives a worker process that dies (see the module docstring):
+    ``DataLoader``'s arguments, plus ``max_worker_deaths``. The item that killed a worker is
+    replaced by a fixed other item and reported with reason ``worker_died`` — in evaluation too,
+    exactly as the data sets already replace (and report) a clip that fails to decode, so an
+    evaluation keeps its item count and names the file it could not score."""
 
     def __init__(self, dataset: Dataset, max_worker_deaths: int = 8, **kwargs: Any):
         if isinstance(dataset, CrashTracedDataset):  # re-instantiated (Lightning) from its own attributes
