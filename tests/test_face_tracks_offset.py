@@ -159,3 +159,16 @@ def test_python_api_answers_per_face_track(two_faces, toy):
     assert result.active_track == best["face_track"] and result.offset_sec == best["offset_sec"]
     off = avsync.load(str(toy), device="cpu", faces=FaceOptions(enabled=False)).predict(video)
     assert off.ok and off.tracks == [] and off.active_track is None
+
+
+def test_a_still_or_silent_file_is_said_so_before_any_face_is_looked_for(tmp_path, toy):
+    """Face-crop models read the whole file's reason first: a still picture or silent audio is
+    unsynchronisable whatever faces it shows (not "no face", and never an offset)."""
+    rng = np.random.default_rng(1)
+    picture = rng.integers(0, 256, (1, 64, 64, 3), dtype=np.uint8).repeat(60, 0)
+    still = write_mp4(tmp_path / "still.mp4", picture, 25.0, 0.1 * rng.standard_normal(60 * 640), 16000)
+    moving = rng.integers(0, 256, (60, 64, 64, 3), dtype=np.uint8)
+    silent = write_mp4(tmp_path / "silent.mp4", moving, 25.0, np.zeros(60 * 640), 16000)
+    rows = [_score(video, toy, tmp_path / f"{video.stem}.csv")[0] for video in (still, silent)]
+    assert [(r["status"], r["reason"]) for r in rows] == [("failed", "still_video"), ("failed", "silent_audio")]
+    assert all(r["offset_sec"] in (None, "") for r in rows)

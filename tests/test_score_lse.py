@@ -56,9 +56,12 @@ def test_every_track_is_scored_on_the_audio_of_its_span(three_seconds, official_
 
 def test_a_file_without_a_face_gets_its_row_with_no_face(tmp_path, official_file):
     rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, (60, 64, 64, 3), dtype=np.uint8)  # moving noise: not still, no face
-    noface = write_mp4(tmp_path / "noise.mp4", frames, 25.0, 0.1 * rng.standard_normal(60 * 640), 16000)
-    rows = run_score([str(noface), str(tmp_path / "missing.mp4")], "lse", out=tmp_path / "lse.csv", workers=0,
-                     choices={"lse": ModelChoice(weights=f"syncnet:{official_file}")}, progress=False, device="cpu")
-    assert [r["lse_reason"] or r["reason"] for r in rows] == ["no_face", "missing"]
+    frames = rng.integers(0, 256, (120, 64, 64, 3), dtype=np.uint8)  # moving noise: not still, no face
+    noface = write_mp4(tmp_path / "noise.mp4", frames, 25.0, 0.1 * rng.standard_normal(120 * 640), 16000)
+    # 60 frames: no face track can be that short (syncnet_python's tracks have more than 100 frames)
+    short = write_mp4(tmp_path / "short.mp4", frames[:60], 25.0, 0.1 * rng.standard_normal(60 * 640), 16000)
+    rows = run_score([str(noface), str(short), str(tmp_path / "missing.mp4")], "lse", out=tmp_path / "lse.csv",
+                     workers=0, choices={"lse": ModelChoice(weights=f"syncnet:{official_file}")}, progress=False,
+                     device="cpu")
+    assert [r["lse_reason"] or r["reason"] for r in rows] == ["no_face", "too_short", "missing"]
     assert all(r["status"] == "failed" for r in rows)

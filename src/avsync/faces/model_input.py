@@ -97,12 +97,18 @@ def fit_crops(crops: np.ndarray, spec) -> np.ndarray:
 def decode_face_clips(path: str | Path, detector, options: FaceOptions = FaceOptions(),
                       face_detector: FaceDetector | None = None) -> list[FaceTrackClip]:
     """Every face track of ``path`` as the offset ``detector`` (:mod:`avsync.detect.detectors`) reads
-    a clip. Raises MediaError (``no_face`` when no track is found, or the decoder's own reason)."""
+    a clip. Raises MediaError: the file's own reason first — silent audio, a still picture, or shorter
+    than a face track can be (more than ``min_track`` frames at 25 fps) — then ``no_face`` when no track is
+    found, so a silent or still file is said to be so by every metric, not "no face" by some."""
     from avsync.detect.decoding import decode_for_model
-    from avsync.media import MediaError
+    from avsync.media import MediaError, unsynchronisable_reason
 
     spec = detector.spec
     frames, wav = decode_for_model(path, spec, native_size=True)
+    reason = unsynchronisable_reason(frames.numpy(), wav.numpy(), spec.sample_rate,
+                                     (options.params.min_track + 1) / 25.0, spec.fps)
+    if reason is not None:
+        raise MediaError(path, f"{reason.replace('_', ' ')}: nothing to synchronise, no offset given")
     native = getattr(detector, "decode", None) is not None  # the protocol resizes stored crops itself
     clips = face_clips(frames.numpy(), wav, spec, options, face_detector, native=native)
     if not clips:

@@ -49,6 +49,9 @@ class LSEScorer:
         wav = read_audio(path, 0.0, count / LSE_FPS, LSE_SAMPLE_RATE)
         if is_silent(wav):
             raise Unsynchronisable("silent_audio", "silent audio: nothing to synchronise")
+        if count <= self.params.min_track:  # no track can be long enough (a still face is scored: LSE-C says so)
+            raise Unsynchronisable("too_short", f"too short: {count} frames at 25 fps, a face track needs more "
+                                                f"than {self.params.min_track}")
         found = face_track_crops(frames, LSE_FPS, self.detector, self.params)
         if found.reason:
             raise Unsynchronisable(found.reason, f"{found.reason.replace('_', ' ')}: no face track to score")
