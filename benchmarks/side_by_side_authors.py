@@ -24,7 +24,6 @@ import importlib
 import importlib.util
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
 import types
@@ -140,19 +139,14 @@ def vocalist_train(args):
 
 
 def vocalist_folder(clip: Path, folder: Path) -> None:
-    """A Wav2Lip-preprocessed folder of the face-crop clip (JPEG frames + ffmpeg's mono wav)."""
-    import cv2
-
-    folder.mkdir(parents=True)
-    cap = cv2.VideoCapture(str(clip))
-    for i in range(VOCALIST_FRAMES):
-        ok, frame = cap.read()
-        if not ok:
-            raise SystemExit(f"{clip} has fewer than {VOCALIST_FRAMES} frames")
-        cv2.imwrite(str(folder / f"{i}.jpg"), frame)
-    cap.release()
-    subprocess.run(f"ffmpeg -loglevel panic -y -i {shlex.quote(str(clip))} -strict -2 -ac 1 "
-                   f"{shlex.quote(str(folder / 'audio.wav'))}", shell=True, check=True)
+    """The Wav2Lip-style folder the VocaLiST golden is made from (JPEG frames + ffmpeg's mono wav):
+    ``tests/parity/make_goldens_vocalist.prepare_folder``, loaded by path (it needs only numpy/torch)."""
+    spec = importlib.util.spec_from_file_location("make_goldens_vocalist",
+                                                  REPO / "tests/parity/make_goldens_vocalist.py")
+    goldens = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(goldens)
+    assert goldens.FRAMES == VOCALIST_FRAMES, (goldens.FRAMES, VOCALIST_FRAMES)
+    goldens.prepare_folder(clip, folder, lossless=False)
 
 
 def vocalist_infer(args):
