@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from avsync.convert import get_converter
+from avsync.registry import get_converter
 from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 
 GOLDENS = Path(__file__).resolve().parents[1] / "tests" / "goldens"

@@ -29,7 +29,7 @@ class Case:
 
 
 def _sparsesync(toy: bool):
-    from avsync.lit.sparsesync import SparseSyncModule
+    from avsync.papers.sparsesync.module import SparseSyncModule
     if toy:
         return SparseSyncModule(arch="sparsesync_toy", log_figures=False,
                                 input_overrides={"frame_size": 32, "resize_short_side": 32})
@@ -37,7 +37,7 @@ def _sparsesync(toy: bool):
 
 
 def _synchformer_stage2(toy: bool):
-    from avsync.lit.synchformer_stage2 import SynchformerStage2Module
+    from avsync.papers.synchformer.stage2 import SynchformerStage2Module
     return SynchformerStage2Module(arch="synchformer_toy" if toy else "synchformer", log_figures=False)
 
 
@@ -45,32 +45,32 @@ STAGE1_SEGMENTS = 2  # of the paper's 14 per clip: a full 14-segment ViT-B backw
 
 
 def _synchformer_stage1(toy: bool):
-    from avsync.lit.synchformer_stage1 import SynchformerStage1Module
+    from avsync.papers.synchformer.stage1 import SynchformerStage1Module
     return SynchformerStage1Module(arch="synchformer_toy" if toy else "synchformer",
                                    num_segments=STAGE1_SEGMENTS, max_steps=1000)
 
 
 def _avst(variant: str):
     def make(toy: bool):
-        from avsync.lit.avst import AVSTModule
+        from avsync.papers.avst.module import AVSTModule
         # eval_windows=16: a 50-frame (2 s) evaluation clip, as the other pair scorers search
         return AVSTModule(arch=f"avst_{variant}" + ("_toy" if toy else ""), log_attention=False, eval_windows=16)
     return make
 
 
 def _vocalist(toy: bool):
-    from avsync.lit.vocalist import VocaLiSTModule
+    from avsync.papers.vocalist.module import VocaLiSTModule
     return VocaLiSTModule(arch="vocalist_toy" if toy else "vocalist", log_figures=False)
 
 
 def _syncnet(toy: bool):
-    from avsync.lit.syncnet import SyncNetModule
+    from avsync.papers.syncnet.module import SyncNetModule
     return SyncNetModule(arch="syncnet_toy" if toy else "syncnet", log_figures=False)
 
 
 def _divas(arch: str):
     def make(toy: bool):
-        from avsync.lit.divas import DiVASModule
+        from avsync.papers.divas.module import DiVASModule
         return DiVASModule(arch="divas_toy" if toy else arch, log_figures=False)
     return make
 

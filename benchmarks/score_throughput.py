@@ -45,19 +45,19 @@ REPO = Path(__file__).resolve().parents[1]
 def _checkpoint(metric: str, size: str, folder: Path) -> Path:
     torch.manual_seed(0)
     if size == "full" or metric == "desync":
-        from avsync.lit.synchformer_stage2 import SynchformerStage2Module
+        from avsync.papers.synchformer.stage2 import SynchformerStage2Module
 
         arch = "synchformer" if size == "full" else "synchformer_toy"
         overrides = {} if size == "full" else {"resize_short_side": 32}
         module = SynchformerStage2Module(arch=arch, input_overrides=overrides)
-        class_path = "avsync.lit.synchformer_stage2.SynchformerStage2Module"
+        class_path = "avsync.papers.synchformer.stage2.SynchformerStage2Module"
     else:
-        from avsync.lit.syncnet import SyncNetModule
+        from avsync.papers.syncnet.module import SyncNetModule
 
         module = SyncNetModule(arch="syncnet_toy", input_overrides={"crop": "full", "frame_size": 32,
                                                                      "resize_short_side": 32},
                                clip_frames=40, eval_contexts=[5])
-        class_path = "avsync.lit.syncnet.SyncNetModule"
+        class_path = "avsync.papers.syncnet.module.SyncNetModule"
     path = folder / f"{metric}_{size}.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": {**module.hparams, "_class_path": class_path}},
                path)

@@ -3,7 +3,7 @@
 
 Weights: avsync's converters loading ``avsync.convert.synthetic_weights`` of the authors' layouts
 (``tests/goldens/*_layout.json``, the parity tests' files), so both sides hold the same numbers.
-Training rows run avsync's model, its loss and its optimiser recipe (``avsync.lit.optim``: Adam,
+Training rows run avsync's model, its loss and its optimiser recipe (``avsync.training.optim``: Adam,
 lr warm-up) on the authors'-shape inputs permuted into avsync's layout outside the timed call;
 inference rows run what ``avsync detect`` runs per clip (decode, the model's procedure, decision).
 
@@ -42,13 +42,13 @@ def state(name: str) -> dict:
 
 
 def net_of(name: str) -> torch.nn.Module:
-    from avsync.convert import get_converter
+    from avsync.registry import get_converter
     return get_converter(name).load_official(state(name))
 
 
 def optimiser(params, lr: float, levers: set[str]) -> torch.optim.Optimizer:
     """avsync's recipe (``adam_with_warmup``); with a lever, the same Adam with another kernel."""
-    from avsync.lit.optim import adam_with_warmup
+    from avsync.training.optim import adam_with_warmup
 
     if "foreach" in levers or "fused" in levers:
         return torch.optim.Adam([p for p in params if p.requires_grad], lr=lr,
@@ -66,7 +66,7 @@ def prepared(net: torch.nn.Module, levers: set[str]):
 
 # -- training rows ------------------------------------------------------------------------------
 def syncnet_train(args, levers):
-    from avsync.models.syncnet import contrastive_loss
+    from avsync.papers.syncnet.network import contrastive_loss
 
     net, run = prepared(net_of("syncnet").train(), levers)
     x = step_inputs("syncnet_train", args.batch)
@@ -75,7 +75,7 @@ def syncnet_train(args, levers):
 
 
 def vocalist_train(args, levers):
-    from avsync.models.vocalist_inputs import VocaLiSTMel
+    from avsync.papers.vocalist.inputs import VocaLiSTMel
 
     net, run = prepared(net_of("vocalist").train(), levers)
     mel = VocaLiSTMel()
@@ -126,7 +126,7 @@ def synchformer_cached_train(args, levers):
 
 # -- inference rows -----------------------------------------------------------------------------
 def detector(name: str, levers: set[str]):
-    from avsync.convert import get_converter
+    from avsync.registry import get_converter
     from avsync.detect.detectors import detector_for
     from avsync.detect.loading import module_from_checkpoint
 
@@ -235,7 +235,7 @@ def synchformer_loader(args, levers):
     import tempfile
 
     from avsync.data_modules.lrs3 import LRS3DataModule
-    from avsync.models.synchformer import SYNCHFORMER_CONFIGS, SegmentInputs
+    from avsync.papers.synchformer.network import SYNCHFORMER_CONFIGS, SegmentInputs
 
     tmp = Path(tempfile.mkdtemp(prefix="sbs_lrs3_"))
     (tmp / "test.txt").write_text("pretrain/C8zY0oAdQrs/00018\n")

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (RESULTS, PeakMemory, attention_kind, fmt, header, markdown_table, median,  # noqa: E402
                           run_isolated, time_calls, write_report)
 
-from avsync.models.sparsesync import SPARSESYNC_CONFIGS, SelectorSyncTransformer, SparseSync  # noqa: E402
+from avsync.papers.sparsesync.network import SPARSESYNC_CONFIGS, SelectorSyncTransformer, SparseSync  # noqa: E402
 
 FPS, SAMPLE_RATE, HOP, N_FREQ, FRAME = 25, 16000, 128, 257, 224
 MODELS, ATTENTION = ("selectors", "plain"), ("fused", "explicit")

@@ -65,8 +65,8 @@ def sparsesync_step(args, channels_last: bool) -> Callable[[], torch.Tensor]:
 def motionformer_forward(args, channels_last: bool) -> Callable[[], torch.Tensor]:
     """Synchformer's visual extractor on one normalised 16-frame segment, inference."""
     torch.manual_seed(0)
-    from avsync.models.synchformer import get_config
-    from avsync.models.motionformer import Motionformer
+    from avsync.papers.synchformer.network import get_config
+    from avsync.papers.synchformer.motionformer import Motionformer
 
     net = Motionformer(get_config("synchformer_toy" if args.toy else "synchformer").motionformer)
     net = (to_channels_last(net) if channels_last else net).to(args.device).eval()

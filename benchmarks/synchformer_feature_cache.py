@@ -18,8 +18,8 @@ import torch
 
 from avsync.data_modules.synchformer_features import CachedFeatureDataset
 from avsync.data_modules.toy import ToyAVDataModule
-from avsync.feature_cache import write_cache
-from avsync.lit.synchformer_stage2 import SynchformerStage2Module
+from avsync.papers.synchformer.feature_cache import write_cache
+from avsync.papers.synchformer.stage2 import SynchformerStage2Module
 
 
 def run_epochs(module, loader, epochs: int) -> float:

@@ -56,8 +56,8 @@ from avsync.offsets import (
     seconds_to_frames,
     stable_hash,
 )
-from avsync.resume import ResumableTrainLoader
-from avsync.worker_deaths import SurvivingDataLoader
+from avsync.training.resume import ResumableTrainLoader
+from avsync.training.worker_deaths import SurvivingDataLoader
 
 __all__ = ["ClipRecord", "AVClipDataset", "BadMediaEntry", "BadMediaReport", "AVSyncDataModule"]
 
@@ -845,7 +845,7 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
     # -- loaders ----------------------------------------------------------------------------
     def _loader(self, split: str, train: bool) -> DataLoader:
         """Training: shuffled, full batches; in one process a ResumableTrainLoader (exact mid-epoch
-        resume, avsync.resume), under DDP a plain loader that Lightning gives its DistributedSampler.
+        resume, avsync.training.resume), under DDP a plain loader that Lightning gives its DistributedSampler.
         Evaluation: in order; under DDP every rank gets a disjoint share with no padding
         (``UnrepeatedDistributedSampler``), so each item is scored exactly once per epoch —
         Lightning's default sampler would repeat items to even out the ranks."""
@@ -864,7 +864,7 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
             sampler = UnrepeatedDistributedSampler(self.datasets[split], num_replicas=world,
                                                    rank=self.trainer.global_rank, shuffle=False)
         pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
-        if train and world == 1:  # shuffled, checkpointable, resumable mid-epoch (avsync.resume)
+        if train and world == 1:  # shuffled, checkpointable, resumable mid-epoch (avsync.training.resume)
             return ResumableTrainLoader(
                 self.datasets[split], batch_size=self.batch_size, drop_last=True, num_workers=self.num_workers,
                 pin_memory=pin, persistent_workers=self.persistent_workers and self.num_workers > 0,

@@ -19,7 +19,7 @@ the centre crop). Labels, offsets and the sampler's distribution over them are u
 training batches come from the bank (``vfeat``/``afeat`` instead of ``video``/``audio``),
 validation and test batches are the source's decoded clips, so the metrics are measured exactly
 as without the bank. The model provides ``frozen_encoders()`` and a ``forward`` that accepts both
-kinds of batch (:class:`avsync.lit.sparsesync.SparseSyncModule`). The bank is built on the first
+kinds of batch (:class:`avsync.papers.sparsesync.module.SparseSyncModule`). The bank is built on the first
 ``train_dataloader()`` call (the model is on its device by then), with a progress bar, and saved
 under ``cache_dir`` keyed by the extractor weights, the input spec and the clips, so the next stage
 with the same frozen extractors (the 3 -> 21 class curriculum) loads it instead.

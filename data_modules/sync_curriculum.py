@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler, default_collate
 
 from avsync.offsets import FixedOffsets, RandomFrameShiftSampler
-from avsync.worker_deaths import SurvivingDataLoader
+from avsync.training.worker_deaths import SurvivingDataLoader
 
 from .base import AVClipDataset, ClipRecord, RandomDurationCollate
 from .lrs2 import LRS2DataModule
@@ -47,7 +47,7 @@ class SameVideoBatchSampler(Sampler[list[int]]):
     A training :class:`~avsync.data_modules.base.AVClipDataset` draws a new crop plan on every
     fetch, so the copies become ``batch_size`` windows of the same video at independent random
     times. Two draws may land on the same start; the loss must then not count that pair as a
-    negative (:func:`avsync.lit.avst.info_nce` masks pairs with equal key and start). The order
+    negative (:func:`avsync.papers.avst.module.info_nce` masks pairs with equal key and start). The order
     comes from one ``torch.randint`` draw, which Lightning seeds, so runs are reproducible.
     """
 

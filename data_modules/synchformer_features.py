@@ -2,9 +2,9 @@
 
 Wraps any data module (``data``): its records, training sampler and fixed evaluation plans are used
 unchanged, so the examples are the same offsets and windows as with decoding; only the content is
-read from the cache (:func:`avsync.feature_cache.gather_segments`). A batch then carries
+read from the cache (:func:`avsync.papers.synchformer.feature_cache.gather_segments`). A batch then carries
 ``vis_feats`` (B, S, tv, D) and ``aud_feats`` (B, S, ta, D) besides ``target`` / ``offset_sec`` /
-``key``, which :class:`~avsync.lit.synchformer_stage2.SynchformerStage2Module` consumes directly.
+``key``, which :class:`~avsync.papers.synchformer.stage2.SynchformerStage2Module` consumes directly.
 
 With ``build_if_missing`` the module writes the cache itself on first use, from the attached model's
 extractors, into ``cache_dir/<extractor fingerprint>``: a plan stage (``avsync reproduce``) can then
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from avsync.feature_cache import INDEX, extractor_fingerprint, gather_segments, write_cache
+from avsync.papers.synchformer.feature_cache import INDEX, extractor_fingerprint, gather_segments, write_cache
 
 from .base import AVClipDataset, AVSyncDataModule, WrappedLoaders
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from avsync.protocols.active_speaker import asd_f1, best_threshold, detect_active_speakers
+from avsync.evaluation.active_speaker import asd_f1, best_threshold, detect_active_speakers
 from avsync.toy.oracle import ToyOracleScorer
 from avsync.toy.title import render_title
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from avsync.models.avst import AVST, AVST_CONFIGS, AudioSpectrogram, AVSTConfig, LightVGGM, ResNet18TwoPlusThreeD
+from avsync.papers.avst.network import AVST, AVST_CONFIGS, AudioSpectrogram, AVSTConfig, LightVGGM, ResNet18TwoPlusThreeD
 
 PAPER_PARAMS = {"avst_enc": 42.6e6, "avst_dec": 44.5e6, "avst_enc_mp": 42.4e6}  # Table 2
 

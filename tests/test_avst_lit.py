@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from avsync.lit.attention_plots import attention_figure
-from avsync.lit.avst import AVSTModule, info_nce, same_window_mask
-from avsync.protocols.score_search import shift_scores
+from avsync.papers.avst.attention_plots import attention_figure
+from avsync.papers.avst.module import AVSTModule, info_nce, same_window_mask
+from avsync.evaluation.score_search import shift_scores
 
 
 def test_info_nce_matches_the_formula_and_masks_duplicate_windows():

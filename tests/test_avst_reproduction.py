@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from avsync.cli import cli_main
-from avsync.lit.avst import AVSTModule
+from avsync.papers.avst.module import AVSTModule
 from avsync.reproduce import REPRODUCTIONS, load_plan, write_table
 
 AVST = REPRODUCTIONS / "avst"

@@ -8,13 +8,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from avsync.class_accuracy import ClassOffsetAccuracy, breakdown, dataset_classes
+from avsync.evaluation.class_accuracy import ClassOffsetAccuracy, breakdown, dataset_classes
 from avsync.inputs import InputSpec
-from avsync.lit.avst import AVSTModule
-from avsync.lit.class_breakdown import accuracy_like
-from avsync.lit.class_plots import per_class_figure
-from avsync.lit.offset_classification import OffsetClassificationModule
-from avsync.metrics import OffsetAccuracy
+from avsync.papers.avst.module import AVSTModule
+from avsync.evaluation.class_breakdown import accuracy_like
+from avsync.evaluation.class_plots import per_class_figure
+from avsync.modules.offset_classification import OffsetClassificationModule
+from avsync.evaluation.metrics import OffsetAccuracy
 
 OFFSETS = [-0.4, -0.2, 0.0, 0.2, 0.4]
 

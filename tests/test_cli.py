@@ -1,4 +1,5 @@
 """The command line as users type it: LightningCLI subcommands over the suite's models and data."""
+import importlib
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ def test_help_lists_models_and_data_modules(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for name in ("avsync.lit.sparsesync.SparseSyncModule", "avsync.data_modules.toy.ToyAVDataModule",
+    for name in ("avsync.papers.sparsesync.module.SparseSyncModule", "avsync.data_modules.toy.ToyAVDataModule",
                  "avsync.data_modules.lrs3.LRS3DataModule", "avsync.data_modules.vggsound.VGGSoundSparseDataModule"):
         assert name in out
     for sub in ("fit", "validate", "test", "predict", "detect", "convert", "reproduce"):
@@ -30,14 +31,16 @@ def test_help_table_names_exactly_the_public_concrete_classes():
     """The help reads a static table (no imports); importing everything finds the same classes."""
     import lightning as L
 
-    from avsync.public_classes import BASES, DATA_MODULES, MODELS
-    from avsync.training_cli import _import_all, _subclasses
+    from avsync.public_classes import BASES, DATA_MODULES, models
+    from avsync.training_cli import _import_all, _subclasses, import_models
     import avsync.data_modules
-    import avsync.lit
+    import avsync.papers
 
-    _import_all(avsync.lit)
     _import_all(avsync.data_modules)
-    for base, table in ((L.LightningModule, MODELS), (L.LightningDataModule, DATA_MODULES)):
+    for paper in ("avst", "divas", "sparsesync", "synchformer", "syncnet", "vocalist"):  # every module of every paper
+        _import_all(importlib.import_module(f"avsync.papers.{paper}"))
+    import_models()
+    for base, table in ((L.LightningModule, models()), (L.LightningDataModule, DATA_MODULES)):
         found = {path for path in _subclasses(base) if not path.rsplit(".", 1)[1].startswith("_")} - BASES
         assert found == set(table), f"public_classes.py is out of date: {found ^ set(table)}"
 
@@ -45,7 +48,7 @@ def test_help_table_names_exactly_the_public_concrete_classes():
 def test_help_imports_neither_torch_nor_lightning():
     """`avsync --help` answers without the seconds of importing torch, Lightning and every model."""
     code = ("import sys\nfrom avsync.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('HEAVY', sorted(m for m in ('torch', 'lightning', 'avsync.lit') if m in sys.modules))")
+            "print('HEAVY', sorted(m for m in ('torch', 'lightning', 'avsync.papers.sparsesync.module') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
 

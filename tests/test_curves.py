@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch.utils.tensorboard import SummaryWriter
 
-from avsync.curves import plot_learning_curves
+from avsync.evaluation.curves import plot_learning_curves
 
 
 def _log(folder, tags):

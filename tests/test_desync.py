@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from avsync.convert import get_converter
+from avsync.registry import get_converter
 from avsync.detect.loading import module_from_checkpoint
-from avsync.lit.synchformer_stage2 import SynchformerStage2Module
+from avsync.papers.synchformer.stage2 import SynchformerStage2Module
 from avsync.media import MediaError, read_frames
-from avsync.protocols.desync import decode_for_desync, desync_of
+from avsync.evaluation.desync import decode_for_desync, desync_of
 
 from conftest import SHARED
 

@@ -10,14 +10,14 @@ from avsync.cli import cli_main, main
 from avsync.detect.cli import write_corrected
 from avsync.detect.loading import load_module
 from avsync.detect.result import describe_offset
-from avsync.lit.avst import AVSTModule
-from avsync.lit.divas import DiVASModule
-from avsync.lit.sparsesync import SparseSyncModule
-from avsync.lit.synchformer_stage2 import SynchformerStage2Module
-from avsync.lit.syncnet import SyncNetModule
-from avsync.lit.vocalist import VocaLiSTModule
+from avsync.papers.avst.module import AVSTModule
+from avsync.papers.divas.module import DiVASModule
+from avsync.papers.sparsesync.module import SparseSyncModule
+from avsync.papers.synchformer.stage2 import SynchformerStage2Module
+from avsync.papers.syncnet.module import SyncNetModule
+from avsync.papers.vocalist.module import VocaLiSTModule
 from avsync.media import probe, read_audio, read_frames
-from avsync.protocols.score_search import predict_offsets, shift_scores
+from avsync.evaluation.score_search import predict_offsets, shift_scores
 from avsync.toy.oracle import ToyOracleScorer
 from avsync.toy.title import write_title
 
@@ -134,14 +134,14 @@ def test_checkpoint_written_through_lightning_cli(videos, tmp_path, capsys, repo
     cli.trainer.strategy.connect(cli.model)
     ckpt = tmp_path / "cli.ckpt"
     cli.trainer.save_checkpoint(ckpt)
-    assert torch.load(ckpt, weights_only=True)["hyper_parameters"]["_class_path"] == "avsync.lit.divas.DiVASModule"
+    assert torch.load(ckpt, weights_only=True)["hyper_parameters"]["_class_path"] == "avsync.papers.divas.module.DiVASModule"
     assert main(["detect", "--ckpt", str(ckpt), str(videos[1])]) == 0
     assert "confidence" in capsys.readouterr().out
 
 
 def test_module_without_offsets_is_refused_in_one_line(videos, tmp_path, capsys):
     """Synchformer's stage 1 (segment-level contrastive pre-training) predicts no offset."""
-    from avsync.lit.synchformer_stage1 import SynchformerStage1Module
+    from avsync.papers.synchformer.stage1 import SynchformerStage1Module
 
     ckpt = _write_checkpoint(tmp_path / "stage1.ckpt", SynchformerStage1Module, dict(arch="synchformer_toy"), True)
     assert main(["detect", "--ckpt", str(ckpt), str(videos[1])]) == 2

@@ -14,7 +14,7 @@ from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.detect.decoding import decode_for_model
 from avsync.detect.detectors import SyncNetClipDetector, detector_for
 from avsync.media import read_audio, read_frames, write_mp4
-from avsync.protocols.lse import syncnet_lse
+from avsync.evaluation.lse import syncnet_lse
 from avsync.weights import load_authors_file
 
 GOLDENS = Path(__file__).parent / "goldens" / "syncnet"

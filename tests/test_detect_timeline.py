@@ -12,7 +12,7 @@ from avsync.detect.cli import detect_file
 from avsync.detect.detectors import GridDetector, ScoreSearchDetector, SearchSetup
 from avsync.detect.timeline import timeline
 from avsync.inputs import InputSpec
-from avsync.lit.sparsesync import SparseSyncModule
+from avsync.papers.sparsesync.module import SparseSyncModule
 from avsync.toy.oracle import ToyOracleScorer
 from avsync.toy.title import write_title
 

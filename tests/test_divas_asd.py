@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from avsync.lit.divas import DiVASModule
-from avsync.lit.divas_asd import ActiveSpeakerEvaluation, speaker_pairs
-from avsync.protocols.active_speaker import asd_f1, crop_confidence
+from avsync.papers.divas.module import DiVASModule
+from avsync.papers.divas.asd import ActiveSpeakerEvaluation, speaker_pairs
+from avsync.evaluation.active_speaker import asd_f1, crop_confidence
 from avsync.reproduce import load_plan, run_stage
 from avsync.toy.oracle import ToyOracleScorer
 from avsync.toy.title import render_title

@@ -80,9 +80,9 @@ def test_search_encodes_shared_audio_candidates_once_with_the_same_scores(name):
     """The score search sends each audio window with many visual windows; eval encodes it once."""
     import torch
 
-    from avsync.lit.syncnet import SyncNetModule
-    from avsync.lit.vocalist import VocaLiSTModule
-    from avsync.protocols.score_search import shift_scores
+    from avsync.papers.syncnet.module import SyncNetModule
+    from avsync.papers.vocalist.module import VocaLiSTModule
+    from avsync.evaluation.score_search import shift_scores
 
     torch.manual_seed(0)
     overrides = {"crop": "full", "frame_size": 32, "resize_short_side": 32}
@@ -115,7 +115,7 @@ def test_whole_clip_baseline_protocol_on_the_real_clip(real_fixtures, tmp_path):
     import torch
 
     from avsync.data_modules.sync_curriculum import LRS3SyncCurriculumDataModule
-    from avsync.lit.syncnet import SyncNetModule
+    from avsync.papers.syncnet.module import SyncNetModule
 
     torch.manual_seed(0)
     small = {"crop": "full", "frame_size": 32, "resize_short_side": 32}
@@ -150,8 +150,8 @@ def test_syncnet_whole_clip_scores_pad_the_audio_embeddings_with_zeros_as_syncne
     calc_pdist, DiVAS §4.1) instead of being left out, so every candidate is averaged over all windows."""
     import torch
 
-    from avsync.lit.pair_scoring import PairScoringModule, whole_clip_offset
-    from avsync.lit.syncnet import SyncNetModule
+    from avsync.modules.pair_scoring import PairScoringModule, whole_clip_offset
+    from avsync.papers.syncnet.module import SyncNetModule
 
     torch.manual_seed(0)
     small = {"crop": "full", "frame_size": 32, "resize_short_side": 32}

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from avsync.cli import main
-from avsync.lit.divas import DiVASModule, contrastive_loss
-from avsync.metrics import tolerance_name
-from avsync.protocols.score_search import shift_scores
+from avsync.papers.divas.module import DiVASModule, contrastive_loss
+from avsync.evaluation.metrics import tolerance_name
+from avsync.evaluation.score_search import shift_scores
 
 CONFIG = "experiments/divas_toy_dense.yaml"
 

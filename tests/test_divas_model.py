@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from avsync.models.divas import (
+from avsync.papers.divas.network import (
     DIVAS_CONFIGS, DiVAS, DiVASConfig, audio_positions, pad_windows, sinusoid_1d, sinusoid_3d, video_positions,
 )
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from avsync.data_modules.multirate import MultiRateToyDataModule, RateTaggedCollate
-from avsync.lit.divas import DiVASModule, batch_fps
+from avsync.papers.divas.module import DiVASModule, batch_fps
 
 
 def toy_module(**kwargs):

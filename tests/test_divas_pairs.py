@@ -6,7 +6,7 @@ import torch
 
 from avsync.data_modules.base import AVClipDataset, ClipRecord
 from avsync.inputs import InputSpec
-from avsync.lit.divas import DiVASModule
+from avsync.papers.divas.module import DiVASModule
 from avsync.offsets import ClipTooShortError, PairShiftSampler
 
 CLIP = "lrs3/h264_uncropped_25fps_256side_16000hz_aac/pretrain/C8zY0oAdQrs/00018.mp4"  # 15.72 s, 393 frames

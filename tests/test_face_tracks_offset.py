@@ -19,7 +19,7 @@ from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.detect.detectors import detector_for
 from avsync.faces.model_input import FaceOptions, decode_face_clips, fit_crops
 from avsync.faces.tracks import TrackParams
-from avsync.lit.syncnet import SyncNetModule
+from avsync.papers.syncnet.module import SyncNetModule
 from avsync.media import read_audio, read_frames, write_mp4
 from avsync.weights import load_authors_file
 
@@ -130,7 +130,7 @@ def test_detect_timeline_per_track_with_active_speaker(two_faces, toy, tmp_path)
 
 
 def test_title_report_clips_use_face_tracks(two_faces):
-    from avsync.lit.divas import DiVASModule
+    from avsync.papers.divas.module import DiVASModule
     from avsync.title.report import predict_title_clips
 
     video, _ = two_faces

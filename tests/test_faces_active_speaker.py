@@ -74,7 +74,7 @@ def test_mismatched_inputs():
 
 def test_syncnet_scores_two_real_face_tracks(real_fixtures):
     from avsync.faces.crops import crop_track
-    from avsync.lit.syncnet import SyncNetModule
+    from avsync.papers.syncnet.module import SyncNetModule
     from avsync.media.decode import read_audio, read_frames
 
     torch.manual_seed(0)

@@ -14,7 +14,7 @@ from avsync.data_modules.base import AVClipDataset, ClipRecord
 from avsync.data_modules.feature_bank import (FeatureBank, FeatureBankDataModule, FeatureBankPairs,
                                               build_feature_bank)
 from avsync.data_modules.toy import ToyAVDataModule
-from avsync.lit.sparsesync import SparseSyncModule
+from avsync.papers.sparsesync.module import SparseSyncModule
 from avsync.offsets import CropPlan, FixedOffsets, RandomOffsetSampler, get_grid, key_for
 from avsync.toy.generate import generate_toy_set, read_index
 

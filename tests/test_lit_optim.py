@@ -1,7 +1,7 @@
 """The papers' 'constant_with_warmup': linear from lr/100 to lr over the warm-up, then flat."""
 import torch
 
-from avsync.lit.optim import adam_with_warmup
+from avsync.training.optim import adam_with_warmup
 
 
 def test_warmup_rises_from_a_hundredth_then_stays():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from avsync.cli import main
-from avsync.lit.sparsesync import SparseSyncModule
-from avsync.lit.syncnet import SyncNetModule
+from avsync.papers.sparsesync.module import SparseSyncModule
+from avsync.papers.syncnet.module import SyncNetModule
 from avsync.media import MediaError, unsynchronisable_reason
 from media_cases import write_case
 from test_detect import MODELS, _write_checkpoint

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from avsync.metrics import OffsetAccuracy
+from avsync.evaluation.metrics import OffsetAccuracy
 from avsync.offsets import ACCEPTABILITY_MS, FrameShifts, get_grid
 
 GRID21 = get_grid(21).values

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from avsync.lit.pair_scoring import PairScoringModule, cut_pairs, runs_of_equal_rows
-from avsync.protocols.score_search import shift_scores
+from avsync.modules.pair_scoring import PairScoringModule, cut_pairs, runs_of_equal_rows
+from avsync.evaluation.score_search import shift_scores
 
 FPS, SR = 25.0, 16000
 SPF = int(SR / FPS)  # 640 samples per frame
@@ -196,7 +196,7 @@ def test_whole_clip_evaluation_scores_every_window_of_each_whole_clip():
 
 
 def test_whole_clip_offset_averages_each_candidate_over_the_windows_that_scored_it():
-    from avsync.lit.pair_scoring import whole_clip_offset
+    from avsync.modules.pair_scoring import whole_clip_offset
 
     inf = float("inf")
     scores = torch.tensor([[0.0, -inf, 1.0],

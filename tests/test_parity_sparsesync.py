@@ -4,7 +4,7 @@ The goldens (``tests/goldens/sparsesync_*``) were made by the AUTHORS' model and
 (``tests/parity/make_goldens_sparsesync.py``, run with their repository) from a synthetic state
 dict in their layout; see ``reproductions/sparsesync/README.md`` ("Parity with the authors' code").
 Here the same state dict is regenerated from the committed key -> shape list, converted with
-``avsync.convert.sparsesync``, loaded strictly, and fed with avsync's own decoding (the VGGSound
+``avsync.papers.sparsesync.convert``, loaded strictly, and fed with avsync's own decoding (the VGGSound
 data module at the clip's official fixed test offset) and model-side transforms.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from avsync.convert.sparsesync import load_official
+from avsync.papers.sparsesync.convert import load_official
 from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.data_modules.vggsound import VGGSoundDataModule
 from avsync.inputs import FrameNormalize, InputSpec, LogSpectrogram

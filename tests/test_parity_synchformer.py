@@ -5,8 +5,8 @@ Motionformer + AST + sync transformer, 21 classes) and synchronizability model
 (``configs/ft_synchability.yaml``, 13 segments, 2-way head) on the real LRS3 clip prepared by their
 test transforms (``tests/parity/make_goldens_synchformer.py``; see ``reproductions/synchformer/README.md``,
 "Parity with the authors' code"). Here: the same synthetic state dicts regenerated from the committed
-key lists, ``avsync.convert.synchformer`` (strict load), avsync's LRS3 data module at the clip's
-official fixed offset and :class:`~avsync.models.synchformer.SegmentInputs`.
+key lists, ``avsync.papers.synchformer.convert`` (strict load), avsync's LRS3 data module at the clip's
+official fixed offset and :class:`~avsync.papers.synchformer.network.SegmentInputs`.
 
 The authors' test transform takes the 14 half-overlapping segments (4.8 s) from the middle of its
 5 s crop ("--CCCC--": 2 frames / 1,280 samples in); the test decodes the 5 s window and cuts the same
@@ -24,11 +24,11 @@ import numpy as np
 import pytest
 import torch
 
-from avsync.convert.synchformer import load_official, load_official_synchronizability
+from avsync.papers.synchformer.convert import load_official, load_official_synchronizability
 from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.data_modules.lrs3 import LRS3DataModule
 from avsync.inputs import InputSpec
-from avsync.models.synchformer import SYNCHFORMER_CONFIGS, SegmentInputs
+from avsync.papers.synchformer.network import SYNCHFORMER_CONFIGS, SegmentInputs
 
 from parity.compare import DEVICE, golden_test_batch, load_golden, rel  # noqa: E402
 

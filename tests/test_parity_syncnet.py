@@ -29,11 +29,11 @@ import numpy as np
 import pytest
 import torch
 
-from avsync.convert import syncnet as syncnet_converter
+from avsync.papers.syncnet import convert as syncnet_converter
 from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.detect.decoding import decode_for_model
 from avsync.inputs import InputSpec
-from avsync.protocols.lse import lse_from_dists, lse_from_embeddings, syncnet_clip_embeddings, syncnet_clip_mfcc
+from avsync.evaluation.lse import lse_from_dists, lse_from_embeddings, syncnet_clip_embeddings, syncnet_clip_mfcc
 
 GOLDENS = Path(__file__).parent / "goldens" / "syncnet"
 CLIP = "lrs3/h264_orig_strict_crop_25fps_224side_16000hz_aac/pretrain/C8zY0oAdQrs/00018.mp4"

@@ -4,7 +4,7 @@ The goldens in ``tests/goldens/vocalist/`` were made by ``tests/parity/make_gold
 the authors' test-set item and ``eval_model`` on the first 40 frames of the face-crop LRS3 fixture
 clip (frames stored as Wav2Lip's preparation stores them, JPEG, and losslessly), with a synthetic
 state dict in their layout. Here avsync's converter loads the same dict strictly, avsync decodes
-the same mp4 and prepares it with :mod:`avsync.protocols.vocalist_clip`, and the logits of the
+the same mp4 and prepares it with :mod:`avsync.papers.vocalist.clip_protocol`, and the logits of the
 31-shift search are compared. rel = max |avsync − authors| / max |authors| over the scores that
 are not the −1000 mask.
 
@@ -25,11 +25,11 @@ import numpy as np
 import pytest
 import torch
 
-from avsync.convert import vocalist as vocalist_converter
+from avsync.papers.vocalist import convert as vocalist_converter
 from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.detect.decoding import decode_for_model
 from avsync.inputs import InputSpec
-from avsync.protocols.vocalist_clip import (MASKED_LOGIT, vocalist_clip_frames, vocalist_clip_logits,
+from avsync.papers.vocalist.clip_protocol import (MASKED_LOGIT, vocalist_clip_frames, vocalist_clip_logits,
                                             vocalist_clip_mel, vocalist_window_count)
 
 GOLDENS = Path(__file__).parent / "goldens" / "vocalist"
@@ -213,7 +213,7 @@ def test_detect_uses_the_authors_clip_procedure(golden, net, real_fixtures, tmp_
     crops at their own size and scores them the authors' way: the logits of its windows are the
     authors' wherever both scored the same candidate (here on the first 21 frames: 16 windows)."""
     from avsync.detect.detectors import VocaLiSTClipDetector, detector_for
-    from avsync.lit.vocalist import VocaLiSTModule
+    from avsync.papers.vocalist.module import VocaLiSTModule
 
     module = VocaLiSTModule(arch="vocalist", log_figures=False)
     module.net = net

@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from avsync.lit.sparsesync import SparseSyncModule
+from avsync.papers.sparsesync.module import SparseSyncModule
 
 
 @pytest.mark.parametrize("per_device, devices, expected", [(True, 8, 4e-5), (True, 1, 5e-6), (False, 8, 5e-6)])

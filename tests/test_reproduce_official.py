@@ -11,8 +11,8 @@ import torch
 import yaml
 
 from avsync.convert.synthetic_weights import read_layout
-from avsync.lit.syncnet import SyncNetModule
-from avsync.models.syncnet import build_syncnet
+from avsync.papers.syncnet.module import SyncNetModule
+from avsync.papers.syncnet.network import build_syncnet
 from avsync.reproduce import REPRODUCTIONS, Stage, main
 from avsync.weights import catalog
 from avsync.weights.catalog import OfficialWeights
@@ -122,7 +122,7 @@ def test_plans_official_stages_name_catalog_weights_with_a_converter(paper):
     names = {s["name"] for s in plan["official"]}
     for stage in plan["official"]:
         entry = catalog.get(stage["official"])
-        assert entry.converter is not None and "init_from" not in stage and stage.get("fit", False) is False
+        assert entry.model is not None and "init_from" not in stage and stage.get("fit", False) is False
         assert all((REPRODUCTIONS / paper / c).exists() for c in stage["configs"])
     cited = {n["official_stage"] for n in numbers if n.get("official_stage")}
     assert cited == names, "every official stage fills a paper number and every cited stage exists"
@@ -145,7 +145,7 @@ def test_official_stage_configs_build_exactly_the_authors_layout(paper, stage_na
     """``trainer.test(ckpt_path=<converted>)`` loads strictly into the module the stage's configs build:
     so that module's whole state must be the converted authors' state dict, key for key, shape for shape."""
     from avsync.cli import cli_main
-    from avsync.convert import get_converter
+    from avsync.registry import get_converter
 
     plan = yaml.safe_load((REPRODUCTIONS / paper / "plan.yaml").read_text())
     stage = next(s for s in plan["official"] if s["name"] == stage_name)

@@ -17,7 +17,7 @@ import torch
 import avsync
 from avsync.cli import main
 from avsync.detect.loading import CheckpointError
-from avsync.lit.syncnet import SyncNetModule
+from avsync.papers.syncnet.module import SyncNetModule
 from avsync.score.decode_pool import decode_ahead
 from avsync.score.scan import scan_inputs
 from media_cases import write_audio_only, write_case
@@ -39,7 +39,7 @@ def ckpt(tmp_path_factory):
                            clip_frames=40, eval_contexts=[5])
     path = tmp_path_factory.mktemp("score_model") / "syncnet.ckpt"
     torch.save({"state_dict": module.state_dict(),
-                "hyper_parameters": {**module.hparams, "_class_path": "avsync.lit.syncnet.SyncNetModule"}}, path)
+                "hyper_parameters": {**module.hparams, "_class_path": "avsync.papers.syncnet.module.SyncNetModule"}}, path)
     return path
 
 
@@ -202,13 +202,13 @@ def test_readme_python_example_runs(ckpt, folder, tmp_path, capsys):
 def test_offset_and_desync_in_one_run_partial_rows(ckpt, folder, tmp_path):
     """Two metrics, each with its own model (a toy Synchformer for DeSync): a 3 s clip has an offset
     but is too short for DeSync's 8 s (status partial, desync_reason too_short)."""
-    from avsync.lit.synchformer_stage2 import SynchformerStage2Module
+    from avsync.papers.synchformer.stage2 import SynchformerStage2Module
 
     torch.manual_seed(0)
     synchformer = SynchformerStage2Module(arch="synchformer_toy", input_overrides={"resize_short_side": 32})
     desync_ckpt = tmp_path / "synchformer.ckpt"
     torch.save({"state_dict": synchformer.state_dict(), "hyper_parameters": {
-        **synchformer.hparams, "_class_path": "avsync.lit.synchformer_stage2.SynchformerStage2Module"}}, desync_ckpt)
+        **synchformer.hparams, "_class_path": "avsync.papers.synchformer.stage2.SynchformerStage2Module"}}, desync_ckpt)
     three, long = write_case(tmp_path / "three.mp4", 3.0), write_case(tmp_path / "long.mp4", 8.2)
     out = tmp_path / "both.csv"
     assert main(["score", str(long), str(three), str(folder / "empty.mp4"), "--metrics",

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from avsync.convert import syncnet as syncnet_converter
+from avsync.papers.syncnet import convert as syncnet_converter
 from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.faces import TrackParams, default_detector
 from avsync.media import read_audio, read_frames, write_mp4
-from avsync.protocols.lse import syncnet_lse
+from avsync.evaluation.lse import syncnet_lse
 from avsync.score.lse import LSE_FPS, LSEScorer
 from avsync.score.metrics import ModelChoice
 from avsync.score.runner import run_score

@@ -8,9 +8,9 @@ is the source at τ + d.
 import pytest
 import torch
 
-from avsync.metrics import OffsetAccuracy
+from avsync.evaluation.metrics import OffsetAccuracy
 from avsync.offsets import FrameShifts
-from avsync.protocols.score_search import ClipTooShortForSearch, predict_offsets, shift_scores
+from avsync.evaluation.score_search import ClipTooShortForSearch, predict_offsets, shift_scores
 
 FPS, SR = 25.0, 100  # 4 audio samples per frame keeps the oracle exact and the test fast
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from avsync.lit.selector_pretraining import SelectorContrastivePretraining
-from avsync.lit.sparsesync import SparseSyncModule
+from avsync.papers.sparsesync.selector_pretraining import SelectorContrastivePretraining
+from avsync.papers.sparsesync.module import SparseSyncModule
 
 
 def _batch(n: int = 3, seconds: int = 2) -> dict:

@@ -1,7 +1,7 @@
 """The paper's ablation without selectors: the sync transformer attends over every token (issue 22)."""
 import torch
 
-from avsync.lit.sparsesync import build_sparsesync
+from avsync.papers.sparsesync.module import build_sparsesync
 
 
 def test_no_selector_model_attends_over_all_tokens():
@@ -27,7 +27,7 @@ def test_no_selector_model_attends_over_all_tokens():
 
 def test_pretraining_continues_from_a_checkpoint(tmp_path):
     """Stage 0b (pre-training continued on sparse clips) starts from stage 0's weights."""
-    from avsync.lit.selector_pretraining import SelectorContrastivePretraining
+    from avsync.papers.sparsesync.selector_pretraining import SelectorContrastivePretraining
 
     torch.manual_seed(0)
     first = SelectorContrastivePretraining(arch="sparsesync_toy")

@@ -18,13 +18,14 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from avsync.convert import get_converter, read_state_dict
+from avsync.convert import read_state_dict
+from avsync.registry import get_converter
 from avsync.convert.cli import main as convert_main
-from avsync.convert.sparsesync import checkpoint_filter_fn, convert_s3d_key, load_official
+from avsync.papers.sparsesync.convert import checkpoint_filter_fn, convert_s3d_key, load_official
 from avsync.inputs import LogSpectrogram
-from avsync.lit.sparsesync import SparseSyncModule, build_sparsesync
-from avsync.models.backbones.s3d import S3D
-from avsync.models.sparsesync import SPARSESYNC_CONFIGS, SparseSync
+from avsync.papers.sparsesync.module import SparseSyncModule, build_sparsesync
+from avsync.papers.sparsesync.s3d import S3D
+from avsync.papers.sparsesync.network import SPARSESYNC_CONFIGS, SparseSync
 from conftest import SHARED
 
 MANIFEST = SHARED / "spec" / "official_state_dicts" / "sparsesync.json"
@@ -213,7 +214,7 @@ def test_convert_cli_writes_a_checkpoint_the_module_loads(official_state, tmp_pa
     with pytest.raises(pickle.UnpicklingError):  # what the converter has to get around, without unpickling code
         torch.load(src, weights_only=True)
 
-    assert get_converter("sparsesync").__name__ == "avsync.convert.sparsesync"
+    assert get_converter("sparsesync").__name__ == "avsync.papers.sparsesync.convert"
     assert convert_main(["--model", "sparsesync", "--src", str(src), "--dst", str(dst)]) == 0
 
     ckpt = torch.load(dst, map_location="cpu", weights_only=True)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from avsync.attribution.cli import attribute_video, main
-from avsync.attribution.masks import apply_masks, attribute, chunk_index
-from avsync.lit.synchformer_stage2 import SynchformerStage2Module
+from avsync.papers.synchformer.attribution.cli import attribute_video, main
+from avsync.papers.synchformer.attribution.masks import apply_masks, attribute, chunk_index
+from avsync.papers.synchformer.stage2 import SynchformerStage2Module
 from avsync.offsets import get_grid
 from avsync.toy.generate import generate_toy_set
 
@@ -88,7 +88,7 @@ def test_attribution_peaks_at_the_only_chunk_the_model_reads(modality):
 def test_attribute_video_finds_the_chunk_on_a_toy_clip(toy_dir, stage2):
     spec = stage2[0].input_spec
     clip, other = toy_dir / "test_00000.mp4", toy_dir / "test_00001.mp4"
-    from avsync.attribution.cli import model_crop
+    from avsync.papers.synchformer.attribution.cli import model_crop
     from avsync.detect.decoding import decode_for_model
 
     _, wav = model_crop(*decode_for_model(clip, spec), spec, 1.0, clip)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from avsync.cli import main
-from avsync.feature_cache import clip_features, gather_segments
-from avsync.models.synchformer import SYNCHFORMER_CONFIGS, SegmentInputs, Synchformer
+from avsync.papers.synchformer.feature_cache import clip_features, gather_segments
+from avsync.papers.synchformer.network import SYNCHFORMER_CONFIGS, SegmentInputs, Synchformer
 
 TOY = SYNCHFORMER_CONFIGS["synchformer_toy"]
 

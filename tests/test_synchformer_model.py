@@ -12,9 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avsync.models.ast import AST, ASTConfig
-from avsync.models.motionformer import DividedAttention, Motionformer, MotionformerConfig
-from avsync.models.synchformer import SYNCHFORMER_CONFIGS, SegmentInputs, Synchformer, get_config
+from avsync.papers.synchformer.ast import AST, ASTConfig
+from avsync.papers.synchformer.motionformer import DividedAttention, Motionformer, MotionformerConfig
+from avsync.papers.synchformer.network import SYNCHFORMER_CONFIGS, SegmentInputs, Synchformer, get_config
 from conftest import SHARED
 
 MANIFEST = SHARED / "spec" / "official_state_dicts" / "synchformer.json"

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from avsync.models.synchformer import Synchformer, get_config
+from avsync.papers.synchformer.network import Synchformer, get_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "reproductions" / "synchformer" / "configs"
 
@@ -84,8 +84,8 @@ def test_toy_plan_stage2_uses_the_recipe_and_the_full_plan_does_not():
 def test_stage2_from_a_stage1_checkpoint_takes_only_the_extractors(tmp_path):
     """Stage I never trains the sync module; its untrained (reference-initialised) copy must not replace
     the stage-II configuration's own init, while a stage-II checkpoint (3 -> 21 classes) still passes it on."""
-    from avsync.lit.synchformer_stage1 import SynchformerStage1Module
-    from avsync.lit.synchformer_stage2 import SynchformerStage2Module
+    from avsync.papers.synchformer.stage1 import SynchformerStage1Module
+    from avsync.papers.synchformer.stage2 import SynchformerStage2Module
 
     torch.manual_seed(0)
     stage1 = SynchformerStage1Module(arch="synchformer_toy", num_segments=3, input_overrides={"resize_short_side": 32})

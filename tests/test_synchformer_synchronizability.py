@@ -11,10 +11,10 @@ import torch
 
 from avsync.data_modules.synchronizability import NO_OFFSET_CLASS, SynchronizabilityDataModule
 from avsync.data_modules.toy import ToyAVDataModule
-from avsync.lit.synchformer_stage2 import SynchformerStage2Module
-from avsync.lit.synchformer_synchronizability import SynchformerSynchronizabilityModule
+from avsync.papers.synchformer.stage2 import SynchformerStage2Module
+from avsync.papers.synchformer.synchronizability import SynchformerSynchronizabilityModule
 from avsync.media import read_clip
-from avsync.synchronizability import FilteredAccuracyCurve, filtered_accuracy_curve, roc_auc
+from avsync.papers.synchformer.synchronizability_metrics import FilteredAccuracyCurve, filtered_accuracy_curve, roc_auc
 from avsync.toy.generate import generate_toy_set
 
 TOY_INPUTS = {"resize_short_side": 32}
@@ -122,7 +122,7 @@ def test_reads_the_stage2_feature_cache(toy_root, stage2_ckpt, tmp_path):
     from types import SimpleNamespace
 
     from avsync.data_modules.synchformer_features import SynchformerFeatureDataModule
-    from avsync.feature_cache import write_cache
+    from avsync.papers.synchformer.feature_cache import write_cache
 
     module = _module(stage2_ckpt).eval()
     toy = {**TOY, "num_train": 2, "num_valid": 2}

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from avsync.cli import main
-from avsync.convert import get_converter
+from avsync.registry import get_converter
 from avsync.convert.cli import main as convert_main
-from avsync.lit.synchformer_stage1 import SynchformerStage1Module, segment_infonce, warmup_cosine
-from avsync.lit.synchformer_stage2 import SynchformerStage2Module
-from avsync.models.synchformer import SYNCHFORMER_CONFIGS, Synchformer
+from avsync.papers.synchformer.stage1 import SynchformerStage1Module, segment_infonce, warmup_cosine
+from avsync.papers.synchformer.stage2 import SynchformerStage2Module
+from avsync.papers.synchformer.network import SYNCHFORMER_CONFIGS, Synchformer
 from conftest import SHARED
 
 MANIFEST = SHARED / "spec" / "official_state_dicts" / "synchformer.json"

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avsync.convert import get_converter
+from avsync.registry import get_converter
 from avsync.convert.cli import main as convert_main
-from avsync.lit.syncnet import SyncNetFrames, SyncNetModule
-from avsync.models.syncnet import MFCC, SyncNet, build_syncnet, contrastive_loss
+from avsync.papers.syncnet.module import SyncNetFrames, SyncNetModule
+from avsync.papers.syncnet.network import MFCC, SyncNet, build_syncnet, contrastive_loss
 
 from conftest import SHARED
 

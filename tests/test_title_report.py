@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from avsync.cli import main
-from avsync.lit.divas import DiVASModule
+from avsync.papers.divas.module import DiVASModule
 from avsync.title.report import clip_starts, title_report
 from avsync.toy.oracle import ToyOracleScorer
 from avsync.toy.title import write_title

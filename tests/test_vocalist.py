@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avsync.convert import get_converter
+from avsync.registry import get_converter
 from avsync.convert.cli import main as convert_main
-from avsync.lit.vocalist import VocaLiSTModule
-from avsync.models.vocalist import (VOCALIST_CONFIGS, MultiheadAttention, VocaLiST, build_vocalist, future_mask,
+from avsync.papers.vocalist.module import VocaLiSTModule
+from avsync.papers.vocalist.network import (VOCALIST_CONFIGS, MultiheadAttention, VocaLiST, build_vocalist, future_mask,
                                     sinusoidal_positions)
-from avsync.models.vocalist_inputs import MouthFrames, VocaLiSTMel
+from avsync.papers.vocalist.inputs import MouthFrames, VocaLiSTMel
 
 from conftest import SHARED
 

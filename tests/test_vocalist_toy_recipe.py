@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from avsync.lit.encoder_alignment import encoder_alignment_loss, pooled_token_distance
-from avsync.lit.vocalist import VocaLiSTModule
+from avsync.papers.vocalist.encoder_alignment import encoder_alignment_loss, pooled_token_distance
+from avsync.papers.vocalist.module import VocaLiSTModule
 
 
 def toy_module(**kwargs) -> VocaLiSTModule:
@@ -76,8 +76,8 @@ def test_warmup_rises_from_a_hundredth_and_bad_options_raise():
 
 
 def test_candidates_hold_the_true_shift_first_and_distinct_far_negatives():
-    from avsync.lit.candidate_pairs import draw_candidates
-    from avsync.lit.pair_scoring import cut_pairs
+    from avsync.modules.candidate_pairs import draw_candidates
+    from avsync.modules.pair_scoring import cut_pairs
     from avsync.offsets import FrameShifts
 
     g = torch.Generator().manual_seed(1)

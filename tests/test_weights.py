@@ -173,10 +173,11 @@ def test_catalog_entries_are_complete_and_honest():
         assert entry.url or entry.page, entry.name
         assert entry.checksum is None or (entry.checksum.algorithm in ("md5", "sha256")
                                           and all(c in "0123456789abcdef" for c in entry.checksum.hexdigest))
-        if entry.converter is not None:
-            from avsync.convert import CONVERTERS
+        if entry.model is not None:
+            from avsync.registry import converter_names, get_model
 
-            assert entry.converter in CONVERTERS and entry.arch, entry.name
+            assert entry.model in converter_names() and get_model(entry.model).arch, entry.name
+            assert entry.name in get_model(entry.model).weights, entry.name
     no_checksum = {n for n, e in catalog.OFFICIAL_WEIGHTS.items() if e.checksum is None}
     assert no_checksum == {"vocalist-lrs2", "syncnet-v2", "s3fd"}
 
@@ -242,7 +243,7 @@ def test_detect_with_authors_weights_file_matches_convert_then_ckpt(syncnet_offi
 
 
 def test_weights_with_a_name_checks_the_published_checksum(syncnet_official, monkeypatch):
-    from avsync.lit.syncnet import SyncNetModule
+    from avsync.papers.syncnet.module import SyncNetModule
     from avsync.weights import WeightsError, load_authors_file
 
     assert isinstance(load_authors_file(syncnet_official, "syncnet-v2"), SyncNetModule)
@@ -259,7 +260,7 @@ def test_authors_pickle_with_foreign_globals_loads_weights_only(tmp_path, monkey
     import sys
     import types
 
-    from avsync.lit.syncnet import SyncNetModule
+    from avsync.papers.syncnet.module import SyncNetModule
     from avsync.weights import load_authors_file
 
     fake = types.ModuleType("authors_only_cfg")
@@ -310,7 +311,7 @@ def test_detect_model_fetches_converts_and_caches(server, monkeypatch, tmp_path,
     converted = torch.load(cache / "syncnet-v2.avsync.pt", weights_only=True)
     assert converted["official_weights"]["name"] == "syncnet-v2"
     requests, mtime = len(server.requests), (cache / "syncnet-v2.avsync.pt").stat().st_mtime
-    from avsync.lit.syncnet import SyncNetModule
+    from avsync.papers.syncnet.module import SyncNetModule
     from avsync.weights import load_official
 
     module = load_official("syncnet-v2")
@@ -360,7 +361,7 @@ def _authors_synchronizability_state(arch: str = "synchformer_toy") -> dict[str,
     full-size key list is tests/goldens/synchformer_synchronizability_layout.json."""
     import dataclasses
 
-    from avsync.models.synchformer import SYNCHFORMER_CONFIGS, Synchformer
+    from avsync.papers.synchformer.network import SYNCHFORMER_CONFIGS, Synchformer
 
     cfg = dataclasses.replace(SYNCHFORMER_CONFIGS[arch], num_segments=13)
     torch.manual_seed(0)
@@ -374,7 +375,7 @@ def test_synchronizability_entry_fetches_and_converts(server, monkeypatch, tmp_p
     """The synchronizability checkpoint by name: served (md5 prefix), fetched, converted to a
     SynchformerSynchronizabilityModule whose score is the authors' softmax[1]; ``detect --model``
     runs it (its offsets are flat: the authors' file has no offset head)."""
-    from avsync.lit.synchformer_synchronizability import SynchformerSynchronizabilityModule
+    from avsync.papers.synchformer.synchronizability import SynchformerSynchronizabilityModule
     from avsync.weights import load_official
 
     monkeypatch.setenv("AVSYNC_CACHE_DIR", str(tmp_path))
@@ -440,9 +441,9 @@ def test_synchronizability_converter_takes_the_authors_full_size_layout():
     exactly the state of the paper-size SynchformerSynchronizabilityModule."""
     from pathlib import Path
 
-    from avsync.convert import get_converter
-    from avsync.lit.synchformer_synchronizability import SynchformerSynchronizabilityModule
-    from avsync.models.synchformer import Synchformer, get_config
+    from avsync.registry import get_converter
+    from avsync.papers.synchformer.synchronizability import SynchformerSynchronizabilityModule
+    from avsync.papers.synchformer.network import Synchformer, get_config
 
     layout = read_layout(Path(__file__).parent / "goldens" / "synchformer_synchronizability_layout.json")
     state = {k: torch.empty(shape, device="meta") for k, shape in layout.items()}

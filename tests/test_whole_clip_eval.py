@@ -7,10 +7,10 @@ import torch
 from avsync.data_modules.base import ClipRecord
 from avsync.data_modules.whole_clip import WholeClipDataset, whole_clip_collate, whole_clip_plans
 from avsync.inputs import InputSpec
-from avsync.lit.avst import AVSTModule
-from avsync.lit.divas import DiVASModule
+from avsync.papers.avst.module import AVSTModule
+from avsync.papers.divas.module import DiVASModule
 from avsync.offsets import RandomFrameShiftSampler
-from avsync.protocols.score_search import predict_offsets, shift_scores
+from avsync.evaluation.score_search import predict_offsets, shift_scores
 
 CLIP = "lrs3/h264_uncropped_25fps_256side_16000hz_aac/pretrain/C8zY0oAdQrs/00018.mp4"  # 15.72 s
 

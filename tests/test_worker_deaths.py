@@ -1,4 +1,4 @@
-"""A DataLoader worker that dies natively (abort, kill) does not end training (avsync.worker_deaths).
+"""A DataLoader worker that dies natively (abort, kill) does not end training (avsync.training.worker_deaths).
 
 Each death is found by the loader's worker status check (every 0.5 s).
 """
@@ -15,8 +15,8 @@ import torch
 from torch.utils.data import Dataset
 
 from avsync.data_modules.base import BadMediaReport
-from avsync.resume import ExactResume, ResumableTrainLoader
-from avsync.worker_deaths import SurvivingDataLoader
+from avsync.training.resume import ExactResume, ResumableTrainLoader
+from avsync.training.worker_deaths import SurvivingDataLoader
 
 
 class DiesOnItems(Dataset):

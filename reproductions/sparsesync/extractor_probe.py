@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from avsync.lit.sparsesync import SparseSyncModule
+from avsync.papers.sparsesync.module import SparseSyncModule
 from avsync.toy.generate import clip_rng
 from avsync.toy.render import render_clip
 

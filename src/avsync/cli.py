@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from avsync.commands import EXTRA_COMMANDS
-from avsync.public_classes import DATA_MODULES, MODELS, listing
+from avsync.public_classes import DATA_MODULES, listing, models
 
 
 def cli_main(args: list[str] | None = None, run: bool = True):
@@ -28,7 +28,7 @@ def help_text() -> str:
         "avsync — audio-visual synchronisation experiments.\n\n"
         "Training loops (LightningCLI; `avsync fit --help` for their options):\n"
         "  fit, validate, test, predict   e.g. `lightning fit --config experiments/sparsesync_toy_dense.yaml`\n\n"
-        f"Models (--model / model.class_path):\n{listing(MODELS)}\n\n"
+        f"Models (--model / model.class_path):\n{listing(models())}\n\n"
         f"Data modules (--data / data.class_path):\n{listing(DATA_MODULES)}\n\n"
         "Other subcommands (`avsync NAME --help`): " + ", ".join(sorted(EXTRA_COMMANDS)) + "\n"
     )

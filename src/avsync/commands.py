@@ -16,10 +16,10 @@ ENTRY_POINTS: dict[str, str] = {
     "prepare": "avsync.prepare",
     "probe-artefacts": "avsync.artefact_probe",
     "title-report": "avsync.title.report",
-    "cache-features": "avsync.feature_cache",
+    "cache-features": "avsync.papers.synchformer.feature_cache",
     "detect": "avsync.detect.cli",
     "score": "avsync.score.cli",
-    "attribute": "avsync.attribution.cli",
+    "attribute": "avsync.papers.synchformer.attribution.cli",
     "gate": "avsync.gate",
     "weights": "avsync.weights.cli",
 }

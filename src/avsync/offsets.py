@@ -9,7 +9,7 @@ source than the video crop::
     audio_start = video_start + Δ
 
 Because this is the ITU sign, the ITU-R BT.1359 windows read directly on Δ (and on the
-residual offset left after a correction, see :mod:`avsync.metrics`):
+residual offset left after a correction, see :mod:`avsync.evaluation.metrics`):
 detectability [−125, +45] ms, acceptability [−185, +90] ms.
 
 The official fixed-offset CSV files agree: under ``audio_start = vstart_sec + offset_sec`` every

@@ -1,5 +1,7 @@
 """The LightningModules and data modules a user names in a config, listed without importing them.
 
+The models come from :mod:`avsync.registry`; the data modules are listed here.
+
 ``avsync --help`` must answer in well under two seconds, and importing Lightning plus every model
 takes several. So the help reads this table; ``tests/test_cli.py`` imports every module and checks
 that the table names exactly the public, concrete classes found there (bases and private rate
@@ -7,18 +9,16 @@ buckets excluded), so it cannot drift from the code.
 """
 from __future__ import annotations
 
-#: class path -> what it is (one line)
-MODELS: dict[str, str] = {
-    "avsync.lit.avst.AVSTModule": "AVST (BMVC 2021): multi-modal transformer, score search over offsets",
-    "avsync.lit.sparsesync.SparseSyncModule": "SparseSync (BMVC 2022): selectors over S3D/ResNet-18 features",
-    "avsync.lit.selector_pretraining.SelectorContrastivePretraining": "SparseSync toy stage 0: contrastive selector pre-training",
-    "avsync.lit.synchformer_stage1.SynchformerStage1Module": "Synchformer stage I: segment-level AV contrastive (Segment AVCLIP)",
-    "avsync.lit.synchformer_stage2.SynchformerStage2Module": "Synchformer stage II: offset classification over frozen/tuned extractors",
-    "avsync.lit.synchformer_synchronizability.SynchformerSynchronizabilityModule": "Synchformer: synchronizability head",
-    "avsync.lit.vocalist.VocaLiSTModule": "VocaLiST (Interspeech 2022): lip-voice cross-modal transformer",
-    "avsync.lit.divas.DiVASModule": "DiVAS (CVPR 2024): frame-rate-independent distance model, ASD",
-    "avsync.lit.syncnet.SyncNetModule": "SyncNet (baseline): contrastive face/MFCC embeddings",
-}
+
+def models() -> dict[str, str]:
+    """LightningModule class path -> what it is: the public names of :mod:`avsync.registry`."""
+    from avsync.registry import get_model, list_models
+    out: dict[str, str] = {}
+    for name in list_models(public_only=True):
+        entry = get_model(name)
+        out.setdefault(entry.module, f"{entry.summary} [{name}]")
+    return out
+
 
 DATA_MODULES: dict[str, str] = {
     "avsync.data_modules.toy.ToyAVDataModule": "the embedded toy set (generated, real H.264/AAC files)",
@@ -43,8 +43,8 @@ DATA_MODULES: dict[str, str] = {
 
 #: bases a config never names directly: they are shared parents of the classes above
 BASES: frozenset[str] = frozenset({
-    "avsync.lit.offset_classification.OffsetClassificationModule",
-    "avsync.lit.pair_scoring.PairScoringModule",
+    "avsync.modules.offset_classification.OffsetClassificationModule",
+    "avsync.modules.pair_scoring.PairScoringModule",
     "avsync.data_modules.base.AVSyncDataModule",
     "avsync.data_modules.multirate.MultiRateDataModule",
 })

@@ -131,7 +131,7 @@ def run_stage(stage: Stage, plan_dir: Path, out: Path, ckpts: dict[str, str], da
     if stage.test:
         tested = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, weights_only=True)
         result["test"] = {k: float(v) for k, v in tested[0].items()}
-        if getattr(cli.model, "test_breakdown", None):  # per offset / per class (avsync.lit.class_breakdown)
+        if getattr(cli.model, "test_breakdown", None):  # per offset / per class (avsync.evaluation.class_breakdown)
             result["breakdown"] = cli.model.test_breakdown
     result["seconds"] = round(time.time() - start, 1)
     (stage_dir / "result.json").write_text(json.dumps(result, indent=2))
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         ckpts[stage.name] = results[stage.name]["checkpoint"]
         write_stage_plots(out, stage.name, results[stage.name])
         write_table(numbers, results, out, mode, args.paper, authors)  # keep the table current while it runs
-    from avsync.curves import plot_learning_curves
+    from avsync.evaluation.curves import plot_learning_curves
 
     plot_learning_curves({n: r["log_dir"] for n, r in results.items() if r.get("log_dir")}, out / "curves.png")
     failures = write_table(numbers, results, out, mode, args.paper, authors)

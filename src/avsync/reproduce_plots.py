@@ -2,7 +2,7 @@
 (sorted bars, AVST Fig. 3 / SparseSync Fig. 3) where the stage's test data had classes.
 
 They are drawn from the ``breakdown`` a stage's ``result.json`` holds (the module's
-``test_breakdown``, :mod:`avsync.lit.class_breakdown`) and written beside the results table as
+``test_breakdown``, :mod:`avsync.evaluation.class_breakdown`) and written beside the results table as
 ``<stage>_per_offset.png`` / ``<stage>_per_class.png``; the table links them.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from avsync.lit.class_plots import per_class_figure  # noqa: E402
-from avsync.lit.plots import per_offset_figure  # noqa: E402
+from avsync.evaluation.class_plots import per_class_figure  # noqa: E402
+from avsync.evaluation.figures import per_offset_figure  # noqa: E402
 
 __all__ = ["PLOT_KINDS", "stage_plot_paths", "write_stage_plots"]
 

@@ -26,7 +26,7 @@ FIXTURES = ROOT.parent / "shared" / "fixtures" / "real"
 
 def synthetic_syncnet():
     """SyncNet with the goldens' weights (the official layout filled by avsync's generator)."""
-    from avsync.convert import syncnet as converter
+    from avsync.papers.syncnet import convert as converter
     from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 
     return converter.load_official(synthetic_state_dict(read_layout(LAYOUT))).eval()
@@ -37,7 +37,7 @@ def avsync_lse_tracks(clip: Path, limits: dict, net=None) -> list[dict]:
     decoding and face pipeline (``LSEScorer.decode``), then per track the search its ``compute``
     runs (``syncnet_lse`` on the track's crops and audio), keeping the mean distance curve."""
     from avsync.faces import DlibHogDetector, TrackParams
-    from avsync.protocols.lse import syncnet_lse
+    from avsync.evaluation.lse import syncnet_lse
     from avsync.score.lse import LSEScorer
     from avsync.score.reasons import Unsynchronisable
 

@@ -4,8 +4,8 @@
 Not run by the tests (it needs the ``ffmpeg`` binary that the authors' VocaLiST and SyncNet
 pipelines call). The authors extract the audio with ``ffmpeg -i clip.mp4 [-ac 1] audio.wav`` (a
 16-bit wav) and read its int16 samples; avsync decodes with PyAV's FFmpeg, downmixes by averaging
-the channels and rounds to int16 (:func:`avsync.protocols.vocalist_clip.vocalist_clip_mel`,
-:mod:`avsync.protocols.lse`). This script separates the stages::
+the channels and rounds to int16 (:func:`avsync.papers.vocalist.clip_protocol.vocalist_clip_mel`,
+:mod:`avsync.evaluation.lse`). This script separates the stages::
 
     python tests/parity/measure_audio_decode.py [CLIP.mp4]
 

@@ -9,9 +9,10 @@ Each model has a converter module with the same three functions (timm style):
   (``state_dict`` with the module's ``net.`` prefix + plain ``hyper_parameters``) for
   ``torch.save``; ``LightningModule.load_from_checkpoint`` and ``init_from=`` both read it.
 
-``CONVERTERS`` names the converter module of each model and is imported lazily, so listing the
-registry costs nothing; add a model with one line. ``avsync convert`` (:mod:`avsync.convert.cli`)
-is the command-line front end.
+Each converter lives in its paper's package (``avsync.papers.<paper>.convert``) and is named by the
+paper's registration in :mod:`avsync.registry` (``get_converter(name)``). This package holds what
+they share (reading official pickles safely, checking a converted state dict fits) and ``avsync
+convert`` (:mod:`avsync.convert.cli`).
 
 Official checkpoints are pickles that often carry more than tensors (the training config as an
 OmegaConf object, optimiser state). :func:`read_state_dict` never unpickles arbitrary code: it
@@ -20,38 +21,15 @@ inert stand-in classes (so ``omegaconf`` need not even be installed).
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
 
 log = logging.getLogger(__name__)
-
-CONVERTERS: dict[str, str] = {
-    "sparsesync": "avsync.convert.sparsesync",
-    "vocalist": "avsync.convert.vocalist",
-    "syncnet": "avsync.convert.syncnet",
-    "synchformer": "avsync.convert.synchformer",
-    "synchformer_synchronizability": "avsync.convert.synchformer_synchronizability",
-}
-
-_REQUIRED = ("checkpoint_filter_fn", "load_official", "lightning_checkpoint")
-
-
-def get_converter(name: str) -> ModuleType:
-    """The converter module registered as ``name`` (checked for the three converter functions)."""
-    if name not in CONVERTERS:
-        raise ValueError(f"no converter for {name!r}; available: {sorted(CONVERTERS)}")
-    module = importlib.import_module(CONVERTERS[name])
-    missing = [f for f in _REQUIRED if not callable(getattr(module, f, None))]
-    if missing:
-        raise TypeError(f"converter module {module.__name__} lacks {missing}")
-    return module
 
 
 def check_fit(state: Mapping[str, torch.Tensor], model: torch.nn.Module, name: str) -> None:

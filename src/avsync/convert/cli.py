@@ -13,13 +13,13 @@ from pathlib import Path
 
 import torch
 
-from avsync.convert import CONVERTERS, get_converter
+from avsync.registry import converter_names, get_converter
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="avsync convert", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, choices=sorted(CONVERTERS), help="which model the checkpoint is")
+    p.add_argument("--model", required=True, choices=converter_names(), help="which model the checkpoint is")
     p.add_argument("--src", required=True, type=Path, help="official checkpoint (.pt/.pth)")
     p.add_argument("--dst", required=True, type=Path, help="where to write the converted checkpoint")
     p.add_argument("--arch", default=None,

@@ -27,7 +27,7 @@ from avsync.detect.plots import save, score_curve_figure, timeline_figure
 from avsync.detect.run import LONG_FILE_SEC, detect_decoded, detect_file, write_corrected
 from avsync.detect.timeline import DEFAULT_HOP_SEC, timeline
 from avsync.media import MediaError
-from avsync.protocols.score_search import ClipTooShortForSearch
+from avsync.evaluation.score_search import ClipTooShortForSearch
 
 __all__ = ["detect_file", "detect_decoded", "write_corrected", "main"]
 

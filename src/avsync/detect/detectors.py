@@ -8,36 +8,39 @@ them over a moving window.
 * :class:`GridDetector` — SparseSync, Synchformer (any :class:`OffsetClassificationModule`): softmax over
   the offset grid of each crop of the model's length; crops every ``hop_sec``.
 * :class:`ScoreSearchDetector` — VocaLiST, SyncNet (:class:`PairScoringModule`), AVST and DiVAS:
-  :func:`~avsync.protocols.score_search.shift_scores` rows (one per frame), the clip-level
-  answer by :func:`~avsync.protocols.score_search.predict_offsets` over all rows.
+  :func:`~avsync.evaluation.score_search.shift_scores` rows (one per frame), the clip-level
+  answer by :func:`~avsync.evaluation.score_search.predict_offsets` over all rows.
 * :class:`VocaLiSTClipDetector` — the paper-size VocaLiST: the authors' ``test_lrs2.py`` procedure
-  (:mod:`avsync.protocols.vocalist_clip`: ``cv2.resize`` of the stored face crops, whole-clip mel,
+  (:mod:`avsync.papers.vocalist.clip_protocol`: ``cv2.resize`` of the stored face crops, whole-clip mel,
   zero-padded and masked search), the clip's answer from the window-averaged logits.
 * :class:`SyncNetClipDetector` — the paper-size SyncNet (224 px face crops, e.g. converted official
   ``syncnet-v2`` weights): syncnet_python's own ``evaluate`` (whole-clip MFCC, zero-padded edges,
-  :mod:`avsync.protocols.lse`), so ``detect`` gives its offset and its confidence (= LSE-C).
+  :mod:`avsync.evaluation.lse`), so ``detect`` gives its offset and its confidence (= LSE-C).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import lightning as L
 import numpy as np
 import torch
 
-from avsync.lit.avst import AVSTModule
-from avsync.lit.divas import DiVASModule
-from avsync.lit.offset_classification import OffsetClassificationModule
-from avsync.lit.pair_scoring import PairScoringModule
-from avsync.lit.syncnet import SyncNetModule
-from avsync.lit.vocalist import VocaLiSTModule
+from avsync.evaluation.score_search import ClipTooShortForSearch, PairScorer, predict_offsets, shift_scores
+from avsync.modules.offset_classification import OffsetClassificationModule
+from avsync.modules.pair_scoring import PairScoringModule
 from avsync.offsets import FrameShifts
-from avsync.protocols.score_search import ClipTooShortForSearch, PairScorer, predict_offsets, shift_scores
+from avsync.registry import entry_for_module
+
+if TYPE_CHECKING:  # the papers' modules are imported by whoever built the module, not here
+    from avsync.papers.avst.module import AVSTModule
+    from avsync.papers.divas.module import DiVASModule
+    from avsync.papers.syncnet.module import SyncNetModule
+    from avsync.papers.vocalist.module import VocaLiSTModule
 
 __all__ = ["OffsetScores", "frame_starts", "GridDetector", "ScoreSearchDetector", "SyncNetClipDetector", "VocaLiSTClipDetector",
-           "DETECTORS",
+           "PROTOCOLS",
            "detector_for"]
 
 
@@ -184,7 +187,7 @@ class _AuthorsClipDetector:
 
 
 class SyncNetClipDetector(_AuthorsClipDetector):
-    """SyncNet as syncnet_python's ``evaluate`` runs it (:func:`avsync.protocols.lse.syncnet_lse`).
+    """SyncNet as syncnet_python's ``evaluate`` runs it (:func:`avsync.evaluation.lse.syncnet_lse`).
 
     Row w = 5-frame window w, scores = −distance at each offset (columns ascending from −vshift:
     syncnet_python's column i is offset ``vshift − i``, + = audio leads); the file curve is minus its
@@ -193,7 +196,7 @@ class SyncNetClipDetector(_AuthorsClipDetector):
 
     @torch.inference_mode()
     def scores(self, frames: torch.Tensor, wav: torch.Tensor, progress: bool = False, **_) -> OffsetScores:
-        from avsync.protocols.lse import syncnet_lse
+        from avsync.evaluation.lse import syncnet_lse
 
         try:
             result = syncnet_lse(self.module.net, frames, wav, vshift=self.vshift, sample_rate=self.spec.sample_rate)
@@ -202,16 +205,16 @@ class SyncNetClipDetector(_AuthorsClipDetector):
         return self._offset_scores(-result.dists.double().cpu().numpy())
 
     def file_prediction(self, scores: OffsetScores) -> tuple[int, float]:
-        """(index of the offset, LSE-C): :func:`avsync.protocols.lse.lse_from_dists` on the float32
+        """(index of the offset, LSE-C): :func:`avsync.evaluation.lse.lse_from_dists` on the float32
         distances, so the numbers are the protocol's to the last bit."""
-        from avsync.protocols.lse import lse_from_dists
+        from avsync.evaluation.lse import lse_from_dists
 
         result = lse_from_dists(torch.from_numpy(-scores.rows).float().flip(1), vshift=self.vshift)
         return int(result.offset_frames) + self.vshift, float(result.lse_c)
 
 
 class VocaLiSTClipDetector(_AuthorsClipDetector):
-    """VocaLiST as the authors' ``test_lrs2.py`` scores a clip (:mod:`avsync.protocols.vocalist_clip`).
+    """VocaLiST as the authors' ``test_lrs2.py`` scores a clip (:mod:`avsync.papers.vocalist.clip_protocol`).
 
     Frames are decoded as stored (face crops: the authors resize them to 96x96 with ``cv2.resize``
     and keep the lower half), the mel is the whole clip's. Row w = window w's sync logits over the
@@ -226,7 +229,7 @@ class VocaLiSTClipDetector(_AuthorsClipDetector):
 
     @torch.inference_mode()
     def scores(self, frames: torch.Tensor, wav: torch.Tensor, progress: bool = False, **_) -> OffsetScores:
-        from avsync.protocols.vocalist_clip import (MASKED_LOGIT, vocalist_clip_frames, vocalist_clip_logits,
+        from avsync.papers.vocalist.clip_protocol import (MASKED_LOGIT, vocalist_clip_frames, vocalist_clip_logits,
                                                     vocalist_clip_mel, vocalist_window_count)
 
         count = vocalist_window_count(len(frames), len(wav))
@@ -271,20 +274,25 @@ def _avst(module: AVSTModule) -> ScoreSearchDetector:
                                                    module.max_shift, module.batch_windows))
 
 
-#: LightningModule class -> detector factory; subclasses of these bases are found through the MRO
-DETECTORS: dict[type, Callable[[L.LightningModule], GridDetector | ScoreSearchDetector]] = {
-    OffsetClassificationModule: GridDetector,
-    PairScoringModule: _pair_scoring,
-    SyncNetModule: _syncnet,
-    VocaLiSTModule: _vocalist,
-    DiVASModule: _divas,
-    AVSTModule: _avst,
+#: detector protocol (the registry's ``detector`` of a model) -> detector factory
+PROTOCOLS: dict[str, Callable[[L.LightningModule], GridDetector | ScoreSearchDetector]] = {
+    "grid": GridDetector,
+    "pair_scoring": _pair_scoring,
+    "syncnet": _syncnet,
+    "vocalist": _vocalist,
+    "divas": _divas,
+    "avst": _avst,
 }
+# a module no name is registered for (a user's subclass of a protocol base) runs by its base's protocol
+_BASE_PROTOCOLS = ((OffsetClassificationModule, "grid"), (PairScoringModule, "pair_scoring"))
 
 
 def detector_for(module: L.LightningModule) -> GridDetector | ScoreSearchDetector:
-    for cls in type(module).__mro__:
-        if cls in DETECTORS:
-            return DETECTORS[cls](module)
-    raise TypeError(f"{type(module).__name__} does not predict offsets (no detector registered in "
-                    f"avsync.detect.detectors.DETECTORS)")
+    """The detector of ``module``: its registered model's protocol (:mod:`avsync.registry`)."""
+    entry = entry_for_module(module)
+    protocol = entry.detector if entry is not None else next(
+        (name for base, name in _BASE_PROTOCOLS if isinstance(module, base)), None)
+    if protocol is None:
+        raise TypeError(f"{type(module).__name__} does not predict offsets (its registered model has no detector "
+                        f"protocol; see avsync.registry)")
+    return PROTOCOLS[protocol](module)

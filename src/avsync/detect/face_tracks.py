@@ -2,7 +2,7 @@
 
 Each track of the file (:func:`avsync.faces.model_input.decode_face_clips`) is decided exactly as
 a file of its own (:func:`avsync.detect.cli.detect_decoded`), on its crops and the audio under its
-frames. Each track also gets the suite's active-speaker decision (:mod:`avsync.protocols.
+frames. Each track also gets the suite's active-speaker decision (:mod:`avsync.evaluation.
 active_speaker`: a face speaks when its lips sync with the audio): the score is the track's
 search confidence (max − median of the window-averaged scores, which for SyncNet is LSE-C), and
 the face speaks when it reaches ``threshold`` — given by the caller or calibrated into the model
@@ -72,7 +72,7 @@ def detect_tracks(detector, path: str | Path, options: FaceOptions = FaceOptions
     from avsync.detect.run import detect_decoded
 
     from avsync.media import MediaError
-    from avsync.protocols.score_search import ClipTooShortForSearch
+    from avsync.evaluation.score_search import ClipTooShortForSearch
 
     threshold = asd_threshold_of(detector.module, threshold)
     out, failed = [], []

@@ -1,31 +1,22 @@
 """Any of the suite's checkpoints -> its LightningModule, in eval mode, and the detector that drives it.
 
-The class comes from the checkpoint's hyper-parameters: LightningCLI stores it as ``_class_path``;
-a checkpoint written without the CLI (``Trainer.fit`` in a script) is recognised by its ``arch``,
-looked up in the model families' registries (``MODULE_ARCHS``). How a module is run on a file is
-the detector's business (:mod:`avsync.detect.detectors`): a grid classifier or a score search.
-Adding a model is one entry in ``MODULE_ARCHS`` and, unless it subclasses one of the two base
-modules, one in :data:`avsync.detect.detectors.DETECTORS` (AVST and Synchformer have theirs).
+The class comes from the checkpoint's hyper-parameters: LightningCLI stores it as ``_class_path``
+(paths from before the per-paper packages still resolve); a checkpoint written without the CLI
+(``Trainer.fit`` in a script) is recognised by its ``arch``, looked up in :mod:`avsync.registry`.
+How a module is run on a file is the detector's business (:mod:`avsync.detect.detectors`), chosen
+by the model's registered detector protocol.
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import lightning as L
 import torch
 
-__all__ = ["MODULE_ARCHS", "CheckpointError", "module_class", "load_module", "module_from_checkpoint"]
+from avsync.registry import entry_for_checkpoint, import_path, list_models
 
-#: LightningModule class path -> (module, name) of the arch registry of its model family
-MODULE_ARCHS: dict[str, tuple[str, str]] = {
-    "avsync.lit.sparsesync.SparseSyncModule": ("avsync.models.sparsesync", "SPARSESYNC_CONFIGS"),
-    "avsync.lit.vocalist.VocaLiSTModule": ("avsync.models.vocalist", "VOCALIST_CONFIGS"),
-    "avsync.lit.syncnet.SyncNetModule": ("avsync.models.syncnet", "SYNCNET_CONFIGS"),
-    "avsync.lit.divas.DiVASModule": ("avsync.models.divas", "DIVAS_CONFIGS"),
-    "avsync.lit.avst.AVSTModule": ("avsync.models.avst", "AVST_CONFIGS"),
-    "avsync.lit.synchformer_stage2.SynchformerStage2Module": ("avsync.models.synchformer", "SYNCHFORMER_CONFIGS"),
-}
+__all__ = ["CheckpointError", "module_class", "load_module", "module_from_checkpoint"]
+
 # constructor arguments that point at other weight files: the checkpoint's own weights replace them
 _WEIGHT_FILE_ARGS = ("init_from", "s3d_weights", "audio_weights", "extractors_from")
 _INTERNAL_KEYS = ("_class_path", "_instantiator")
@@ -35,25 +26,19 @@ class CheckpointError(ValueError):
     """The checkpoint cannot be read or does not say which model it holds."""
 
 
-def _import(path: str):
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
 def module_class(hparams: dict) -> type[L.LightningModule]:
     """The LightningModule class of a checkpoint's hyper-parameters."""
     if "_class_path" in hparams:
         try:
-            return _import(hparams["_class_path"])
+            return import_path(hparams["_class_path"])
         except (ImportError, AttributeError) as err:
             raise CheckpointError(f"the checkpoint's model {hparams['_class_path']} is not in this install "
                                   f"({err})") from err
-    arch = hparams.get("arch")
-    for class_path, (registry_module, registry) in MODULE_ARCHS.items():
-        if arch in getattr(importlib.import_module(registry_module), registry):
-            return _import(class_path)
-    raise CheckpointError(f"cannot tell the model: no _class_path in the hyper-parameters and arch {arch!r} "
-                          f"is in no registry of {sorted(MODULE_ARCHS)}")
+    entry = entry_for_checkpoint(hparams)
+    if entry is None:
+        raise CheckpointError(f"cannot tell the model: no _class_path in the hyper-parameters and arch "
+                              f"{hparams.get('arch')!r} is no registered model's ({', '.join(list_models())})")
+    return entry.module_class()
 
 
 def load_module(ckpt: str | Path, device: str = "cpu") -> L.LightningModule:

@@ -1,10 +1,10 @@
 """Who speaks when: per face track, per stretch of time, the suite's active-speaker decision.
 
-The decision is the one of :mod:`avsync.protocols.active_speaker` (a face speaks if its lips sync
+The decision is the one of :mod:`avsync.evaluation.active_speaker` (a face speaks if its lips sync
 with the audio: the score search's confidence, median − min of the distances, reaches a
 threshold calibrated for the model), made over time instead of once per crop: the search's
-per-window scores (:func:`~avsync.protocols.score_search.shift_scores`) are averaged over runs of
-``context`` consecutive windows (:func:`~avsync.protocols.score_search.predict_offsets`), giving an
+per-window scores (:func:`~avsync.evaluation.score_search.shift_scores`) are averaged over runs of
+``context`` consecutive windows (:func:`~avsync.evaluation.score_search.predict_offsets`), giving an
 offset and a confidence per run, each placed at the run's centre time on the clip's timeline.
 Each track is searched against the audio of its own frames (the span syncnet_python cuts for a
 track). A track too short for one search gets ``reason="too_short"`` and no windows.
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from avsync.faces.tracks import FaceTrack
-from avsync.protocols.score_search import (ClipTooShortForSearch, PairScorer, frame_start_sample,
+from avsync.evaluation.score_search import (ClipTooShortForSearch, PairScorer, frame_start_sample,
                                            predict_offsets, shift_scores)
 
 __all__ = ["TrackSpeaking", "track_audio", "speaking_over_time"]

@@ -4,7 +4,7 @@ the same ``run_pipeline`` + ``run_syncnet``).
 
 Per file: decode at 25 fps (native size) and 16 kHz mono; face tracks and their 0.4-scale 224 px
 crops (:mod:`avsync.faces`, syncnet_python's tracking and cropping); per track, SyncNet's search
-over the audio of the track's span (:func:`avsync.protocols.lse.syncnet_lse`). The row's ``lse_c``
+over the audio of the track's span (:func:`avsync.evaluation.lse.syncnet_lse`). The row's ``lse_c``
 / ``lse_d`` are the mean over the file's tracks (as those scripts average their per-track lines);
 ``lse_tracks`` lists every track (frames, seconds, offset, LSE-C, LSE-D). No track: ``no_face``.
 
@@ -25,7 +25,7 @@ LSE_FPS, LSE_SAMPLE_RATE = 25.0, 16000  # syncnet_python converts every input to
 class LSEScorer:
     """Decode + face tracks (:meth:`decode`, in a worker), SyncNet's search per track (:meth:`compute`).
 
-    ``net``: :class:`avsync.models.syncnet.SyncNet` (e.g. ``SyncNetModule.net`` of converted
+    ``net``: :class:`avsync.papers.syncnet.network.SyncNet` (e.g. ``SyncNetModule.net`` of converted
     official ``syncnet-v2`` weights); ``detector``: an :class:`avsync.faces.FaceDetector` (default:
     :func:`avsync.faces.default_detector`; :class:`avsync.faces.S3FD` for syncnet_python's own);
     ``params``: the tracker's limits (syncnet_python's defaults: tracks of 100+ frames, faces of
@@ -63,7 +63,7 @@ class LSEScorer:
         return per_track
 
     def compute(self, path: str, decoded) -> dict:
-        from avsync.protocols.lse import syncnet_lse
+        from avsync.evaluation.lse import syncnet_lse
 
         tracks = []
         for first, last, crops, span in decoded:

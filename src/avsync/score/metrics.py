@@ -5,7 +5,7 @@ worker; returns numpy arrays) and :meth:`compute` (in the main process, on the m
 
 * ``offset`` — the offset of the file with any of the suite's offset models, exactly as ``avsync
   detect`` computes it (:mod:`avsync.detect`: same decoding, same crops, same decision).
-* ``desync`` — av-benchmark's DeSync with a Synchformer (:mod:`avsync.protocols.desync`).
+* ``desync`` — av-benchmark's DeSync with a Synchformer (:mod:`avsync.evaluation.desync`).
 * ``lse`` — syncnet_python's LSE-C / LSE-D per face track (:mod:`avsync.score.lse`).
 
 Models: ``--ckpt`` (a checkpoint of this suite), ``--weights`` (an official weight file, converted
@@ -44,14 +44,14 @@ def load_choice(choice: ModelChoice, device: str, default_converter: str | None 
     if choice.ckpt:
         return load_module(choice.ckpt, device)
     if choice.weights:
-        from avsync.convert import CONVERTERS, get_converter
+        from avsync.registry import converter_names, get_converter
 
         name, sep, path = choice.weights.partition(":")
-        if not sep or name not in CONVERTERS:
+        if not sep or name not in converter_names():
             name, path = default_converter, choice.weights
         if name is None:
             raise CheckpointError(f"--weights {choice.weights}: say which model the file is, as MODEL:PATH "
-                                  f"(MODEL one of {sorted(CONVERTERS)})")
+                                  f"(MODEL one of {converter_names()})")
         try:
             state = get_converter(name).lightning_checkpoint(path)
         except (OSError, ValueError, RuntimeError, KeyError) as err:
@@ -171,8 +171,8 @@ class DeSyncMetric:
     values = ("desync_sec",)
 
     def __init__(self, module, duration_sec: float | None = None):
-        from avsync.lit.synchformer_stage2 import SynchformerStage2Module
-        from avsync.protocols.desync import DURATION_SEC
+        from avsync.papers.synchformer.stage2 import SynchformerStage2Module
+        from avsync.evaluation.desync import DURATION_SEC
 
         if not isinstance(module, SynchformerStage2Module):
             raise CheckpointError(f"DeSync needs a Synchformer (stage II); got {type(module).__name__}")
@@ -180,7 +180,7 @@ class DeSyncMetric:
         self.duration_sec = float(duration_sec or DURATION_SEC)
 
     def decode(self, path: str):
-        from avsync.protocols.desync import SAMPLE_RATE, decode_for_desync
+        from avsync.evaluation.desync import SAMPLE_RATE, decode_for_desync
 
         frames, wav = decode_for_desync(path, self.duration_sec, self.module.input_spec.frame_size)
         frames, wav = frames.numpy(), wav.numpy()
@@ -188,7 +188,7 @@ class DeSyncMetric:
         return frames, wav
 
     def compute(self, path: str, decoded) -> dict:
-        from avsync.protocols.desync import desync_of
+        from avsync.evaluation.desync import desync_of
 
         frames, wav = (torch.from_numpy(x) for x in decoded)
         return desync_of(self.module, frames, wav).as_row()
@@ -203,7 +203,7 @@ class LSEMetric:
     values = ("lse_c", "lse_d")
 
     def __init__(self, module, face_detector: str = "dlib", params=None):
-        from avsync.lit.syncnet import SyncNetModule
+        from avsync.papers.syncnet.module import SyncNetModule
         from avsync.score.lse import LSEScorer
 
         if not isinstance(module, SyncNetModule):

@@ -44,7 +44,7 @@ def _one_line(text: str) -> str:
 
 def failure(err: BaseException) -> tuple[str, str]:
     """(reason code, one-line message) of an exception raised while scoring a file."""
-    from avsync.protocols.score_search import ClipTooShortForSearch
+    from avsync.evaluation.score_search import ClipTooShortForSearch
 
     if isinstance(err, Unsynchronisable):
         return err.code, _one_line(err)

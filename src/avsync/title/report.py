@@ -2,9 +2,9 @@
 
 The video is read at its own frame rate (DiVAS consumes media as it is), cut into clips of
 ``clip_sec`` every ``hop_sec``; each clip goes through the score search
-(:mod:`avsync.protocols.score_search`, all windows averaged: one offset and one confidence per
+(:mod:`avsync.evaluation.score_search`, all windows averaged: one offset and one confidence per
 clip), and :mod:`avsync.title.timeline` turns the series into the verdict. Any
-:class:`~avsync.protocols.score_search.PairScorer` works; the command line loads a DiVAS checkpoint.
+:class:`~avsync.evaluation.score_search.PairScorer` works; the command line loads a DiVAS checkpoint.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from avsync.media import probe, read_audio, read_frames
-from avsync.protocols.score_search import ClipTooShortForSearch, PairScorer, predict_offsets, shift_scores
+from avsync.evaluation.score_search import ClipTooShortForSearch, PairScorer, predict_offsets, shift_scores
 from avsync.title.timeline import TitleThresholds, classify_title
 
 __all__ = ["ClipPrediction", "clip_starts", "predict_title_clips", "title_report", "timeline_figure", "main"]
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from avsync.detect.loading import CheckpointError, load_module
-    from avsync.lit.divas import DiVASModule
+    from avsync.papers.divas.module import DiVASModule
 
     try:  # any checkpoint avsync fit writes (LightningCLI's _class_path, callbacks) or a plain one
         module = load_module(args.ckpt, args.device)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from avsync.registry import get_model
 from avsync.weights.catalog import OFFICIAL_WEIGHTS, get
 from avsync.weights.download import DownloadError, file_digest, weights_cache_dir
 
@@ -40,7 +41,7 @@ def markdown_table() -> str:
              "|---|---|---|---|---|---|"]
     for e in OFFICIAL_WEIGHTS.values():
         link = f"[{e.filename}]({e.url})" if e.url else f"{e.filename} ([by hand]({e.page}))"
-        converter = f"`{e.converter}` ({e.arch})" if e.converter else "none"
+        converter = f"`{e.model}` ({(e.arch or get_model(e.model).arch)})" if e.model else "none"
         lines.append(f"| `{e.name}` | {e.paper} | {e.dataset} | {link} | {e.checksum_status} | {converter} |")
     return "\n".join(lines)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from avsync.convert import get_converter, read_state_dict
+from avsync.convert import read_state_dict
+from avsync.registry import get_converter, get_model
 from avsync.weights.catalog import OfficialWeights, get
 from avsync.weights.download import download, file_digest, weights_cache_dir
 
@@ -46,9 +47,9 @@ def converted_path(name: str, cache_dir: str | Path | None = None) -> Path:
 
 
 def _converter_of(entry: OfficialWeights):
-    if entry.converter is None:
+    if entry.model is None:
         raise WeightsError(f"{entry.name}: avsync has no converter for this checkpoint ({entry.notes})")
-    return get_converter(entry.converter)
+    return get_converter(entry.model)
 
 
 def _lightning_checkpoint(converter: str, arch: str, state: Mapping[str, torch.Tensor], origin: dict) -> dict:
@@ -71,7 +72,7 @@ def convert(name: str, cache_dir: str | Path | None = None, *, progress: bool = 
         return out
     _converter_of(entry)  # before a download that could not be used
     src = fetch(name, cache_dir, progress=progress)
-    ckpt = _lightning_checkpoint(entry.converter, entry.arch, read_state_dict(src), _origin(entry, src.name))
+    ckpt = _lightning_checkpoint(entry.model, (entry.arch or get_model(entry.model).arch), read_state_dict(src), _origin(entry, src.name))
     tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
     try:
         torch.save(ckpt, tmp)
@@ -135,6 +136,6 @@ def load_authors_file(path: str | Path, name: str | None = None, device: str = "
         family = guess_converter(state)
         ckpt = _lightning_checkpoint(family, family, state, {"name": "", "file": str(path), "url": ""})
     else:
-        ckpt = _lightning_checkpoint(entry.converter, entry.arch, state, _origin(entry, str(path)))
+        ckpt = _lightning_checkpoint(entry.model, (entry.arch or get_model(entry.model).arch), state, _origin(entry, str(path)))
     return module_from_checkpoint(ckpt, device, source=str(path))
 
