@@ -70,10 +70,10 @@ class ClassOffsetAccuracy(OffsetAccuracy):
             raise ValueError(f"class indices outside -1..{len(self.class_names) - 1}")
         return classes
 
-    def compute(self) -> dict[str, Tensor]:
+    def _result(self) -> dict[str, Tensor]:
         """OffsetAccuracy's result plus ``per_class_count``, ``per_class_acc@1`` and
         ``per_class_acc_tol`` (length K, NaN for a class without samples)."""
-        result = super().compute()
+        result = super()._result()
         count = self.class_count.double()
         result["per_class_count"] = self.class_count.clone()
         result["per_class_acc@1"] = self.class_correct.double() / count

@@ -1,7 +1,8 @@
-"""Figures the papers show, drawn from OffsetAccuracy states: confusion over offsets, per-offset accuracy."""
+"""Figures the papers show, drawn from OffsetAccuracy states: confusion over offsets, per-offset
+accuracy; and :func:`log_figures`, the one way every module puts a figure into TensorBoard."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import matplotlib
 
@@ -47,3 +48,28 @@ def per_offset_figure(acc1: torch.Tensor, acc_tol: torch.Tensor, offsets_sec: Se
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+FigureSource = Callable[[], "plt.Figure | None"]
+
+
+def log_figures(module, figures: Mapping[str, FigureSource]) -> None:
+    """Log ``{tag: make_figure}`` to the module's TensorBoard writer at its global step, then close them.
+
+    Only on global rank 0, and only when the module's logger has an ``add_figure`` writer
+    (TensorBoard): without one nothing is drawn (each entry is a callable, called only then). A
+    callable may return ``None`` (nothing to draw this time). A torchmetrics metric's own ``plot``
+    serves as a source too: ``lambda: metric.plot()[0]``.
+    """
+    trainer = getattr(module, "_trainer", None)
+    if trainer is None or not trainer.is_global_zero:
+        return
+    writer = getattr(module.logger, "experiment", None)
+    if writer is None or not hasattr(writer, "add_figure"):
+        return
+    for tag, make in figures.items():
+        fig = make()
+        if fig is None:
+            continue
+        writer.add_figure(tag, fig, global_step=module.global_step)
+        plt.close(fig)

@@ -14,9 +14,11 @@ Tolerances (exactly one per metric):
   100 ms too small leaves the audio leading by 100 ms (rejected), one 100 ms too large leaves it
   lagging by 100 ms (accepted).
 
-Logging from Lightning: ``compute()`` returns a dict with tensors of different shapes, so log
-its scalars yourself at epoch end (``self.log_dict({"val/acc@1": r["acc@1"], ...})``) and call
-``reset()``; do not pass the metric object to ``self.log``.
+Logging from Lightning: by default ``compute()`` returns a dict with tensors of different shapes
+(what :meth:`results` always returns). Built with ``score="acc_tol"`` (or ``acc@1``,
+``acc_tol_in_sync``, ``acc_tol_random_offset``) the metric computes that one scalar, so a module
+logs the metric *object* (``self.log(name, metric)``) and Lightning computes it at epoch end and
+resets it; the evaluators of :mod:`avsync.evaluation.evaluators` build their collections so.
 """
 from __future__ import annotations
 
@@ -27,11 +29,15 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-__all__ = ["Tolerance", "OffsetAccuracy"]
+__all__ = ["Tolerance", "OffsetAccuracy", "SCORES", "tolerance_name"]
 
 # Slack for float comparisons on the window/seconds paths: 1 µs is far below any frame period
 # and absorbs offsets given as float32 (e.g. ``OffsetGrid.as_tensor()``).
 _SLACK_MS = 1e-3
+
+# the scalars an OffsetAccuracy can compute (``score=``): overall exact / tolerant accuracy, and the
+# tolerant accuracy of the clips whose true offset is 0 (in sync) or any other (artificially shifted)
+SCORES = ("acc@1", "acc_tol", "acc_tol_in_sync", "acc_tol_random_offset")
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,12 @@ class OffsetAccuracy(Metric):
     def __init__(self, offsets_sec: Sequence[float], *, classes: int | None = None,
                  frames: tuple[int, float] | None = None,
                  window_ms: tuple[float, float] | None = None,
-                 exact_tol_sec: float = 1e-3, **kwargs) -> None:
+                 exact_tol_sec: float = 1e-3, score: str | None = None,
+                 score_dtype: torch.dtype = torch.float64, **kwargs) -> None:
         super().__init__(**kwargs)
+        if score is not None and score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES} or None, got {score!r}")
+        self.score, self.score_dtype = score, score_dtype
         # Python floats, not a buffer: module dtype casts (bf16-true etc.) must not touch them.
         if isinstance(offsets_sec, Tensor):
             offsets_sec = offsets_sec.detach().double().reshape(-1).tolist()
@@ -97,6 +107,8 @@ class OffsetAccuracy(Metric):
             raise ValueError("offsets_sec is empty")
         self.tolerance = Tolerance.parse(classes, frames, window_ms)
         self.exact_tol_sec = float(exact_tol_sec)
+        if score in ("acc_tol_in_sync", "acc_tol_random_offset") and 0.0 not in self.offsets_sec:
+            raise ValueError(f"score={score!r} needs the in-sync offset 0 among the candidates")
         c = self.num_offsets
         self.add_state("count", torch.zeros(c, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("correct", torch.zeros(c, dtype=torch.long), dist_reduce_fx="sum")
@@ -161,9 +173,27 @@ class OffsetAccuracy(Metric):
         self.confusion += torch.bincount(true_idx * c + pred_idx, minlength=c * c).view(c, c)
 
     # -- result -------------------------------------------------------------------------
-    def compute(self) -> dict[str, Tensor]:
-        """``acc@1``, ``acc_tol`` (scalars), ``per_offset_acc@1``, ``per_offset_acc_tol``
-        (length C, NaN where no sample had that true offset) and ``confusion`` (true × pred)."""
+    def compute(self) -> dict[str, Tensor] | Tensor:
+        """The scalar ``score`` (as ``score_dtype``) when one was chosen, else :meth:`results`' dict."""
+        result = self._result()
+        if self.score is None:
+            return result
+        if self.score in ("acc@1", "acc_tol"):
+            return result[self.score].to(self.score_dtype)
+        zero = self.offsets_sec.index(0.0)
+        count, tol = self.count.double(), self.correct_tol.double()
+        if self.score == "acc_tol_in_sync":
+            return (tol[zero] / count[zero]).to(self.score_dtype)
+        return ((tol.sum() - tol[zero]) / (count.sum() - count[zero])).to(self.score_dtype)
+
+    def results(self) -> dict[str, Tensor]:
+        """Every number of the metric, states summed across processes: ``acc@1``, ``acc_tol``
+        (scalars), ``per_offset_acc@1``, ``per_offset_acc_tol`` (length C, NaN where no sample had
+        that true offset) and ``confusion`` (true × pred); per class for a class-counting metric."""
+        with self.sync_context(should_sync=self.sync_on_compute):
+            return self._result()
+
+    def _result(self) -> dict[str, Tensor]:
         total = self.count.sum().double()
         return {
             "acc@1": self.correct.sum().double() / total,

@@ -2,12 +2,15 @@
 
 The architecture is a plain ``nn.Module`` built by the subclass; this base owns what every grid
 classifier shares: cross-entropy, Adam with the papers' linear warm-up from lr/100, one
-``OffsetAccuracy`` per stage, and the TensorBoard figures (confusion over offsets, per-offset
-accuracy; per dataset class in the test, :mod:`~avsync.evaluation.class_breakdown`). Gradient-norm clipping is the Trainer's ``gradient_clip_val`` (1.0 in the configs).
+:class:`~avsync.evaluation.grid_evaluator.GridEvaluator` per stage (loss, acc@1, tolerant
+accuracy; logged as metric objects, so Lightning computes and resets them), and the TensorBoard
+figures (confusion over offsets, per-offset accuracy; per dataset class in the test,
+:mod:`~avsync.evaluation.class_breakdown`). Gradient-norm clipping is the Trainer's
+``gradient_clip_val`` (1.0 in the configs).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,11 @@ from torch import nn
 
 from avsync.inputs import InputSpec
 from avsync.evaluation.class_breakdown import ClassBreakdown
+from avsync.evaluation.figures import log_figures
+from avsync.evaluation.evaluator import StageEvaluators
+from avsync.evaluation.grid_evaluator import GridEvaluator
 from avsync.training.optim import adam_with_warmup
-from avsync.evaluation.figures import confusion_figure, per_offset_figure
 from avsync.training.stage_steps import StageSteps
-from avsync.evaluation.metrics import OffsetAccuracy
 from avsync.offsets import get_grid
 
 STAGES = ("train", "val", "test")
@@ -38,9 +42,8 @@ class OffsetClassificationModule(ClassBreakdown, StageSteps, L.LightningModule):
                  log_figures: bool = True, lr_per_device: bool = False, eps: float = 1e-8):
         super().__init__()
         self.grid = get_grid(num_classes)
-        # keys carry a suffix: a ModuleDict entry called "train" would shadow nn.Module.train
-        self.metrics = nn.ModuleDict({f"{s}_acc": OffsetAccuracy(self.grid.values, classes=tolerance_classes)
-                                      for s in STAGES})
+        self.tolerance_classes = int(tolerance_classes)
+        self.evaluators = StageEvaluators({s: self.build_evaluator(s) for s in STAGES})
         self.lr, self.betas, self.weight_decay = lr, tuple(betas), weight_decay
         self.warmup_steps = warmup_steps
         self.log_figures = log_figures
@@ -69,12 +72,18 @@ class OffsetClassificationModule(ClassBreakdown, StageSteps, L.LightningModule):
         return self.net(*self.model_inputs(batch))
 
     # -- steps --------------------------------------------------------------------------------
+    def build_evaluator(self, stage: str, class_names: Sequence[str] = ()) -> GridEvaluator:
+        """The metrics of one stage (per dataset class in the test when the data module has classes)."""
+        return GridEvaluator(stage, self.grid.values, self.tolerance_classes, class_names)
+
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         logits = self(batch)
         loss = F.cross_entropy(logits, batch["target"])
-        self.update_accuracy(self.metrics[f"{stage}_acc"], logits.detach(), batch["target"], batch.get("class_index"))
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
-                 batch_size=logits.shape[0], sync_dist=stage != "train")
+        evaluator = self.evaluators[stage]
+        self.log(f"{stage}/loss", evaluator.update_loss(loss, logits.shape[0]), on_step=stage == "train",
+                 on_epoch=True, prog_bar=True)
+        evaluator.log(self, evaluator.update(logits.detach(), batch["target"], batch.get("class_index")),
+                      on_step=False, on_epoch=True)
         return loss
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Any]:
@@ -83,41 +92,18 @@ class OffsetClassificationModule(ClassBreakdown, StageSteps, L.LightningModule):
         return {"key": batch.get("key"), "probs": probs, "pred_offset_sec": offsets[probs.argmax(-1)],
                 "true_offset_sec": batch.get("offset_sec")}
 
-    # -- metrics at epoch end -------------------------------------------------------------------
-    def _epoch_end(self, stage: str) -> None:
-        metric = self.metrics[f"{stage}_acc"]
-        if not metric.update_called:
-            return
-        result = metric.compute()
-        self.log(f"{stage}/acc@1", result["acc@1"], prog_bar=stage != "train", sync_dist=False)
-        self.log(f"{stage}/acc_tol", result["acc_tol"], prog_bar=True, sync_dist=False)
-        if self.log_figures and stage != "train" and self.trainer.is_global_zero:
-            self._log_figures(stage, result)
-        self.keep_breakdown(stage, metric, result)
-        metric.reset()
-
-    def on_train_epoch_end(self) -> None:
-        self._epoch_end("train")
+    # -- figures at epoch end (Lightning computes and resets the logged metrics after these hooks) -----
+    def _log_epoch_figures(self, stage: str) -> None:
+        result = self.evaluators[stage].results()  # every rank: the states are synchronised
+        if self.log_figures and result is not None:
+            log_figures(self, self.evaluators[stage].offset_figures(result, confusion=True))
 
     def on_validation_epoch_end(self) -> None:
-        self._epoch_end("val")
+        self._log_epoch_figures("val")
 
     def on_test_epoch_end(self) -> None:
-        self._epoch_end("test")
-
-    def _log_figures(self, stage: str, result: dict) -> None:
-        import matplotlib.pyplot as plt
-
-        writer = getattr(self.logger, "experiment", None)
-        if writer is None or not hasattr(writer, "add_figure"):
-            return
-        values = self.grid.values
-        step = self.global_step
-        for name, fig in (("confusion", confusion_figure(result["confusion"], values, f"{stage} confusion")),
-                          ("per_offset_accuracy", per_offset_figure(result["per_offset_acc@1"],
-                                                                    result["per_offset_acc_tol"], values))):
-            writer.add_figure(f"{stage}/{name}", fig, global_step=step)
-            plt.close(fig)
+        self._log_epoch_figures("test")
+        self.keep_breakdown()
 
     # -- optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self):

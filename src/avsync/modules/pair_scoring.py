@@ -13,7 +13,8 @@ Evaluation (val/test). :func:`~avsync.evaluation.score_search.shift_scores` scor
 window (stride 1) against all 2·max_shift+1 candidates; for each context length L in
 ``eval_contexts`` the per-offset scores of the L − window + 1 windows of a context are averaged
 before the argmax (VocaLiST §4.1), and :class:`~avsync.evaluation.metrics.OffsetAccuracy` counts a
-prediction within ±``tolerance_frames`` of Δ as correct (1 on LRS2, 5 on Acappella).
+prediction within ±``tolerance_frames`` of Δ as correct (1 on LRS2, 5 on Acappella); every context
+is counted in the same pass by a :class:`~avsync.evaluation.score_search_evaluator.ScoreSearchEvaluator`.
 The clips are in sync (Δ = 0, the papers' protocol) or at random artificial offsets
 (``artificial_offsets=True``: Δ uniform in ±max_shift, fixed per clip by the data module).
 
@@ -44,10 +45,12 @@ import torch
 from torch import Tensor, nn
 
 from avsync.inputs import InputSpec
-from avsync.evaluation.figures import per_offset_figure
-from avsync.evaluation.metrics import OffsetAccuracy, tolerance_name
-from avsync.offsets import FrameShifts
+from avsync.evaluation.figures import log_figures
+from avsync.evaluation.metrics import tolerance_name
 from avsync.evaluation.score_search import frame_start_sample, predict_offsets, shift_scores, window_samples
+from avsync.evaluation.evaluator import StageEvaluators
+from avsync.evaluation.score_search_evaluator import ScoreSearchEvaluator
+from avsync.offsets import FrameShifts
 
 EVAL_STAGES = ("val", "test")
 
@@ -105,14 +108,15 @@ class PairScoringModule(L.LightningModule):
         self.fps, self.sample_rate = float(fps), int(sample_rate)
         self.eval_batch_windows, self.log_figures = eval_batch_windows, log_figures
         self.shifts = FrameShifts(max_shift)
-        offsets = self.shifts.offsets_sec(self.fps)
-        self.metrics = nn.ModuleDict({
-            f"{stage}_acc_{c}": OffsetAccuracy(offsets, frames=(tolerance_frames, self.fps))
-            for stage in EVAL_STAGES for c in self.context_labels})
         self.eval_windows_ms = parse_windows_ms(eval_windows_ms)
-        self.window_metrics = nn.ModuleDict({
-            f"{stage}_{i}_{c}": OffsetAccuracy(offsets, window_ms=w)
-            for stage in EVAL_STAGES for c in self.context_labels for i, w in enumerate(self.eval_windows_ms)})
+        self.evaluators = StageEvaluators({stage: self.build_evaluator(stage) for stage in EVAL_STAGES})
+
+    def build_evaluator(self, stage: str) -> ScoreSearchEvaluator:
+        """Per context: acc@1, tolerant accuracy and each ms window; the shortest context's tolerant
+        and window accuracies under the unsuffixed names too (the headline)."""
+        return ScoreSearchEvaluator(stage, self.shifts.offsets_sec(self.fps), frames=(self.tolerance_frames, self.fps),
+                                    contexts=self.context_labels, windows_ms=self.eval_windows_ms,
+                                    aliases=("acc_tol", *(tolerance_name(w) for w in self.eval_windows_ms)))
 
     def base_spec(self) -> InputSpec:
         """Clip length, rates and offsets of the protocol; the subclass adds frame size and crop."""
@@ -176,6 +180,7 @@ class PairScoringModule(L.LightningModule):
                             batch_windows=self.eval_batch_windows, edges="clip")
 
     def _eval_step(self, batch: dict, stage: str) -> None:
+        evaluator = self.evaluators[stage]
         target_idx = batch["target"].to(torch.long) + self.max_shift
         for b in range(len(target_idx)):
             if self.eval_whole_clip:
@@ -186,9 +191,7 @@ class PairScoringModule(L.LightningModule):
                            for c in self.eval_contexts]
             for c, pred in answers:
                 pred_idx, true_idx = pred + self.max_shift, target_idx[b].expand_as(pred)
-                self.metrics[f"{stage}_acc_{c}"].update(pred_idx, true_idx)
-                for i in range(len(self.eval_windows_ms)):
-                    self.window_metrics[f"{stage}_{i}_{c}"].update(pred_idx, true_idx)
+                evaluator.log(self, evaluator.update(c, pred_idx, true_idx))
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -208,43 +211,16 @@ class PairScoringModule(L.LightningModule):
         return {"key": batch.get("key"), "pred_offset_frames": torch.stack(preds),
                 "confidence": torch.stack(confidences), "true_offset_frames": batch["target"]}
 
-    def _epoch_end(self, stage: str) -> None:
-        for i, c in enumerate(self.context_labels):
-            metric = self.metrics[f"{stage}_acc_{c}"]
-            if not metric.update_called:
-                continue
-            result = metric.compute()
-            self.log(f"{stage}/acc_tol_{c}", result["acc_tol"], sync_dist=False)
-            self.log(f"{stage}/acc@1_{c}", result["acc@1"], sync_dist=False)
-            if i == 0:  # the shortest context is the headline (checkpoint monitor)
-                self.log(f"{stage}/acc_tol", result["acc_tol"], prog_bar=True, sync_dist=False)
-            if self.log_figures and i == 0 and self.trainer.is_global_zero:
-                self._log_figure(stage, result)
-            metric.reset()
-            for j, window in enumerate(self.eval_windows_ms):
-                in_window = self.window_metrics[f"{stage}_{j}_{c}"]
-                acc = in_window.compute()["acc_tol"].float()
-                self.log(f"{stage}/{tolerance_name(window)}_{c}", acc, sync_dist=False)
-                if i == 0:  # DiVAS's metric names: the headline (shortest) context
-                    self.log(f"{stage}/{tolerance_name(window)}", acc, sync_dist=False)
-                in_window.reset()
+    def _log_epoch_figures(self, stage: str) -> None:
+        result = self.evaluators[stage].results()  # every rank: the states are synchronised
+        if self.log_figures and result is not None:  # the shortest context's accuracy per true offset
+            log_figures(self, self.evaluators[stage].offset_figures(result))
 
     def on_validation_epoch_end(self) -> None:
-        self._epoch_end("val")
+        self._log_epoch_figures("val")
 
     def on_test_epoch_end(self) -> None:
-        self._epoch_end("test")
-
-    def _log_figure(self, stage: str, result: dict) -> None:
-        import matplotlib.pyplot as plt
-
-        writer = getattr(self.logger, "experiment", None)
-        if writer is None or not hasattr(writer, "add_figure"):
-            return
-        fig = per_offset_figure(result["per_offset_acc@1"], result["per_offset_acc_tol"],
-                                self.shifts.offsets_sec(self.fps))
-        writer.add_figure(f"{stage}/per_offset_accuracy", fig, global_step=self.global_step)
-        plt.close(fig)
+        self._log_epoch_figures("test")
 
     def configure_optimizers(self):
         return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.lr)

@@ -13,7 +13,10 @@ Evaluation (AVST §4.2): every clip is searched with the shared score-search pro
 audio at every shift in ±max_shift frames; the prediction is the best shift (per window, or
 averaged over ``eval_context`` windows); correct within ±``tolerance_frames``. Accuracies are
 reported for all clips, for the in-sync ones (true offset 0, as the paper evaluates) and for the
-artificially shifted ones (DiVAS' protocol).
+artificially shifted ones (DiVAS' protocol). ``eval_lengths`` evaluates several visual window
+lengths in the same test pass (Tables 2-5 columns: one trained model, every length), each logged
+with the suffix ``_len{L}`` (``test/acc_tol_len7``) besides the ``eval_window_frames`` headline
+under the plain names (:class:`~avsync.evaluation.score_search_evaluator.ScoreSearchEvaluator`).
 
 General sounds (VGG-Sound Sync): the paper decodes at 25 fps, feeds every 5th frame and counts
 ±5 frames at 25 fps as correct: ``frame_step=5``, ``tolerance_frames=5`` and windows of 50-150
@@ -22,21 +25,23 @@ frames (10-30 at 5 fps).
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from avsync.inputs import FrameNormalize, InputSpec
 from avsync.papers.avst.attention_plots import attention_figure
 from avsync.evaluation.class_breakdown import ClassBreakdown
+from avsync.evaluation.evaluator import StageEvaluators
+from avsync.evaluation.figures import log_figures
+from avsync.evaluation.score_search import predict_offsets, shift_scores
+from avsync.evaluation.score_search_evaluator import ScoreSearchEvaluator
 from avsync.modules.offset_classification import load_matching_weights
-from avsync.evaluation.figures import per_offset_figure
-from avsync.evaluation.metrics import OffsetAccuracy
 from avsync.papers.avst.network import AVST, AVST_CONFIGS, AudioSpectrogram
 from avsync.offsets import FrameShifts
-from avsync.evaluation.score_search import predict_offsets, shift_scores
 
 MASK_MODALITIES = ("audio", "video", "both")
 EVAL_STAGES = ("val", "test")
@@ -84,6 +89,9 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         train_frames: window lengths drawn per training batch (frames at the data rate).
         eval_window_frames: visual window of the score search (5 for the LRS tables; Table 2
             varies it 5-15).
+        eval_lengths: further visual window lengths scored in the same evaluation pass (e.g.
+            ``[5, 7, 9, 11, 13, 15]``), logged as ``{stage}/acc_tol_len{L}`` etc.; each searches
+            the same clip prefix a run with ``eval_window_frames: L`` searches.
         eval_windows: visual windows per evaluation clip (the clip holds window + 2·max_shift +
             eval_windows − 1 frames). ``None``: every window of the delivered clip, each against
             every shift whose audio lies in the clip (AVST §4.2.1 "computed densely"; use with a
@@ -107,7 +115,7 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
                  eval_windows: int | None = 10, eval_context: int | None = 1, max_shift: int = 15,
                  tolerance_frames: int = 1, frame_step: int = 1, mask_frames: int = 0,
                  mask_modality: str = "both", log_attention: bool = True, batch_windows: int = 1,
-                 init_from: str | None = None):
+                 init_from: str | None = None, eval_lengths: Sequence[int] = ()):
         super().__init__()
         self.save_hyperparameters()
         self.net = build_avst(arch, arch_overrides)
@@ -117,7 +125,10 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
                 raise ValueError(f"{init_from} does not fit {arch}: {len(missing)} tensors missing, e.g. {missing[:3]}")
         if mask_modality not in MASK_MODALITIES:
             raise ValueError(f"mask_modality must be one of {MASK_MODALITIES}, got {mask_modality!r}")
-        lengths = (*train_frames, eval_window_frames)
+        self.eval_lengths = tuple(int(n) for n in eval_lengths)
+        if len(set(self.eval_lengths)) != len(self.eval_lengths):
+            raise ValueError(f"eval_lengths repeat a length: {list(self.eval_lengths)}")
+        lengths = (*train_frames, eval_window_frames, *self.eval_lengths)
         if frame_step < 1 or any(n % frame_step for n in lengths):
             raise ValueError(f"window lengths {lengths} must be multiples of frame_step={frame_step}")
         if max(lengths) // frame_step > self.net.cfg.max_frames:
@@ -135,7 +146,8 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         self.max_shift, self.frame_step, self.batch_windows = max_shift, frame_step, batch_windows
         self.mask_frames, self.mask_modality, self.log_attention = mask_frames, mask_modality, log_attention
 
-        clip_frames = max(max(self.train_frames), eval_window_frames + 2 * max_shift + (eval_windows or 1) - 1)
+        longest = max((eval_window_frames, *self.eval_lengths))
+        clip_frames = max(max(self.train_frames), longest + 2 * max_shift + (eval_windows or 1) - 1)
         spec = InputSpec(fps=25.0, duration_sec=clip_frames / 25.0, frame_size=16 * self.net.cfg.grid,
                          resize_short_side=None, offset_classes=None, max_frame_shift=max_shift)
         spec = dataclasses.replace(spec, **(input_overrides or {}))
@@ -144,10 +156,18 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
             train_durations=tuple(n / spec.fps for n in self.train_frames))
         self.frames = FrameNormalize()
         self.spectrogram = AudioSpectrogram(self.net.cfg.n_fft, self.net.cfg.hop_length)
-        offsets = FrameShifts(max_shift).offsets_sec(self.input_spec.fps)
-        tolerance = (tolerance_frames, self.input_spec.fps)
-        self.metrics = nn.ModuleDict({f"{s}_acc": OffsetAccuracy(offsets, frames=tolerance) for s in EVAL_STAGES})
+        self.tolerance_frames = tolerance_frames
+        self.evaluators = StageEvaluators({s: self.build_evaluator(s) for s in EVAL_STAGES})
         self._attention_example: dict | None = None
+
+    def build_evaluator(self, stage: str, class_names: Sequence[str] = ()) -> ScoreSearchEvaluator:
+        """acc@1, tolerant, in-sync and random-offset accuracy of the headline length and of each
+        of ``eval_lengths``; per dataset class (headline) when the test data has classes."""
+        spec = self.input_spec
+        return ScoreSearchEvaluator(stage, FrameShifts(self.max_shift).offsets_sec(spec.fps),
+                                    frames=(self.tolerance_frames, spec.fps),
+                                    contexts=(None, *(f"len{n}" for n in self.eval_lengths)), in_sync_split=True,
+                                    class_names=class_names)
 
     # -- inputs -----------------------------------------------------------------------------
     def _mask(self, x: Tensor, units_per_frame: int, dim: int = 1) -> Tensor:
@@ -236,32 +256,39 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
 
     # -- evaluation -------------------------------------------------------------------------
     def _eval_step(self, batch: dict, stage: str, batch_idx: int) -> None:
-        metric = self.metrics[f"{stage}_acc"]
+        evaluator = self.evaluators[stage]
         # clips are decoded as long as the longest training window; the search uses a prefix of
         # both streams (the offset between them is unchanged) holding exactly eval_windows windows,
         # or (eval_windows None) every window of the clip; whole clips come as lists
+        lengths = [(None, self.eval_window_frames), *((f"len{n}", n) for n in self.eval_lengths)]
         for b in range(len(batch["video"])):
-            scores = self._search_prefix(batch["video"][b], batch["audio"][b])
-            context = len(scores) if self.eval_context is None else min(self.eval_context, len(scores))
-            pred, _ = predict_offsets(scores, context)
-            true = batch["target"][b].expand_as(pred)
-            classes = batch["class_index"][b].expand_as(pred) if "class_index" in batch else None
-            self.update_accuracy(metric, pred + self.max_shift, true + self.max_shift, classes)
+            searched: dict[int, Tensor] = {}  # one score search per distinct length
+            for context, length in lengths:
+                if length not in searched:
+                    searched[length] = self._search_prefix(batch["video"][b], batch["audio"][b], length)
+                scores = searched[length]
+                n_context = len(scores) if self.eval_context is None else min(self.eval_context, len(scores))
+                pred, _ = predict_offsets(scores, n_context)
+                true = batch["target"][b].expand_as(pred)
+                classes = batch["class_index"][b].expand_as(pred) if "class_index" in batch else None
+                evaluator.log(self, evaluator.update(context, pred + self.max_shift, true + self.max_shift, classes))
         if stage == "val" and batch_idx == 0 and self._attention_example is None:
             self._keep_attention_example(batch)
 
-    def _search_prefix(self, frames: Tensor, wav: Tensor) -> Tensor:
-        """Score matrix (eval_windows, 2·max_shift+1) of one clip (a prefix of it, see _eval_step);
-        with ``eval_windows=None`` every window of the clip, −inf where a shift's audio is outside it."""
+    def _search_prefix(self, frames: Tensor, wav: Tensor, window_frames: int | None = None) -> Tensor:
+        """Score matrix (eval_windows, 2·max_shift+1) of one clip with ``window_frames``-frame visual
+        windows (default ``eval_window_frames``; a prefix of the clip, see _eval_step); with
+        ``eval_windows=None`` every window of the clip, −inf where a shift's audio is outside it."""
         spec = self.input_spec
+        window_frames = window_frames or self.eval_window_frames
         if self.eval_windows is None:
             return shift_scores(self, frames, wav, fps=spec.fps, sample_rate=spec.sample_rate,
-                                window_frames=self.eval_window_frames, max_shift=self.max_shift,
+                                window_frames=window_frames, max_shift=self.max_shift,
                                 batch_windows=self.batch_windows, edges="clip")
-        n_frames = self.eval_window_frames + 2 * self.max_shift + self.eval_windows - 1
+        n_frames = window_frames + 2 * self.max_shift + self.eval_windows - 1
         n_samples = round(n_frames / spec.fps * spec.sample_rate)
         return shift_scores(self, frames[:n_frames], wav[:n_samples], fps=spec.fps, sample_rate=spec.sample_rate,
-                            window_frames=self.eval_window_frames, max_shift=self.max_shift,
+                            window_frames=window_frames, max_shift=self.max_shift,
                             batch_windows=self.batch_windows)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
@@ -282,39 +309,21 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "test", batch_idx)
 
-    def _epoch_end(self, stage: str) -> None:
-        metric = self.metrics[f"{stage}_acc"]
-        if not metric.update_called:
-            return
-        result = metric.compute()
-        zero = self.max_shift
-        count, tol = metric.count.double(), metric.correct_tol.double()
-        self.log(f"{stage}/acc@1", result["acc@1"])
-        self.log(f"{stage}/acc_tol", result["acc_tol"], prog_bar=True)
-        if count[zero] > 0:
-            self.log(f"{stage}/acc_tol_in_sync", tol[zero] / count[zero])
-        shifted = count.sum() - count[zero]
-        if shifted > 0:
-            self.log(f"{stage}/acc_tol_random_offset", (tol.sum() - tol[zero]) / shifted)
-        writer = getattr(self.logger, "experiment", None)
-        if writer is not None and hasattr(writer, "add_figure") and self.trainer.is_global_zero:
-            import matplotlib.pyplot as plt
-
-            fig = per_offset_figure(result["per_offset_acc@1"], result["per_offset_acc_tol"], metric.offsets_sec)
-            writer.add_figure(f"{stage}/per_offset_accuracy", fig, global_step=self.global_step)
-            plt.close(fig)
-        self.keep_breakdown(stage, metric, result)
-        metric.reset()
+    def _log_epoch_figures(self, stage: str) -> None:
+        result = self.evaluators[stage].results()  # every rank: the states are synchronised
+        if result is not None:
+            log_figures(self, self.evaluators[stage].offset_figures(result))
 
     def on_validation_epoch_start(self) -> None:
         self._attention_example = None
 
     def on_validation_epoch_end(self) -> None:
-        self._epoch_end("val")
+        self._log_epoch_figures("val")
         self._log_attention()
 
     def on_test_epoch_end(self) -> None:
-        self._epoch_end("test")
+        self._log_epoch_figures("test")
+        self.keep_breakdown()
 
     # -- attention maps (dec) -------------------------------------------------------------------
     def _keep_attention_example(self, batch: dict) -> None:
@@ -345,12 +354,10 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
 
     def _log_attention(self) -> None:
         example, self._attention_example = self._attention_example, None
-        writer = getattr(self.logger, "experiment", None)
-        if example is None or writer is None or not hasattr(writer, "add_figure") or not self.trainer.is_global_zero:
+        if example is None:
             return
-        import matplotlib.pyplot as plt
 
-        heat = self.attention_maps(example["frames"], example["wav"])
-        fig = attention_figure(example["frames"][:: self.frame_step], heat, "dec: audio-to-visual attention")
-        writer.add_figure("val/attention_dec", fig, global_step=self.global_step)
-        plt.close(fig)
+        def draw():
+            heat = self.attention_maps(example["frames"], example["wav"])
+            return attention_figure(example["frames"][:: self.frame_step], heat, "dec: audio-to-visual attention")
+        log_figures(self, {"val/attention_dec": draw})

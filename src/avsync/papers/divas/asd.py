@@ -96,6 +96,6 @@ class ActiveSpeakerEvaluation(nn.Module):
         self.decisions.update((confidence >= self.threshold).long(), speaking.long())
 
     def compute(self) -> dict[str, Tensor]:
-        result = self.decisions.compute()
-        self.decisions.reset()
-        return result
+        """F1 / precision / recall of the decisions so far (a module logs ``self.decisions`` instead:
+        Lightning computes and resets the metric objects)."""
+        return self.decisions.compute()

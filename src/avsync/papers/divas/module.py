@@ -11,7 +11,9 @@ Evaluation (§4.1): every clip goes through the shared score search
 (:func:`avsync.evaluation.score_search.shift_scores`, W windows x 31 offsets), the distances are
 averaged over all windows, the offset is their argmin and the confidence median − min. Accuracy
 is counted in milliseconds under the three ITU-style windows [−40, 40], [−125, 45], [−185, 90],
-so it means the same at every frame rate.
+so it means the same at every frame rate (:class:`~avsync.evaluation.distance_evaluator.DistanceEvaluator`).
+``eval_contexts`` adds, in the same pass, the accuracy of shorter contexts: every run of windows
+covering c frames answers on its own (``test/acc@±40ms_20f``).
 
 Frame rates: a batch may carry ``fps`` (one value per clip, all equal within the batch), the
 rate its clips were decoded at; without it the clips are at ``input_spec.fps``. A training batch
@@ -37,11 +39,13 @@ from typing import Any, Sequence
 
 import lightning as L
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from avsync.inputs import FrameNormalize, InputSpec
+from avsync.evaluation.distance_evaluator import DistanceEvaluator
+from avsync.evaluation.evaluator import StageEvaluators
+from avsync.evaluation.figures import log_figures
 from avsync.papers.divas.asd import ActiveSpeakerEvaluation, speaker_pairs
-from avsync.evaluation.metrics import OffsetAccuracy, tolerance_name
 from avsync.papers.divas.network import DIVAS_CONFIGS, DiVAS, pad_windows
 from avsync.offsets import FrameShifts, get_grid
 from avsync.evaluation.score_search import (ClipTooShortForSearch, frame_start_sample, predict_offsets,
@@ -98,6 +102,8 @@ class DiVASModule(L.LightningModule):
             W = L − F + 1 windows of the clip, an audio window outside the clip counted as a zero
             feature (distance = the video feature's norm), as SyncNet's zero-padded audio features.
             Use ``pad`` with a data module's ``eval_whole_clips`` (whole test clips).
+        eval_contexts: context lengths in frames (at the batch's rate) evaluated besides the clip
+            answer, each from the runs of windows covering that many frames (``_{c}f`` metrics).
         negatives: ``crop``: the module draws each pair from the delivered crop (a negative's shift
             is limited by the crop); ``data``: the data module delivers the pairs, one window each,
             drawn anywhere in the whole clip (its ``train_pair_negatives``; §3.1 "as large as
@@ -109,7 +115,7 @@ class DiVASModule(L.LightningModule):
                  negative_fraction: float = 0.5, max_shift: int = 15, audio_gain: float = 1.0,
                  tolerances_ms: Sequence[Sequence[float]] = PAPER_TOLERANCES_MS, eval_batch_windows: int = 64,
                  log_figures: bool = True, asd_eval: bool = False, asd_threshold: float | None = None,
-                 eval_edges: str = "inside", negatives: str = "crop"):
+                 eval_edges: str = "inside", negatives: str = "crop", eval_contexts: Sequence[int] = ()):
         super().__init__()
         self.save_hyperparameters()
         if eval_edges not in ("inside", "pad"):
@@ -132,23 +138,19 @@ class DiVASModule(L.LightningModule):
         self.max_shift, self.eval_batch_windows = max_shift, eval_batch_windows
         self.tolerances_ms = tuple(tuple(float(v) for v in w) for w in tolerances_ms)
         self.frames = FrameNormalize()
-        offsets = FrameShifts(max_shift).offsets_sec(self.input_spec.fps)
-        self.metrics = nn.ModuleDict({
-            f"{stage}_{i}": OffsetAccuracy(offsets, window_ms=w)
-            for stage in STAGES for i, w in enumerate(self.tolerances_ms)})
-        # the same windows per 0.2 s window (each row of the distance matrix on its own, no
-        # averaging over the clip): a finer view than the clip accuracy, which saturates early
-        self.window_metrics = nn.ModuleDict({
-            f"{stage}_{i}": OffsetAccuracy(offsets, window_ms=w)
-            for stage in STAGES for i, w in enumerate(self.tolerances_ms)})
         self.grid = get_grid(self.input_spec.offset_classes) if self.input_spec.offset_classes else None
         if self.grid is not None:
             reach = max_shift / self.input_spec.fps
             if reach + 1e-9 < max(abs(v) for v in self.grid.values):
                 raise ValueError(f"max_shift={max_shift} frames reaches ±{reach:.2f} s at {self.input_spec.fps:g} fps; "
                                  f"the {len(self.grid)}-class grid needs ±{max(self.grid.values):g} s")
-            self.grid_metrics = nn.ModuleDict({stage: OffsetAccuracy(self.grid.values, classes=1)
-                                               for stage in STAGES})
+        self.eval_contexts = tuple(int(c) for c in eval_contexts)
+        if any(c < self.window_frames() for c in self.eval_contexts):
+            raise ValueError(f"eval_contexts {list(self.eval_contexts)} must hold a {self.window_frames()}-frame window")
+        offsets = FrameShifts(max_shift).offsets_sec(self.input_spec.fps)
+        self.evaluators = StageEvaluators({stage: DistanceEvaluator(
+            stage, offsets, self.tolerances_ms, None if self.grid is None else self.grid.values, self.eval_contexts)
+            for stage in STAGES})
         self.asd = ActiveSpeakerEvaluation(asd_threshold) if asd_eval else None
         self.asd_calibration: dict[str, float] | None = None  # threshold + F1 on valid, set at test start
 
@@ -316,37 +318,42 @@ class DiVASModule(L.LightningModule):
         results = [self.predict_clip(v, a, fps=fps) for v, a in zip(batch["video"], batch["audio"])]
         pred_sec = torch.tensor([r["pred_sec"] for r in results], dtype=torch.float64, device=self.device)
         true_sec = self.true_offsets_sec(batch)
-        for i in range(len(self.tolerances_ms)):
-            self.metrics[f"{stage}_{i}"].update_seconds(pred_sec, true_sec)
+        window_pred = window_true = None
         if self.grid is None and all(r.get("distances") is not None for r in results):
             window_pred = torch.cat([(r["distances"].argmin(1) - self.max_shift).double() / fps for r in results])
             window_true = torch.cat([t.expand(len(r["distances"])) for r, t in zip(results, true_sec.cpu())])
-            for i in range(len(self.tolerances_ms)):
-                self.window_metrics[f"{stage}_{i}"].update_seconds(window_pred.to(self.device),
-                                                                   window_true.to(self.device))
-        if self.grid is not None:  # the prediction snapped to the nearest class of the grid
-            values = self.grid.as_tensor(torch.float64).to(self.device)
-            snapped = values[(pred_sec[:, None] - values[None]).abs().argmin(1)]
-            self.grid_metrics[stage].update_seconds(snapped, true_sec)
+            window_pred, window_true = window_pred.to(self.device), window_true.to(self.device)
+        self.evaluators[stage].update(pred_sec, true_sec, window_pred_sec=window_pred, window_true_sec=window_true,
+                                      context_answers=self._context_answers(results, true_sec, fps))
         self.log(f"{stage}/confidence", sum(r["confidence"] for r in results) / len(results),
                  batch_size=len(results))  # one value per loader (frame rate) when there are several
         if not self._figure_logged.get(stage) and self.log_figures and self.grid is None:
-            self._log_distance_curve(stage, results[0]["distances"], int(batch["target"][0]), fps)
+            distances, true_frames = results[0]["distances"], int(batch["target"][0])
+            log_figures(self, {f"{stage}/distance_curve": lambda: self._distance_curve(stage, distances, true_frames,
+                                                                                      fps)})
             self._figure_logged[stage] = True
         return results
 
-    def _log_distance_curve(self, stage: str, distances: Tensor, true_frames: int, fps: float) -> None:
-        """The first clip's distance curve (paper Fig. 2) once per evaluation epoch."""
-        writer = getattr(self.logger, "experiment", None) if self._trainer is not None else None
-        if writer is None or not hasattr(writer, "add_figure") or not self.trainer.is_global_zero:
-            return
-        import matplotlib.pyplot as plt
+    def _context_answers(self, results: list[dict], true_sec: Tensor, fps: float) -> dict[int, tuple[Tensor, Tensor]]:
+        """Per context c (frames): the answer (s) of every run of windows covering c frames, and its clip's truth."""
+        answers = {}
+        n_win = self.window_frames(fps)
+        for c in self.eval_contexts:
+            preds, truths = [], []
+            for r, t in zip(results, true_sec.cpu()):
+                scores = -r["distances"]
+                pred, _ = predict_offsets(scores, context=min(c - n_win + 1, len(scores)))
+                preds.append(pred.double() / fps)
+                truths.append(t.expand(len(pred)))
+            answers[c] = torch.cat(preds).to(self.device), torch.cat(truths).to(self.device)
+        return answers
 
+    @staticmethod
+    def _distance_curve(stage: str, distances: Tensor, true_frames: int, fps: float):
+        """The first clip's distance curve (paper Fig. 2), once per evaluation epoch."""
         from avsync.papers.divas.plots import distance_curve_figure
 
-        fig = distance_curve_figure(distances, fps, true_frames, f"{stage} clip 0")
-        writer.add_figure(f"{stage}/distance_curve", fig, global_step=self.global_step)
-        plt.close(fig)
+        return distance_curve_figure(distances, fps, true_frames, f"{stage} clip 0")
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         if self.asd is not None:
@@ -404,8 +411,7 @@ class DiVASModule(L.LightningModule):
             self.log("val/asd_threshold", threshold)
             self.log("val/asd_f1", f1)
             return
-        for name, value in self.asd.compute().items():
-            self.log(f"test/{name}", value.float())
+        self.log_dict({f"test/{name}": metric for name, metric in self.asd.decisions.items()})
         self.log("test/asd_threshold", float(self.asd.threshold))
         if self.asd_calibration is not None:
             self.log("test/asd_calibration_f1", self.asd_calibration["val_f1"])
@@ -415,21 +421,10 @@ class DiVASModule(L.LightningModule):
             self._asd_epoch_end(stage)
             return
         self._figure_logged[stage] = False
-        for i, window in enumerate(self.tolerances_ms):
-            metric = self.metrics[f"{stage}_{i}"]
-            if not metric.update_called:
-                continue
-            self.log(f"{stage}/{tolerance_name(window)}", metric.compute()["acc_tol"].float(), prog_bar=True)
-            metric.reset()
-            per_window = self.window_metrics[f"{stage}_{i}"]
-            if per_window.update_called:
-                self.log(f"{stage}/window_{tolerance_name(window)}", per_window.compute()["acc_tol"].float())
-                per_window.reset()
-        if self.grid is not None and self.grid_metrics[stage].update_called:
-            result = self.grid_metrics[stage].compute()
-            self.log(f"{stage}/acc@1", result["acc@1"].float())
-            self.log(f"{stage}/acc_tol", result["acc_tol"].float())
-            self.grid_metrics[stage].reset()
+        # logged once per epoch, not per step: the batches of every loader (frame rate) add up in
+        # the same metrics, and a key logged from a step would be one per loader
+        evaluator = self.evaluators[stage]
+        evaluator.log(self, evaluator.metrics())
 
     def on_validation_epoch_end(self) -> None:
         self._epoch_end("val")

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryROC
 
+from avsync.evaluation.figures import log_figures
 from avsync.modules.offset_classification import STAGES, load_matching_weights
 from avsync.papers.synchformer.stage2 import SynchformerStage2Module
 from avsync.papers.synchformer.synchronizability_plots import filtered_accuracy_figure, roc_figure
@@ -107,7 +108,9 @@ class SynchformerSynchronizabilityModule(SynchformerStage2Module):
                  batch_size=logit.shape[0], sync_dist=stage != "train")
         score = logit.detach().sigmoid()
         self.auroc[f"{stage}_auroc"].update(score, target.long())
-        self.binary_acc[f"{stage}_binary_acc"].update(score, target.long())
+        binary_acc = self.binary_acc[f"{stage}_binary_acc"]
+        binary_acc.update(score, target.long())
+        self.log(f"{stage}/binary_acc", binary_acc, on_step=False, on_epoch=True)
         synced = target > 0.5
         if stage != "train":
             self.roc[f"{stage}_roc"].update(score, target.long())
@@ -115,25 +118,36 @@ class SynchformerSynchronizabilityModule(SynchformerStage2Module):
             with torch.no_grad():
                 offsets = self.offset_logits(vis[synced], aud[synced])
             true = batch["target"][synced]
-            self.metrics[f"{stage}_acc"].update(offsets, true)
+            evaluator = self.evaluators[stage]
+            evaluator.log(self, evaluator.update(offsets, true), on_step=False, on_epoch=True)
             if stage != "train":
                 correct = (offsets.argmax(-1) - true).abs() <= self.tolerance_classes
                 self.curves[f"{stage}_curve"].update(score[synced], correct)
         return loss
 
-    def _epoch_end(self, stage: str) -> None:
+    def _log_auroc(self, stage: str) -> None:
+        """The epoch's AUROC, logged as the metric object when the epoch held both kinds of examples
+        (AUC needs both); otherwise it is not logged and its examples are dropped."""
         auroc = self.auroc[f"{stage}_auroc"]
-        if auroc.update_called:
-            targets = torch.cat([t.flatten() for t in auroc.target]) if isinstance(auroc.target, list) else None
-            both = targets is None or targets.unique().numel() == 2  # AUC needs both kinds of examples
-            if both:
-                self.log(f"{stage}/auroc", auroc.compute(), prog_bar=stage != "train", sync_dist=False)
-            self.log(f"{stage}/binary_acc", self.binary_acc[f"{stage}_binary_acc"].compute(), sync_dist=False)
-            if stage != "train":
-                self._log_synchronizability(stage, auroc if both else None)
+        targets = torch.cat([t.flatten() for t in auroc.target]) if auroc.target else torch.zeros(0)
+        both = targets.unique().numel() == 2
+        if both:
+            self.log(f"{stage}/auroc", auroc, prog_bar=stage != "train")
+        if stage != "train":
+            self._log_synchronizability(stage, auroc if both else None)
+        if not both:
             auroc.reset()
-            self.binary_acc[f"{stage}_binary_acc"].reset()
-        super()._epoch_end(stage)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_auroc("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_auroc("val")
+        super().on_validation_epoch_end()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_auroc("test")
+        super().on_test_epoch_end()
 
     def _log_synchronizability(self, stage: str, auroc: BinaryAUROC | None) -> None:
         """Fig. 4 of the epoch: figures in TensorBoard, numbers in ``<log_dir>/synchronizability_<stage>.json``.
@@ -144,21 +158,17 @@ class SynchformerSynchronizabilityModule(SynchformerStage2Module):
         if auroc is not None:
             record["auroc"] = float(auroc.compute())
             fpr, tpr, _ = roc.compute()
-        if curve.update_called:
-            record["filtered_accuracy"] = curve.compute().as_dict()
+        filtered = curve.compute() if curve.scores else None  # synchronised on every rank
+        if filtered is not None:
+            record["filtered_accuracy"] = filtered.as_dict()
+        if self.log_figures:
+            figures = {}
+            if fpr is not None:
+                figures[f"{stage}/synchronizability_roc"] = lambda: roc_figure(fpr, tpr, record["auroc"])
+            if filtered is not None:
+                figures[f"{stage}/filtered_accuracy"] = lambda: filtered_accuracy_figure(filtered)
+            log_figures(self, figures)
         if self.trainer.is_global_zero:
-            writer = getattr(self.logger, "experiment", None)
-            if self.log_figures and writer is not None and hasattr(writer, "add_figure"):
-                import matplotlib.pyplot as plt
-
-                figures = []
-                if fpr is not None:
-                    figures.append(("synchronizability_roc", roc_figure(fpr, tpr, record["auroc"])))
-                if "filtered_accuracy" in record:
-                    figures.append(("filtered_accuracy", filtered_accuracy_figure(curve.compute())))
-                for name, fig in figures:
-                    writer.add_figure(f"{stage}/{name}", fig, global_step=self.global_step)
-                    plt.close(fig)
             log_dir = getattr(self.trainer, "log_dir", None)
             if log_dir:
                 Path(log_dir).mkdir(parents=True, exist_ok=True)
