@@ -37,7 +37,8 @@ def test_sparse_config_feeds_5_fps_and_tolerates_5_frames(repo_root_cwd, tmp_pat
                    run=False)
     model = cli.model
     assert model.frame_step == 5 and model.net.cfg.variant == "dec"
-    assert model.metrics["val_acc"].tolerance.k == 5 and model.metrics["val_acc"].tolerance.fps == 25.0
+    tolerance = model.evaluators["val"].tolerant().tolerance
+    assert tolerance.k == 5 and tolerance.fps == 25.0
     assert model.input_spec.frame_size == 96                  # the sparse toy frames, 6x6 grid
     assert model.input_spec.num_frames == 150                 # the longest training window (30 at 5 fps)
     assert max(model.input_spec.train_durations) == pytest.approx(150 / 25)

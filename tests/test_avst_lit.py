@@ -104,22 +104,24 @@ def test_eval_step_reports_in_sync_and_random_offset_accuracy():
 
     module.pair_scores = oracle
     logged = {}
-    module.log = lambda name, value, **k: logged.__setitem__(name, float(value))
+    module.log = lambda name, value, **k: logged.__setitem__(name, value)  # metric objects, as Lightning gets them
     for d in (0, 4, -9):
         truth["d"] = d
         batch = {"video": torch.zeros(1, spec.num_frames, 64, 64, 3, dtype=torch.uint8),
                  "audio": torch.zeros(1, spec.num_samples), "target": torch.tensor([d])}
         module._eval_step(batch, "test", 1)
-    module._epoch_end("test")
-    assert logged["test/acc@1"] == 1.0 and logged["test/acc_tol_in_sync"] == 1.0
-    assert logged["test/acc_tol_random_offset"] == 1.0
+    values = {k: float(m.compute()) for k, m in logged.items()}
+    assert values["test/acc@1"] == 1.0 and values["test/acc_tol_in_sync"] == 1.0
+    assert values["test/acc_tol_random_offset"] == 1.0
+    for metric in logged.values():  # what Lightning does at the end of the epoch
+        metric.reset()
 
     truth["d"] = 3  # the scorer now prefers +3 while the clips are in sync: wrong beyond ±1 frame
     batch = {"video": torch.zeros(2, spec.num_frames, 64, 64, 3, dtype=torch.uint8),
              "audio": torch.zeros(2, spec.num_samples), "target": torch.tensor([0, 2])}
     module._eval_step(batch, "test", 1)
-    module._epoch_end("test")
-    assert logged["test/acc_tol_in_sync"] == 0.0 and logged["test/acc_tol_random_offset"] == 1.0
+    values = {k: float(m.compute()) for k, m in logged.items()}
+    assert values["test/acc_tol_in_sync"] == 0.0 and values["test/acc_tol_random_offset"] == 1.0
 
 
 def test_attention_maps_of_the_dec_variant_and_their_figure():
@@ -154,3 +156,43 @@ def test_predict_step_gives_one_clip_level_offset_with_confidence():
     out = module.predict_step(batch, 0)
     assert out["pred_offset_frames"].tolist() == [6, 6]
     assert (out["confidence"] > 0).all() and out["true_offset_frames"].tolist() == [6, 0]
+
+
+def _avst_test_metrics(module: AVSTModule, clips: list[dict]) -> dict[str, float]:
+    """``trainer.test`` over ``clips`` (batches of 2); the logged test metrics."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    def collate(items):
+        return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.test(module, dataloaders=DataLoader(clips, batch_size=2, collate_fn=collate), verbose=False)
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+def test_one_pass_over_eval_lengths_gives_the_metrics_of_one_run_per_length():
+    """eval_lengths [5, 7]: one test pass logs for each length exactly what a separate run with
+    eval_window_frames at that length logs (same weights, same clips), plus the headline names."""
+    torch.manual_seed(0)
+    kwargs = dict(arch="avst_enc_mp_toy", train_frames=(5,), eval_windows=2, eval_context=1, batch_windows=2)
+    both = AVSTModule(eval_window_frames=5, eval_lengths=[5, 7], **kwargs).eval()
+    spec = both.input_spec
+    g = torch.Generator().manual_seed(1)
+    clips = [{"video": torch.randint(0, 256, (spec.num_frames, 64, 64, 3), generator=g, dtype=torch.uint8),
+              "audio": torch.randn(spec.num_samples, generator=g) * 0.1, "target": torch.tensor(d)}
+             for d in (0, 3, -6, 0, 1)]
+    got = _avst_test_metrics(both, clips)
+    names = ("acc@1", "acc_tol", "acc_tol_in_sync", "acc_tol_random_offset")
+    for length in (5, 7):
+        single = AVSTModule(eval_window_frames=length, **kwargs).eval()
+        single.load_state_dict(both.state_dict())
+        alone = _avst_test_metrics(single, clips)
+        assert {f"test/{n}_len{length}": got[f"test/{n}_len{length}"] for n in names} == \
+            {f"test/{n}_len{length}": alone[f"test/{n}"] for n in names}
+        if length == 5:  # the headline (eval_window_frames) keeps today's names
+            assert {f"test/{n}": got[f"test/{n}"] for n in names} == {f"test/{n}": alone[f"test/{n}"] for n in names}
+    assert got["test/acc_tol_len5"] != got["test/acc_tol_len7"] or got["test/acc@1_len5"] != got["test/acc@1_len7"]
+    with pytest.raises(ValueError, match="repeat"):
+        AVSTModule(eval_lengths=[5, 5], **kwargs)

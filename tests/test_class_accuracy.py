@@ -11,7 +11,6 @@ from torch.utils.data import DataLoader
 from avsync.evaluation.class_accuracy import ClassOffsetAccuracy, breakdown, dataset_classes
 from avsync.inputs import InputSpec
 from avsync.papers.avst.module import AVSTModule
-from avsync.evaluation.class_breakdown import accuracy_like
 from avsync.evaluation.class_plots import per_class_figure
 from avsync.modules.offset_classification import OffsetClassificationModule
 from avsync.evaluation.metrics import OffsetAccuracy
@@ -80,14 +79,6 @@ def test_breakdown_is_json_ready_and_the_figure_sorts_the_classes():
     assert "per_class" not in breakdown(plain, plain.compute())
 
 
-def test_accuracy_like_keeps_candidates_and_tolerance():
-    for kwargs in ({"classes": 2}, {"frames": (5, 25.0)}, {"window_ms": (-185.0, 90.0)}):
-        base = OffsetAccuracy(OFFSETS, **kwargs)
-        for names, cls in (([], OffsetAccuracy), (["a"], ClassOffsetAccuracy)):
-            copy = accuracy_like(base, names)
-            assert type(copy) is cls and copy.tolerance == base.tolerance and copy.offsets_sec == base.offsets_sec
-
-
 class _Wrapper:  # a data module wrapping another, as the feature bank does
     def __init__(self, source):
         self.source = source
@@ -150,7 +141,7 @@ def test_grid_classifier_test_logs_per_class_bars_and_keeps_the_numbers(tmp_path
     figures.clear()
     plain = type("Plain", (_ClassData,), {"classes": []})()
     trainer.test(module, datamodule=plain, verbose=False)
-    assert type(module.metrics["test_acc"]) is OffsetAccuracy and "per_class" not in module.test_breakdown
+    assert type(module.evaluators["test"].headline) is OffsetAccuracy and "per_class" not in module.test_breakdown
     assert "test/per_class_accuracy" not in figures
 
 
@@ -159,11 +150,11 @@ def test_avst_evaluation_counts_each_window_for_its_clip_class():
     spec = module.input_spec
     module.pair_scores = lambda frames, wav: -(torch.arange(frames.shape[0]) % 31 - 15).abs().float()  # says 0
     module.log = lambda *a, **k: None
-    module.metrics["test_acc"] = accuracy_like(module.metrics["test_acc"], ["speech", "music"])
+    module.evaluators["test"] = module.build_evaluator("test", ["speech", "music"])
     batch = {"video": torch.zeros(2, spec.num_frames, 64, 64, 3, dtype=torch.uint8),
              "audio": torch.zeros(2, spec.num_samples), "target": torch.tensor([0, 3]),
              "class_index": torch.tensor([1, 0])}
     module._eval_step(batch, "test", 1)
-    module._epoch_end("test")
+    module.keep_breakdown()
     per_class = module.test_breakdown["per_class"]
     assert per_class["count"] == [2, 2] and per_class["acc@1"] == [0.0, 1.0]

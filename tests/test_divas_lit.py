@@ -95,7 +95,8 @@ def test_accuracy_windows_in_ms_at_any_frame_rate(monkeypatch, fps, error_frames
                                                              "confidence": 1.0, "distances": torch.zeros(1, 31)})
     monkeypatch.setattr(module, "log", lambda *a, **k: None)
     module._evaluate({"video": torch.zeros(1), "audio": torch.zeros(1), "target": torch.tensor([true_shift])}, "val")
-    got = tuple(bool(module.metrics[f"val_{i}"].compute()["acc_tol"] == 1) for i in range(3))
+    metrics = module.evaluators["val"].metrics()
+    got = tuple(bool(metrics[f"val/{name}"].compute() == 1) for name in ("acc@±40ms", "acc@-125+45ms", "acc@-185+90ms"))
     assert got == accepted
 
 

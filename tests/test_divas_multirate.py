@@ -64,7 +64,7 @@ def test_evaluation_reads_offsets_at_the_batch_rate():
     assert module.true_offsets_sec(batch).tolist() == pytest.approx([0.1] * 4)  # 6 frames at 60 fps
     results = module._evaluate(clip_batch(60.0, n=1, seconds=1.0), "test")
     assert results[0]["distances"].shape[1] == 31  # ±15 frames at 60 fps
-    assert module.metrics["test_0"].update_called
+    assert int(module.evaluators["test"].metrics()["test/acc@±40ms"].count.sum()) == 1
 
 
 def test_grid_protocol_maps_classes_to_seconds_and_needs_a_search_that_reaches_them():
@@ -82,8 +82,9 @@ def test_grid_accuracy_snaps_the_searched_offset_to_the_nearest_class(monkeypatc
         "pred_sec": next(predictions), "confidence": 1.0, "distances": None})
     batch = {"video": torch.zeros(3, 1), "audio": torch.zeros(3, 1), "target": torch.tensor([11, 5, 12])}
     module._evaluate(batch, "test")
-    result = module.grid_metrics["test"].compute()
-    assert float(result["acc@1"]) == pytest.approx(2 / 3) and float(result["acc_tol"]) == 1.0
+    metrics = module.evaluators["test"].metrics()
+    assert float(metrics["test/acc@1"].compute()) == pytest.approx(2 / 3)
+    assert float(metrics["test/acc_tol"].compute()) == 1.0
 
 
 def test_multirate_data_module_delivers_each_set_at_its_own_rate(tmp_path):
@@ -123,5 +124,23 @@ def test_window_accuracy_judges_each_row_of_the_distance_matrix(monkeypatch):
     monkeypatch.setattr(module, "predict_clip", lambda v, a, fps=None: {
         "pred_sec": 1 / 25, "confidence": 1.0, "distances": distances})
     module._evaluate({"video": torch.zeros(1, 1), "audio": torch.zeros(1, 1), "target": torch.tensor([1])}, "test")
-    assert float(module.metrics["test_0"].compute()["acc_tol"]) == 1.0  # the clip is right
-    assert float(module.window_metrics["test_0"].compute()["acc_tol"]) == 0.75  # 3 of 4 windows
+    metrics = module.evaluators["test"].metrics()
+    assert float(metrics["test/acc@±40ms"].compute()) == 1.0  # the clip is right
+    assert float(metrics["test/window_acc@±40ms"].compute()) == 0.75  # 3 of 4 windows
+
+
+def test_eval_contexts_answer_per_run_of_windows_in_the_same_pass(monkeypatch):
+    """eval_contexts (frames): a 5-frame context is one window (= the per-window accuracy), a context
+    covering every window of the clip is the clip's own answer (= the clip accuracy)."""
+    module = toy_module(max_shift=2, eval_contexts=[5, 8])
+    distances = torch.ones(4, 5)  # 4 windows x offsets −2..2 frames; true offset +1 frame
+    distances[[0, 1, 2], 3] = 0.0  # three windows find +1 frame (right)
+    distances[3, 0] = -2.5         # one finds −2 frames, strongly enough to win the clip's average
+    monkeypatch.setattr(module, "predict_clip", lambda v, a, fps=None: {
+        "pred_sec": float(distances.mean(0).argmin() - 2) / 25, "confidence": 1.0, "distances": distances})
+    module._evaluate({"video": torch.zeros(1, 1), "audio": torch.zeros(1, 1), "target": torch.tensor([1])}, "test")
+    metrics = {k: float(m.compute()) for k, m in module.evaluators["test"].metrics().items()}
+    assert metrics["test/acc@±40ms_5f"] == metrics["test/window_acc@±40ms"] == 0.75
+    assert metrics["test/acc@±40ms_8f"] == metrics["test/acc@±40ms"] == 0.0
+    with pytest.raises(ValueError, match="eval_contexts"):
+        toy_module(eval_contexts=[4])

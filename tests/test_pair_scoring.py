@@ -2,6 +2,8 @@
 import pytest
 import torch
 
+from torchmetrics import Metric
+
 from avsync.modules.pair_scoring import PairScoringModule, cut_pairs, runs_of_equal_rows
 from avsync.evaluation.score_search import shift_scores
 
@@ -29,6 +31,17 @@ class FrameMatchScorer(PairScoringModule):
         picture = frames[:, 0, 0, 0, 0].float()
         sound = wav[:, 0]
         return -(picture - sound).abs()
+
+
+def capture_logs(module) -> dict:
+    """What the module logs, as Lightning would compute it at the end of the epoch (metric objects computed)."""
+    logged = {}
+    module.log = lambda name, value, **kw: logged.__setitem__(name, value)
+    return logged
+
+
+def computed(logged: dict) -> dict[str, float]:
+    return {k: float(v.compute() if isinstance(v, Metric) else v) for k, v in logged.items()}
 
 
 @pytest.mark.parametrize("delta", [0, 7, -15])
@@ -71,7 +84,7 @@ def test_evaluation_finds_the_offset_and_counts_it_per_context(delta):
     video, audio = labelled_clip(40, delta)
     module._eval_step({"video": video[None], "audio": audio[None], "target": torch.tensor([delta])}, "val")
     for c, windows in ((5, 6), (7, 4)):
-        result = module.metrics[f"val_acc_{c}f"].compute()
+        result = module.evaluators["val"].tolerant(f"{c}f").results()
         assert result["acc@1"] == 1.0
         assert result["confusion"].sum() == windows  # one prediction per run of c - 4 windows
 
@@ -85,7 +98,7 @@ def test_a_wrong_scorer_is_counted_wrong_with_the_tolerance():
         module = OffByTwo(tolerance_frames=tol)
         video, audio = labelled_clip(40, 0)
         module._eval_step({"video": video[None], "audio": audio[None], "target": torch.tensor([0])}, "test")
-        result = module.metrics["test_acc_5f"].compute()
+        result = module.evaluators["test"].tolerant("5f").results()
         assert result["acc@1"] == 0.0 and result["acc_tol"] == expected
 
 
@@ -122,12 +135,11 @@ def _divas_protocol_accuracies(scorer_cls, delta: int) -> dict[str, float]:
     and return the logged metrics."""
     # DiVAS's toy test: 2 s clips at 25 fps, 5-frame windows, ±15 frames: 16 windows = 20 frames averaged
     module = scorer_cls(clip_frames=50, eval_contexts=(20,), eval_windows_ms=DIVAS_WINDOWS, log_figures=False)
-    logged = {}
-    module.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
+    logged = capture_logs(module)
     video, audio = labelled_clip(50, delta)
     module._eval_step({"video": video[None], "audio": audio[None], "target": torch.tensor([delta])}, "test")
-    module._epoch_end("test")
-    return logged
+    module.on_test_epoch_end()
+    return computed(logged)
 
 
 @pytest.mark.parametrize("delta", [0, 6, -11])
@@ -187,11 +199,11 @@ def test_whole_clip_evaluation_scores_every_window_of_each_whole_clip():
         calls.clear()
     batch = {"video": [v for v, _ in clips], "audio": [a for _, a in clips],
              "target": torch.tensor([d for _, d in cases])}
-    logged = {}
-    module.log = lambda name, value, **kwargs: logged.__setitem__(name, float(value))
+    logged = capture_logs(module)
     module._eval_step(batch, "test")
-    assert int(module.metrics["test_acc_clip"].count.sum()) == len(cases)  # one answer per whole clip
-    module._epoch_end("test")
+    assert int(module.evaluators["test"].tolerant("clip").count.sum()) == len(cases)  # one answer per whole clip
+    module.on_test_epoch_end()
+    logged = computed(logged)
     assert logged["test/acc@1_clip"] == logged["test/acc@±40ms"] == 1.0
 
 

@@ -12,23 +12,11 @@ lists), which ``avsync reproduce`` stores in the stage's ``result.json``.
 """
 from __future__ import annotations
 
-from avsync.evaluation.class_accuracy import ClassOffsetAccuracy, dataset_classes
+from avsync.evaluation.class_accuracy import dataset_classes
 from avsync.evaluation.class_plots import per_class_figure
 from avsync.evaluation.figures import log_figures
-from avsync.evaluation.metrics import OffsetAccuracy
 
-__all__ = ["ClassBreakdown", "accuracy_like"]
-
-
-def accuracy_like(metric: OffsetAccuracy, class_names: list[str]) -> OffsetAccuracy:
-    """A fresh metric with ``metric``'s candidates, tolerance and score; per class when there are classes."""
-    tol = metric.tolerance
-    kwargs = {"classes": {"classes": tol.k}, "frames": {"frames": (tol.k, tol.fps)},
-              "window_ms": {"window_ms": (tol.lo_ms, tol.hi_ms)}}[tol.kind]
-    kwargs.update(exact_tol_sec=metric.exact_tol_sec, score=metric.score, score_dtype=metric.score_dtype)
-    if class_names:
-        return ClassOffsetAccuracy(metric.offsets_sec, class_names, **kwargs)
-    return OffsetAccuracy(metric.offsets_sec, **kwargs)
+__all__ = ["ClassBreakdown"]
 
 
 class ClassBreakdown:

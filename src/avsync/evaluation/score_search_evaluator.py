@@ -69,8 +69,12 @@ class ScoreSearchEvaluator(OffsetEvaluator):
                 self.names[key][member] = names
                 if i == 0 and member in prog_bar:
                     shown.add(names[-1])
-        self.headline = self.collections[_key(self.contexts[0])]["acc_tol"]
+        self.headline = self.tolerant()
         self.prog_bar = frozenset(shown)
+
+    def tolerant(self, context: str | None = None) -> OffsetAccuracy:
+        """The tolerant accuracy metric of ``context`` (default: the first); ``.results()`` gives all its numbers."""
+        return self.collections[_key(self.contexts[0] if context is None else context)]["acc_tol"]
 
     def update(self, context: str | None, pred_idx: Tensor, true_idx: Tensor,
                classes: Tensor | None = None) -> dict[str, Metric]:
