@@ -8,7 +8,11 @@ frame shifts ``offsets_sec``:
 * ``acc@1`` and ``acc_tol`` (±``frames[0]`` frames at ``frames[1]`` fps);
 * with ``in_sync_split``: ``acc_tol_in_sync`` (clips whose true offset is 0, the papers' protocol)
   and ``acc_tol_random_offset`` (the artificially shifted ones, DiVAS' protocol), each counted
-  only on its own clips and logged only in a step that had such clips;
+  only on its own clips. They are logged once at the end of the epoch (:meth:`split_metrics`),
+  when the epoch had such clips on any process: logged from the steps, a process would first log
+  them in another order than the others where its first clip is of the other kind, and Lightning,
+  computing the metrics in the order they were first logged, would then pair one process'
+  in-sync counts with another's shifted counts in the synchronisation;
 * for each ``windows_ms`` residual window: its accuracy (DiVAS' ``acc@±40ms``, ``acc@-125+45ms``).
 
 Logged names are ``{stage}/{metric}`` for the context ``None`` and ``{stage}/{metric}_{context}``
@@ -30,6 +34,8 @@ from avsync.evaluation.evaluator import OffsetEvaluator, update_accuracy
 from avsync.evaluation.metrics import OffsetAccuracy, tolerance_name
 
 __all__ = ["ScoreSearchEvaluator"]
+
+SPLITS = ("acc_tol_in_sync", "acc_tol_random_offset")
 
 
 class ScoreSearchEvaluator(OffsetEvaluator):
@@ -54,7 +60,7 @@ class ScoreSearchEvaluator(OffsetEvaluator):
                 "acc_tol": (ClassOffsetAccuracy(offsets_sec, class_names, frames=frames, score="acc_tol")
                             if class_names and i == 0 else OffsetAccuracy(offsets_sec, frames=frames, score="acc_tol"))}
             if in_sync_split:
-                for split in ("acc_tol_in_sync", "acc_tol_random_offset"):
+                for split in SPLITS:
                     members[split] = OffsetAccuracy(offsets_sec, frames=frames, score=split)
             for window in windows_ms:  # logged in float32, as these accuracies always were
                 members[tolerance_name(window)] = OffsetAccuracy(offsets_sec, window_ms=window, score="acc_tol",
@@ -84,15 +90,26 @@ class ScoreSearchEvaluator(OffsetEvaluator):
         collection, names = self.collections[key], self.names[key]
         updated = {}
         for member, metric in collection.items(keep_base=True):
-            if member in ("acc_tol_in_sync", "acc_tol_random_offset"):
+            if member in SPLITS:  # logged at the end of the epoch (split_metrics)
                 keep = (true_idx == self.zero) if member == "acc_tol_in_sync" else (true_idx != self.zero)
-                if not bool(keep.any()):
-                    continue
-                metric.update(pred_idx[keep], true_idx[keep])
-            else:
-                update_accuracy(metric, pred_idx, true_idx, classes)
+                if bool(keep.any()):
+                    metric.update(pred_idx[keep], true_idx[keep])
+                continue
+            update_accuracy(metric, pred_idx, true_idx, classes)
             updated.update({name: metric for name in names[member]})
         return updated
+
+    def split_metrics(self, result: dict[str, Tensor] | None) -> dict[str, Metric]:
+        """The in-sync / random-offset accuracies of every context, to log at the end of the epoch,
+        each where the epoch had such clips; ``result`` is :meth:`results` (synchronised, so every
+        process logs the same names in the same order)."""
+        if self.zero is None or result is None:
+            return {}
+        count = result["confusion"].sum(1)
+        present = {"acc_tol_in_sync": int(count[self.zero]) > 0,
+                   "acc_tol_random_offset": int(count.sum() - count[self.zero]) > 0}
+        return {name: self.collections[key][member] for key in self.collections for member in SPLITS
+                if present[member] for name in self.names[key][member]}
 
 
 def _key(context: str | None) -> str:

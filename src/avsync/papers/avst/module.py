@@ -309,20 +309,23 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "test", batch_idx)
 
-    def _log_epoch_figures(self, stage: str) -> None:
-        result = self.evaluators[stage].results()  # every rank: the states are synchronised
+    def _epoch_end(self, stage: str) -> None:
+        """The in-sync / random-offset split (logged once per epoch) and the per-offset figure."""
+        evaluator = self.evaluators[stage]
+        result = evaluator.results()  # every rank: the states are synchronised
+        evaluator.log(self, evaluator.split_metrics(result))
         if result is not None:
-            log_figures(self, self.evaluators[stage].offset_figures(result))
+            log_figures(self, evaluator.offset_figures(result))
 
     def on_validation_epoch_start(self) -> None:
         self._attention_example = None
 
     def on_validation_epoch_end(self) -> None:
-        self._log_epoch_figures("val")
+        self._epoch_end("val")
         self._log_attention()
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch_figures("test")
+        self._epoch_end("test")
         self.keep_breakdown()
 
     # -- attention maps (dec) -------------------------------------------------------------------
