@@ -337,6 +337,8 @@ class DiVASModule(L.LightningModule):
     def _context_answers(self, results: list[dict], true_sec: Tensor, fps: float) -> dict[int, tuple[Tensor, Tensor]]:
         """Per context c (frames): the answer (s) of every run of windows covering c frames, and its clip's truth."""
         answers = {}
+        if any(r.get("distances") is None for r in results):
+            return answers
         n_win = self.window_frames(fps)
         for c in self.eval_contexts:
             preds, truths = [], []

@@ -30,7 +30,7 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryROC
 from avsync.evaluation.figures import log_figures
 from avsync.modules.offset_classification import STAGES, load_matching_weights
 from avsync.papers.synchformer.stage2 import SynchformerStage2Module
-from avsync.papers.synchformer.synchronizability_plots import filtered_accuracy_figure, roc_figure
+from avsync.papers.synchformer.synchronizability_plots import filtered_accuracy_figure
 from avsync.papers.synchformer.network import OffsetReference, SynchronizabilityHead
 from avsync.papers.synchformer.synchronizability_metrics import FilteredAccuracyCurve
 
@@ -157,14 +157,16 @@ class SynchformerSynchronizabilityModule(SynchformerStage2Module):
         fpr = tpr = None
         if auroc is not None:
             record["auroc"] = float(auroc.compute())
-            fpr, tpr, _ = roc.compute()
+            fpr, tpr, thresholds = roc.compute()
         filtered = curve.compute() if curve.scores else None  # synchronised on every rank
         if filtered is not None:
             record["filtered_accuracy"] = filtered.as_dict()
         if self.log_figures:
             figures = {}
             if fpr is not None:
-                figures[f"{stage}/synchronizability_roc"] = lambda: roc_figure(fpr, tpr, record["auroc"])
+                # torchmetrics' own ROC plot, the AUC in its legend
+                figures[f"{stage}/synchronizability_roc"] = lambda: roc.plot(curve=(fpr, tpr, thresholds),
+                                                                             score=True)[0]
             if filtered is not None:
                 figures[f"{stage}/filtered_accuracy"] = lambda: filtered_accuracy_figure(filtered)
             log_figures(self, figures)

@@ -1,29 +1,15 @@
-"""Synchformer Fig. 4 as TensorBoard figures: the ROC curve of the synchronizability score (left) and
-the offset accuracy of the clips kept by a synchronizability threshold (right)."""
+"""Synchformer Fig. 4 (right) as a TensorBoard figure: the offset accuracy of the clips kept by a
+synchronizability threshold. The ROC curve (left) is torchmetrics' ``BinaryROC.plot``."""
 from __future__ import annotations
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
 from avsync.papers.synchformer.synchronizability_metrics import FilteredAccuracy  # noqa: E402
 
-__all__ = ["roc_figure", "filtered_accuracy_figure"]
-
-
-def roc_figure(fpr: torch.Tensor, tpr: torch.Tensor, auc: float, title: str = "") -> plt.Figure:
-    """True- against false-positive rate of "synchronisable", the chance diagonal and the AUC."""
-    fig, ax = plt.subplots(figsize=(3.6, 3.4))
-    ax.plot(fpr.cpu().numpy(), tpr.cpu().numpy(), lw=1.5, label=f"AUC {auc:.3f}")
-    ax.plot([0, 1], [0, 1], "k--", lw=0.6)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(title or "synchronizability ROC")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return fig
+__all__ = ["filtered_accuracy_figure"]
 
 
 def filtered_accuracy_figure(curve: FilteredAccuracy, title: str = "") -> plt.Figure:
