@@ -24,8 +24,8 @@ from torch import Tensor
 
 from avsync.offsets import FrameShifts
 
-__all__ = ["PairScorer", "ClipTooShortForSearch", "shift_scores", "predict_offsets", "window_samples",
-           "frame_start_sample"]
+__all__ = ["PairScorer", "ClipTooShortForSearch", "shift_scores", "predict_offsets", "clip_answers",
+           "window_samples", "frame_start_sample"]
 
 
 class PairScorer(Protocol):
@@ -165,3 +165,17 @@ def predict_offsets(scores: Tensor, context: int = 1) -> tuple[Tensor, Tensor]:
         median = averaged.masked_fill(~finite, float("nan")).nanmedian(-1).values
     confidence = best - median
     return idx - max_shift, confidence
+
+
+def clip_answers(search, batch: dict) -> dict:
+    """One answer per clip of a batch (scores averaged over every window of the clip, SyncNet/DiVAS
+    style): offset in frames, confidence (median − min of the distances) and the true offset.
+    ``search(frames, wav)`` gives a clip's score matrix (the model's own search)."""
+    preds, confidences = [], []
+    for frames, wav in zip(batch["video"], batch["audio"]):
+        scores = search(frames, wav)
+        pred, conf = predict_offsets(scores, context=len(scores))
+        preds.append(pred[0])
+        confidences.append(conf[0])
+    return {"key": batch.get("key"), "pred_offset_frames": torch.stack(preds),
+            "confidence": torch.stack(confidences), "true_offset_frames": batch["target"]}

@@ -47,7 +47,8 @@ from torch import Tensor, nn
 from avsync.inputs import InputSpec
 from avsync.evaluation.figures import log_figures
 from avsync.evaluation.metrics import tolerance_name
-from avsync.evaluation.score_search import frame_start_sample, predict_offsets, shift_scores, window_samples
+from avsync.evaluation.score_search import (clip_answers, frame_start_sample, predict_offsets, shift_scores,
+                                            window_samples)
 from avsync.evaluation.evaluator import StageEvaluators
 from avsync.evaluation.score_search_evaluator import ScoreSearchEvaluator
 from avsync.offsets import FrameShifts
@@ -202,14 +203,7 @@ class PairScoringModule(L.LightningModule):
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """Clip-level answers (SyncNet/DiVAS style: scores averaged over every window of the clip):
         offset in frames, confidence (median − min of the distances), and the true offset."""
-        preds, confidences = [], []
-        for b in range(len(batch["video"])):
-            scores = self.search(batch["video"][b], batch["audio"][b])
-            pred, conf = predict_offsets(scores, context=len(scores))
-            preds.append(pred[0])
-            confidences.append(conf[0])
-        return {"key": batch.get("key"), "pred_offset_frames": torch.stack(preds),
-                "confidence": torch.stack(confidences), "true_offset_frames": batch["target"]}
+        return clip_answers(self.search, batch)
 
     def _log_epoch_figures(self, stage: str) -> None:
         result = self.evaluators[stage].results()  # every rank: the states are synchronised

@@ -37,7 +37,7 @@ from avsync.papers.avst.attention_plots import attention_figure
 from avsync.evaluation.class_breakdown import ClassBreakdown
 from avsync.evaluation.evaluator import StageEvaluators
 from avsync.evaluation.figures import log_figures
-from avsync.evaluation.score_search import predict_offsets, shift_scores
+from avsync.evaluation.score_search import clip_answers, predict_offsets, shift_scores
 from avsync.evaluation.score_search_evaluator import ScoreSearchEvaluator
 from avsync.modules.offset_classification import load_matching_weights
 from avsync.papers.avst.network import AVST, AVST_CONFIGS, AudioSpectrogram
@@ -294,14 +294,7 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """Clip-level answers (scores averaged over every window of the clip): offset in frames,
         SyncNet confidence, and the true offset."""
-        preds, confidences = [], []
-        for b in range(len(batch["video"])):
-            scores = self._search_prefix(batch["video"][b], batch["audio"][b])
-            pred, conf = predict_offsets(scores, context=len(scores))
-            preds.append(pred[0])
-            confidences.append(conf[0])
-        return {"key": batch.get("key"), "pred_offset_frames": torch.stack(preds),
-                "confidence": torch.stack(confidences), "true_offset_frames": batch["target"]}
+        return clip_answers(self._search_prefix, batch)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "val", batch_idx)
