@@ -210,3 +210,26 @@ def test_real_two_process_gloo_ddp_gives_the_global_result_on_every_rank(tmp_pat
     whole.update(logits, target)
     for rank in range(2):
         _assert_same(torch.load(tmp_path / f"rank{rank}.pt"), whole.compute())
+
+
+def test_a_metric_built_with_a_score_computes_that_scalar_and_results_keep_every_number():
+    """score=...: what a module logs as the metric object; results() is the full dict either way."""
+    offsets = [-0.4, -0.2, 0.0, 0.2, 0.4]
+    preds, target = torch.tensor([2, 0, 0, 4, 4]), torch.tensor([2, 3, 1, 4, 2])  # index 2: offset 0
+    full = OffsetAccuracy(offsets, classes=1)
+    full.update(preds, target)
+    expected = full.compute()
+    got = {}
+    for score in ("acc@1", "acc_tol", "acc_tol_in_sync", "acc_tol_random_offset"):
+        m = OffsetAccuracy(offsets, classes=1, score=score)
+        m.update(preds, target)
+        got[score] = m.compute()
+        assert got[score].ndim == 0 and got[score].dtype == torch.float64
+        assert torch.equal(m.results()["confusion"], expected["confusion"])
+    assert got["acc@1"] == expected["acc@1"] == 0.4 and got["acc_tol"] == expected["acc_tol"] == 0.6
+    assert got["acc_tol_in_sync"] == 0.5          # true offset 0: clips 0 (right) and 4 (2 classes off)
+    assert got["acc_tol_random_offset"] == 2 / 3  # the shifted clips 1 (3 classes off), 2 and 3
+    with pytest.raises(ValueError, match="score"):
+        OffsetAccuracy(offsets, classes=1, score="f1")
+    with pytest.raises(ValueError, match="in-sync offset 0"):
+        OffsetAccuracy([-0.2, 0.2], classes=1, score="acc_tol_in_sync")
