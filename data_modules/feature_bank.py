@@ -102,7 +102,10 @@ def build_feature_bank(dataset: AVClipDataset, encode_video, encode_audio, *, st
                                                            seed, dtype))
     compute = bank_compute(dataset, encode_video, encode_audio, start_step_sec, max_source_sec, jitter_sec, seed,
                            device, dtype)
-    on_skip = lambda record, reason: dataset.report.record(record.key, record.path, reason, "feature_bank")  # noqa: E731
+
+    def on_skip(record: ClipRecord, reason: str) -> None:
+        dataset.report.record(record.key, record.path, reason, "feature_bank")
+
     store.fill(SPLIT, dataset.records, compute, (MediaError, ClipTooShortError), on_skip, progress, "feature bank")
     if not store.keys(SPLIT):
         raise RuntimeError(f"feature bank: none of the {len(dataset.records)} training clips could be read")
@@ -249,6 +252,9 @@ class FeatureBankDataModule(L.LightningDataModule):
             log.info("feature bank: loading %s", folder)
             store.repair({SPLIT: dataset.records},
                          bank_compute(dataset, encode_video, encode_audio, *args, model.device, torch.float16))
+            paths = {r.key: r.path for r in dataset.records}
+            for key, reason in store.skipped.get(SPLIT, {}).items():  # every clip left out is reported, every run
+                dataset.report.record(key, paths.get(key, key), reason, "feature_bank")
             return FeatureBank.from_store(store)
         if folder is not None:
             store = FeatureStore(folder, KIND, self._fingerprint(model), bank_settings(dataset, *args, torch.float16))

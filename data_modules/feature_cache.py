@@ -198,6 +198,8 @@ class FeatureStore:
 
     # -- writing ---------------------------------------------------------------------------------
     def put(self, split: str, clip: ClipFeatures) -> None:
+        """Store ``clip`` (on disk: written atomically; the index names it after :meth:`commit`)."""
+        meta = {}
         if self.folder is None:
             self._memory[(split, clip.key)] = clip
         else:
@@ -206,9 +208,8 @@ class FeatureStore:
             data = buf.getvalue()
             name = f"{split}/{hashlib.sha1(clip.key.encode()).hexdigest()[:20]}.pt"
             _write_atomic(self.folder / name, data)
-            self.entries.setdefault(split, {})[clip.key] = {"file": name, "sha256": hashlib.sha256(data).hexdigest(),
-                                                            "bytes": len(data)}
-        self.entries.setdefault(split, {}).setdefault(clip.key, {})
+            meta = {"file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        self.entries.setdefault(split, {})[clip.key] = meta
         self.skipped.get(split, {}).pop(clip.key, None)
 
     def fill(self, split: str, records: Iterable, compute: Callable, errors: tuple = (),
@@ -220,7 +221,7 @@ class FeatureStore:
             try:
                 clip = compute(record)
             except errors as err:
-                reason = getattr(err, "reason", None) or str(err)
+                reason = err.reason if hasattr(err, "reason") else str(err)
                 self.skipped.setdefault(split, {})[record.key] = reason
                 if on_skip is not None:
                     on_skip(record, reason)
@@ -240,7 +241,7 @@ class FeatureStore:
             for split, key in bad:
                 self.put(split, compute(by_key[(split, key)]))
             self.commit()
-            log.warning("feature cache %s: rebuilt %d broken entr%s", self.folder, len(bad), "y" if len(bad) == 1 else "ies")
+            log.warning("feature cache %s: rebuilt %d broken file(s)", self.folder, len(bad))
         return bad
 
     def commit(self) -> None:

@@ -81,7 +81,7 @@ class SynchformerFeatureDataModule(WrappedLoaders, L.LightningDataModule):
         cache_dir: folder written by ``avsync cache-features``.
         check_fingerprint: refuse a cache written by other extractor weights than the model's.
         build_if_missing: write the cache from the model's extractors when there is none, into a
-            sub-folder of ``cache_dir`` named after their fingerprint (module docstring).
+            sub-folder of ``cache_dir`` named after its key (module docstring).
         hop_frames: segment start spacing of a cache this module writes (``avsync cache-features``).
     """
 

@@ -108,6 +108,10 @@ def segment_compute(module: nn.Module, spec, hop_frames: int = 1, chunk: int = 3
     return partial(_clip_entry, module.net.eval(), module.inputs, spec, int(hop_frames), int(chunk))
 
 
+def _log_skip(record, reason: str) -> None:
+    log.warning("skipping %s: %s", record.path, reason)
+
+
 def write_cache(module: nn.Module, datamodule, out: Path, splits=("train", "valid", "test"),
                 hop_frames: int = 1, chunk: int = 32) -> FeatureStore:
     """Features of every clip of ``splits`` of ``datamodule`` through ``module.net``'s extractors,
@@ -124,8 +128,7 @@ def write_cache(module: nn.Module, datamodule, out: Path, splits=("train", "vali
         if split not in datamodule.datasets:
             continue
         store.entries.setdefault(split, {})
-        skip = lambda record, reason: log.warning("skipping %s: %s", record.path, reason)  # noqa: E731
-        store.fill(split, datamodule.datasets[split].records, compute, (MediaError,), skip)
+        store.fill(split, datamodule.datasets[split].records, compute, (MediaError,), _log_skip)
         log.info("%s: cached %d clips", split, len(store.keys(split)))
     store.commit()
     return store
