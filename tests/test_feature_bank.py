@@ -13,6 +13,7 @@ import torch
 from avsync.data_modules.base import AVClipDataset, ClipRecord
 from avsync.data_modules.feature_bank import (FeatureBank, FeatureBankDataModule, FeatureBankPairs,
                                               build_feature_bank)
+from avsync.data_modules.feature_cache import INDEX, FeatureStore
 from avsync.data_modules.toy import ToyAVDataModule
 from avsync.papers.sparsesync.module import SparseSyncModule
 from avsync.offsets import CropPlan, FixedOffsets, RandomOffsetSampler, get_grid, key_for
@@ -104,13 +105,29 @@ def test_trainer_builds_the_bank_once_and_reuses_it(toy_root, tmp_path):
     trainer, data = fit()
     assert trainer.global_step == 2
     assert np.isfinite(float(trainer.callback_metrics["val/loss"]))
-    saved = list((tmp_path / "banks").glob("*.pt"))
-    assert len(saved) == 1 and len(FeatureBank.load(saved[0])) == 3
+    saved = list((tmp_path / "banks").glob("feature_bank_*"))
+    assert len(saved) == 1 and len(FeatureBank.from_store(FeatureStore.open(saved[0]))) == 3
+    files = sorted((saved[0] / "train").glob("*.pt"))
+    assert len(files) == 3
+    written = {p: p.stat().st_mtime_ns for p in [saved[0] / INDEX, *files]}
 
-    mtime = saved[0].stat().st_mtime_ns
     _, data2 = fit()
-    assert saved[0].stat().st_mtime_ns == mtime  # loaded, not rebuilt
-    assert torch.equal(data2.bank.clips[1].audio, data.bank.clips[1].audio)
+    assert {p: p.stat().st_mtime_ns for p in written} == written  # loaded, not rebuilt
+    for a, b in zip(data.bank.clips, data2.bank.clips):
+        assert torch.equal(a.video, b.video) and torch.equal(a.audio, b.audio)
+
+    # a truncated clip file is detected by its checksum and recomputed, not read
+    files[1].write_bytes(files[1].read_bytes()[:100])
+    _, data3 = fit()
+    assert FeatureStore.open(saved[0]).verify() == [] and files[0].stat().st_mtime_ns == written[files[0]]
+    for a, b in zip(data.bank.clips, data3.bank.clips):
+        assert a.key == b.key and torch.equal(a.video, b.video) and torch.equal(a.audio, b.audio)
+
+    # a run killed before the index was written leaves no index: the bank is built again
+    (saved[0] / INDEX).unlink()
+    _, data4 = fit()
+    assert (saved[0] / INDEX).is_file()
+    assert all(torch.equal(a.audio, b.audio) for a, b in zip(data.bank.clips, data4.bank.clips))
 
 
 def test_bank_refuses_trainable_extractors(module):
@@ -133,8 +150,8 @@ def test_three_and_twentyone_class_stages_share_one_bank(toy_root, module, tmp_p
         source = ToyAVDataModule(root=str(toy_root), source_size=32, num_train=3, num_valid=2, num_test=0,
                                  input_spec=model.input_spec, num_workers=0)
         source.setup("fit")
-        paths.append(FeatureBankDataModule(source, cache_dir=str(tmp_path))._bank_path(model, source.datasets["train"]))
+        paths.append(FeatureBankDataModule(source, cache_dir=str(tmp_path))._cache_folder(model, source.datasets["train"]))
     assert paths[0] == paths[1]
     with torch.no_grad():
         model.net.afeat_extractor.conv1.weight.add_(1e-3)  # other extractor weights: another bank
-    assert FeatureBankDataModule(source, cache_dir=str(tmp_path))._bank_path(model, source.datasets["train"]) != paths[0]
+    assert FeatureBankDataModule(source, cache_dir=str(tmp_path))._cache_folder(model, source.datasets["train"]) != paths[0]

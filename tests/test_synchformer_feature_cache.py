@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from avsync.cli import main
+from avsync.data_modules.feature_cache import ClipFeatures
 from avsync.papers.synchformer.feature_cache import clip_features, gather_segments
 from avsync.papers.synchformer.network import SYNCHFORMER_CONFIGS, SegmentInputs, Synchformer
 
@@ -17,15 +18,14 @@ def clip_and_cache():
     net, inputs = Synchformer(TOY).eval(), SegmentInputs(TOY)
     frames = torch.randint(0, 256, (60, 32, 32, 3), dtype=torch.uint8)
     audio = torch.randn(38_400) * 0.1                         # 2.4 s
-    cached = clip_features(net, inputs, frames, audio, hop_frames=1, chunk=16)
-    cached["hop_sec"] = torch.tensor(0.04, dtype=torch.float64)
+    cached = ClipFeatures.on_grid("clip", 2.4, 0.04, **clip_features(net, inputs, frames, audio, hop_frames=1, chunk=16))
     return net, inputs, frames, audio, cached
 
 
 def test_cache_covers_every_frame_start(clip_and_cache):
     *_, cached = clip_and_cache
-    assert cached["vis"].shape == (60 - 16 + 1, 8, 64) and cached["vis"].dtype == torch.float16
-    assert cached["aud"].shape == ((38_400 - 10_240) // 640 + 1, 6, 64)
+    assert cached.video.shape == (60 - 16 + 1, 8, 64) and cached.video.dtype == torch.float16
+    assert cached.audio.shape == ((38_400 - 10_240) // 640 + 1, 6, 64)
 
 
 @pytest.mark.parametrize("video_start,offset", [(0.12, 0.4), (0.6, -0.2), (0.0, 0.0)])

@@ -126,12 +126,17 @@ def test_reads_the_stage2_feature_cache(toy_root, stage2_ckpt, tmp_path):
 
     module = _module(stage2_ckpt).eval()
     toy = {**TOY, "num_train": 2, "num_valid": 2}
-    write_cache(module, ToyAVDataModule(root=str(toy_root), **toy), tmp_path, ("train", "valid"), hop_frames=4)
+    store = write_cache(module, ToyAVDataModule(root=str(toy_root), **toy), tmp_path, ("train", "valid"), hop_frames=4)
+    key = store.keys("valid")[1]
+    written = store.get("valid", key)
+    broken = tmp_path / store.entries["valid"][key]["file"]
+    broken.write_bytes(broken.read_bytes()[:-1])                    # a partial file: recomputed, not read
     dm = SynchronizabilityDataModule(SynchformerFeatureDataModule(ToyAVDataModule(root=str(toy_root), **toy),
                                                                   str(tmp_path)))
     dm.trainer = SimpleNamespace(lightning_module=module, log_dir=None)
     dm.prepare_data()
     dm.setup("fit")
+    assert dm.data.store.verify() == [] and torch.equal(dm.data.store.get("valid", key).video, written.video)
     valid = [dm.datasets["valid"][i] for i in range(2)]
     assert sorted(float(it["sync_target"]) for it in valid) == [0.0, 1.0]
     unsync = next(it for it in valid if it["sync_target"] == 0)
