@@ -13,7 +13,7 @@ import torch
 from avsync.faces.s3fd import S3FD, S3FDNet, greedy_nms, merge_nms
 from parity.s3fd_random_weights import random_state_dict
 
-GOLDENS = Path(__file__).parent / "goldens" / "s3fd"
+GOLDENS = Path(__file__).parents[1] / "goldens" / "s3fd"
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-from media_cases import write_case
+from support.media_cases import write_case
 
 SCRIPT = Path(__file__).with_name("ddp_validation_run.py")
 

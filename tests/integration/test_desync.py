@@ -18,7 +18,7 @@ from avsync.evaluation.desync import decode_for_desync, desync_of
 
 from conftest import SHARED
 
-GOLDEN = Path(__file__).parent / "goldens" / "desync_avbench_seed0.json"
+GOLDEN = Path(__file__).parents[1] / "goldens" / "desync_avbench_seed0.json"
 VGG = "vggsound/h264_video_25fps_256side_16000hz_aac/3qesirWAGt4_20000_30000.mp4"
 
 

@@ -9,7 +9,7 @@ from avsync.cli import main as cli_main
 from avsync.media import probe, read_clip
 from avsync.prepare import FAILURES_NAME, PrepareOptions, prepare
 
-from media_cases import FLASH_SEC, write_all, write_case
+from support.media_cases import FLASH_SEC, write_all, write_case
 
 SMALL = PrepareOptions(short_side=32)  # tiny outputs keep the tests fast; the default is 256
 BROKEN = {"corrupt", "no_audio", "no_video", "truncated", "zero_length"}

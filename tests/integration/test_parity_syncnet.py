@@ -35,7 +35,7 @@ from avsync.detect.decoding import decode_for_model
 from avsync.inputs import InputSpec
 from avsync.evaluation.lse import lse_from_dists, lse_from_embeddings, syncnet_clip_embeddings, syncnet_clip_mfcc
 
-GOLDENS = Path(__file__).parent / "goldens" / "syncnet"
+GOLDENS = Path(__file__).parents[1] / "goldens" / "syncnet"
 CLIP = "lrs3/h264_orig_strict_crop_25fps_224side_16000hz_aac/pretrain/C8zY0oAdQrs/00018.mp4"
 TOL = 1e-4
 # avsync's own audio against ffmpeg 5.1's wav: 13 samples one LSB apart (see the module docstring)

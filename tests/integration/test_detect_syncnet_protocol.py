@@ -17,7 +17,7 @@ from avsync.media import read_audio, read_frames, write_mp4
 from avsync.evaluation.lse import syncnet_lse
 from avsync.weights import load_authors_file
 
-GOLDENS = Path(__file__).parent / "goldens" / "syncnet"
+GOLDENS = Path(__file__).parents[1] / "goldens" / "syncnet"
 CLIP = "lrs3/h264_orig_strict_crop_25fps_224side_16000hz_aac/pretrain/C8zY0oAdQrs/00018.mp4"
 
 

@@ -9,7 +9,7 @@ from avsync.cli import main
 from avsync.papers.sparsesync.module import SparseSyncModule
 from avsync.papers.syncnet.module import SyncNetModule
 from avsync.media import MediaError, unsynchronisable_reason
-from media_cases import write_case
+from support.media_cases import write_case
 from test_detect import MODELS, _write_checkpoint
 
 SR, FPS = 16000, 25.0

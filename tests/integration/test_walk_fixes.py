@@ -6,7 +6,7 @@ import pytest
 
 from avsync.cli import main
 from avsync.toy.title import write_title
-from media_cases import write_case
+from support.media_cases import write_case
 
 
 def test_title_report_loads_the_checkpoint_avsync_fit_writes(tmp_path, capsys, repo_root_cwd):

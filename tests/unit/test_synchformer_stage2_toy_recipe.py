@@ -11,7 +11,7 @@ import yaml
 
 from avsync.papers.synchformer.network import Synchformer, get_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "reproductions" / "synchformer" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "reproductions" / "synchformer" / "configs"
 
 
 def _features(b: int = 2, s: int = 14, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

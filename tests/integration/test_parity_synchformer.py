@@ -34,7 +34,7 @@ from parity.compare import DEVICE, golden_test_batch, load_golden, rel  # noqa: 
 
 pytestmark = [pytest.mark.slow, pytest.mark.parity]
 
-GOLDENS = Path(__file__).resolve().parent / "goldens"
+GOLDENS = Path(__file__).resolve().parents[1] / "goldens"
 REL_TOL = 1e-4
 SEGMENTS, STEP = 14, 0.5
 

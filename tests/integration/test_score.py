@@ -20,7 +20,7 @@ from avsync.detect.loading import CheckpointError
 from avsync.papers.syncnet.module import SyncNetModule
 from avsync.score.decode_pool import decode_ahead
 from avsync.score.scan import scan_inputs
-from media_cases import write_audio_only, write_case
+from support.media_cases import write_audio_only, write_case
 
 REAL = ("vggsound/h264_video_25fps_256side_16000hz_aac/3qesirWAGt4_20000_30000.mp4",
         "lrs3/h264_uncropped_25fps_256side_16000hz_aac/pretrain/C8zY0oAdQrs/00018.mp4")
@@ -184,7 +184,7 @@ def test_scan_folders_lists_and_missing(tmp_path):
 
 
 def test_readme_python_example_runs(ckpt, folder, tmp_path, capsys):
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     code = readme.split("From Python (same runner, same rows):\n\n```python\n", 1)[1].split("```", 1)[0]
     inputs = [str(folder / "short.mp4"), str(folder / "silent.mp4")]
     for placeholder, value in (('"runs/syncnet/last.ckpt"', repr(str(ckpt))),

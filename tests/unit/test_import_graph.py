@@ -3,7 +3,7 @@ import the CLI back. Imports inside functions count too — a lazy import is sti
 import ast
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _modules() -> dict[str, Path]:

@@ -32,7 +32,7 @@ from avsync.inputs import InputSpec
 from avsync.papers.vocalist.clip_protocol import (MASKED_LOGIT, vocalist_clip_frames, vocalist_clip_logits,
                                             vocalist_clip_mel, vocalist_window_count)
 
-GOLDENS = Path(__file__).parent / "goldens" / "vocalist"
+GOLDENS = Path(__file__).parents[1] / "goldens" / "vocalist"
 CLIP = "lrs3/h264_orig_strict_crop_25fps_224side_16000hz_aac/pretrain/C8zY0oAdQrs/00018.mp4"
 TOL = 1e-4
 ROWS = range(15, 16)  # a window whose 31 candidates all lie inside the clip

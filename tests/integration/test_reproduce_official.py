@@ -22,7 +22,7 @@ TOY_DATA = ["--data.init_args.num_train", "4", "--data.init_args.num_valid", "2"
             "--trainer.limit_test_batches", "1"]
 ENTRY = OfficialWeights(name="syncnet-toy-random", paper="test", dataset="none (random init)",
                         filename="syncnet_toy_authors.model", url=None, checksum=None, converter="syncnet",
-                        arch="syncnet_toy", source="tests/test_reproduce_official.py")
+                        arch="syncnet_toy", source="tests/integration/test_reproduce_official.py")
 
 
 def _plan(tmp_path, toy_root):

@@ -129,7 +129,7 @@ def test_full_size_vggss_stage_trains_with_its_augmentation_on_the_real_vggsound
 # -- DiVAS -------------------------------------------------------------------------------------
 DIVAS_DIR = REPRODUCTIONS / "divas"
 DIVAS_PLAN = yaml.safe_load((DIVAS_DIR / "plan.yaml").read_text())
-DIVAS_BASELINES = ("lrs2_syncnet", "lrs2_vocalist")  # Table 1's other models (tests/test_divas_baselines.py)
+DIVAS_BASELINES = ("lrs2_syncnet", "lrs2_vocalist")  # Table 1's other models (tests/integration/test_divas_baselines.py)
 DIVAS_NUMBERS = yaml.safe_load((DIVAS_DIR / "paper_numbers.yaml").read_text())["numbers"]
 
 

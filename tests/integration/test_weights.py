@@ -445,7 +445,7 @@ def test_synchronizability_converter_takes_the_authors_full_size_layout():
     from avsync.papers.synchformer.synchronizability import SynchformerSynchronizabilityModule
     from avsync.papers.synchformer.network import Synchformer, get_config
 
-    layout = read_layout(Path(__file__).parent / "goldens" / "synchformer_synchronizability_layout.json")
+    layout = read_layout(Path(__file__).parents[1] / "goldens" / "synchformer_synchronizability_layout.json")
     state = {k: torch.empty(shape, device="meta") for k, shape in layout.items()}
     ckpt = get_converter("synchformer_synchronizability").lightning_checkpoint(state)
     hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if k != "_class_path"}

@@ -11,7 +11,7 @@ import pytest
 from avsync.faces.crops import crop_track, smoothed_boxes
 from avsync.faces.tracks import FaceTrack, TrackParams, tracks_from_detections
 
-GOLDENS = Path(__file__).parent / "goldens" / "face_pipeline"
+GOLDENS = Path(__file__).parents[1] / "goldens" / "face_pipeline"
 
 
 @pytest.mark.parametrize("case", range(3))

@@ -10,7 +10,7 @@ import torch
 from avsync.data_modules import AcappellaDataModule, BadMediaReport
 from avsync.inputs import InputSpec
 
-from media_cases import write_all
+from support.media_cases import write_all
 
 SPEC = InputSpec(fps=25.0, duration_sec=1.0, frame_size=32, resize_short_side=32, sample_rate=16000,
                  offset_classes=3, hflip=False)

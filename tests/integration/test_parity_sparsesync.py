@@ -25,7 +25,7 @@ from avsync.inputs import FrameNormalize, InputSpec, LogSpectrogram
 from parity.compare import DEVICE, golden_test_batch, load_golden, rel  # noqa: E402
 
 pytestmark = pytest.mark.parity
-GOLDENS = Path(__file__).resolve().parent / "goldens"
+GOLDENS = Path(__file__).resolve().parents[1] / "goldens"
 SPEC = InputSpec(fps=25.0, duration_sec=5.0, frame_size=224, resize_short_side=256, sample_rate=16000,
                  offset_classes=21)
 REL_TOL = 1e-4  # outputs; float32 arithmetic in another order (fused attention, conv algorithms)

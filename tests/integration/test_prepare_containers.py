@@ -9,7 +9,7 @@ import pytest
 import avsync.prepare as prepare_module
 from avsync.media import read_audio, read_frames
 from avsync.prepare import PrepareOptions, prepare
-from timing_corpus import CASES, audio_position, frame_times, stream_starts, video_errors, write
+from support.timing_corpus import CASES, audio_position, frame_times, stream_starts, video_errors, write
 
 NAMES = ["mkv_video_late", "webm_vp9_opus_video_late", "avi_mpeg4_pcm", "ts_mux_delay", "ts_video_late",
          "mts_audio_late_8k", "m2ts_5.1_48k", "mov_video_late_48k_stereo", "mp4_vfr_video_late", "mp4_rotated_90"]

@@ -1,6 +1,6 @@
 """Every decode path puts frames and samples on the file's presentation timeline.
 
-The corpus (tests/timing_corpus.py) is written once per module with PyAV: mp4, mov, mkv, webm, avi
+The corpus (tests/support/timing_corpus.py) is written once per module with PyAV: mp4, mov, mkv, webm, avi
 and MPEG-TS (.ts/.mts/.m2ts), streams starting late, early or at MPEG-TS's 1.4 s mux delay,
 8-48 kHz, mono/stereo/5.1, 23.976-60 fps and VFR, a rotated picture. Each video frame shows its
 index, the audio is known noise: the decoded frame for each output time must be the source frame
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from avsync.media import MediaError, decode, probe, read_audio, read_frames
-from timing_corpus import CASES, audio_position, frame_times, stream_starts, video_errors, write
+from support.timing_corpus import CASES, audio_position, frame_times, stream_starts, video_errors, write
 
 OUT_FPS = 25.0
 AUDIO_TOLERANCE = 1e-3  # seconds
