@@ -12,9 +12,11 @@ import lightning as L
 import torch
 
 from avsync.data_modules import AcappellaDataModule
-from avsync.inputs import InputSpec
 
-SPEC = InputSpec(fps=25.0, duration_sec=1.0, frame_size=32, resize_short_side=32, offset_classes=3)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared support helpers
+from support.input_specs import TINY_SPEC  # noqa: E402
+
+SPEC = TINY_SPEC
 
 
 class Recorder(L.LightningModule):

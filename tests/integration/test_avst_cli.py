@@ -4,13 +4,12 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from avsync.cli import cli_main, main
+from support.cli_overrides import TWO_STEP_FIT, cli_overrides
 
 CONFIG = "experiments/avst_toy_dense.yaml"
-TINY = ["--data.init_args.num_train", "8", "--data.init_args.num_valid", "1", "--data.init_args.num_test", "1",
-        "--data.init_args.clip_duration_sec", "3.0", "--data.init_args.batch_size", "4",
-        "--model.init_args.eval_windows", "2", "--model.init_args.batch_windows", "2",
-        "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1", "--trainer.max_steps", "2",
-        "--trainer.log_every_n_steps", "1"]
+TINY = cli_overrides(data={"num_train": 8, "num_valid": 1, "num_test": 1, "clip_duration_sec": 3.0, "batch_size": 4},
+                     model={"eval_windows": 2, "batch_windows": 2},
+                     trainer={**TWO_STEP_FIT, "log_every_n_steps": 1})
 
 
 @pytest.mark.parametrize("arch,stage", [("avst_dec_toy", "1"), ("avst_enc_mp_toy", "2")])

@@ -8,12 +8,11 @@ import pytest
 import torch
 
 from avsync.data_modules import AcappellaDataModule, BadMediaReport
-from avsync.inputs import InputSpec
 
 from support.media_cases import write_all
+from support.input_specs import tiny_spec
 
-SPEC = InputSpec(fps=25.0, duration_sec=1.0, frame_size=32, resize_short_side=32, sample_rate=16000,
-                 offset_classes=3, hflip=False)
+SPEC = tiny_spec(hflip=False)
 READABLE = {"good", "rate_8k", "rate_44k_stereo", "rate_48k_stereo", "fps_30", "vfr"}
 AT_SETUP = {"truncated", "corrupt", "zero_length", "single_frame", "short"}  # unreadable header / too short
 AT_LOAD = {"no_audio", "no_video", "silent", "constant", "still"}

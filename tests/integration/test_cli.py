@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from avsync.cli import main
+from support.cli_overrides import cli_overrides
 
 CONFIG = "experiments/sparsesync_toy_dense.yaml"
-TINY_DATA = ["--data.init_args.num_train", "8", "--data.init_args.num_valid", "4", "--data.init_args.num_test", "4",
-             "--data.init_args.num_workers", "0", "--data.init_args.batch_size", "2"]
+TINY_DATA = cli_overrides(data={"num_train": 8, "num_valid": 4, "num_test": 4, "num_workers": 0, "batch_size": 2})
 
 
 def test_help_lists_models_and_data_modules(capsys):

@@ -2,6 +2,7 @@
 fixed evaluation plans, bad media, and the toy data module. One tiny toy set per session."""
 import csv
 import logging
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,10 +21,10 @@ from avsync.data_modules import (
 from avsync.inputs import InputSpec
 from avsync.media import read_clip
 from avsync.offsets import CropPlan, FixedOffsets, RandomOffsetSampler, get_grid, key_for
-from avsync.toy.generate import generate_toy_set, read_index
+from avsync.toy.generate import read_index
+from support.input_specs import PAPER_SPEC
 
-SPEC = InputSpec(fps=25.0, duration_sec=5.0, frame_size=48, resize_short_side=64, sample_rate=16000,
-                 offset_classes=21)
+SPEC = replace(PAPER_SPEC, frame_size=48, resize_short_side=64)
 SPLITS = {"train": 6, "valid": 3, "test": 0}
 TOY = dict(num_train=6, num_valid=3, num_test=0)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -32,15 +33,13 @@ LRS3_CSV = "metadata/lrs3_test_fixed_offsets_size21_crop5.csv"
 
 
 @pytest.fixture(scope="session")
-def toy_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("toy_dm")
-    generate_toy_set(root, "dense", SPLITS, seed=0, duration_sec=10.0, size=64, progress=False)
-    return root
+def dense_root(toy_set) -> Path:
+    return toy_set("dense", SPLITS, seed=0, duration_sec=10.0, size=64)
 
 
 @pytest.fixture(scope="session")
-def toy_dir(toy_root) -> Path:
-    return next(toy_root.glob("dense_*"))
+def toy_dir(dense_root) -> Path:
+    return next(dense_root.glob("dense_*"))
 
 
 def records(toy_dir, split):
@@ -61,9 +60,9 @@ def plan(vstart, offset, duration=5.0):
     return CropPlan(video_start_sec=vstart, offset_sec=offset, duration_sec=duration)
 
 
-def toy_module(toy_root, **kw):
-    kw = {"root": str(toy_root), "batch_size": 2, "num_workers": 0, "input_spec": SPEC,
-          "report_dir": str(toy_root / "reports"), **TOY, **kw}
+def toy_module(dense_root, **kw):
+    kw = {"root": str(dense_root), "batch_size": 2, "num_workers": 0, "input_spec": SPEC,
+          "report_dir": str(dense_root / "reports"), **TOY, **kw}
     return ToyAVDataModule(**kw)
 
 
@@ -146,19 +145,19 @@ def test_training_plans_stay_inside_the_first_9_seconds(toy_dir):
     assert first == again and len(set(first)) > 1
 
 
-def test_valid_loader_is_fixed_across_passes_and_workers(toy_root):
-    dm = toy_module(toy_root)
+def test_valid_loader_is_fixed_across_passes_and_workers(dense_root):
+    dm = toy_module(dense_root)
     dm.prepare_data()
     dm.setup("validate")
     loader = dm.val_dataloader()
     one, two = list(loader), list(loader)
     assert_batches_equal(one, two)
     assert [k for b in one for k in b["key"]] == [f"valid/valid_{i:05d}" for i in range(3)]
-    dm2 = toy_module(toy_root, num_workers=2, persistent_workers=False)
+    dm2 = toy_module(dense_root, num_workers=2, persistent_workers=False)
     dm2.setup("validate")
     assert_batches_equal(one, list(dm2.val_dataloader()))
     # the fixed plans depend on the seed only: another seed moves them
-    dm3 = toy_module(toy_root, seed=7)
+    dm3 = toy_module(dense_root, seed=7)
     dm3.setup("validate")
     p1 = [dm.fixed["valid"].plans_for(k, 1)[0] for k in dm.fixed["valid"]]
     p3 = [dm3.fixed["valid"].plans_for(k, 1)[0] for k in dm3.fixed["valid"]]
@@ -253,9 +252,9 @@ def test_all_bad_media_raises_a_clear_error(bad_records):
 
 
 # ---------------------------------------------------------------------------- score search
-def test_score_search_spec_gives_integer_frame_shifts(toy_root):
+def test_score_search_spec_gives_integer_frame_shifts(dense_root):
     spec = InputSpec(fps=25.0, duration_sec=0.2, frame_size=48, resize_short_side=64, offset_classes=None)
-    dm = toy_module(toy_root, input_spec=spec, batch_size=4)
+    dm = toy_module(dense_root, input_spec=spec, batch_size=4)
     dm.setup("fit")
     assert dm.sampler.jitter_sec == 0.0
     torch.manual_seed(0)
@@ -272,8 +271,8 @@ def test_score_search_spec_gives_integer_frame_shifts(toy_root):
 
 
 # ---------------------------------------------------------------------------- data modules
-def test_toy_module_with_explicit_spec_yields_batches(toy_root):
-    dm = toy_module(toy_root)
+def test_toy_module_with_explicit_spec_yields_batches(dense_root):
+    dm = toy_module(dense_root)
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.datasets["train"]) == 6 and len(dm.datasets["valid"]) == 3
@@ -283,8 +282,8 @@ def test_toy_module_with_explicit_spec_yields_batches(toy_root):
     assert batch["video"].shape == (2, 125, 48, 48, 3) and batch["target"].shape == (2,)
 
 
-def test_module_without_spec_or_trainer_raises_a_clear_error(toy_root):
-    dm = toy_module(toy_root, input_spec=None)
+def test_module_without_spec_or_trainer_raises_a_clear_error(dense_root):
+    dm = toy_module(dense_root, input_spec=None)
     with pytest.raises(RuntimeError, match=r"no trainer is attached.*input_spec=InputSpec"):
         dm.setup("fit")
     dm.trainer = SimpleNamespace(lightning_module=torch.nn.Linear(1, 1), log_dir=None)
@@ -292,10 +291,10 @@ def test_module_without_spec_or_trainer_raises_a_clear_error(toy_root):
         dm.setup("fit")
 
 
-def test_module_takes_the_spec_from_the_model_and_reports_into_log_dir(toy_root, tmp_path):
+def test_module_takes_the_spec_from_the_model_and_reports_into_log_dir(dense_root, tmp_path):
     model = torch.nn.Linear(1, 1)
     model.input_spec = SPEC
-    dm = toy_module(toy_root, input_spec=None, report_dir=None)
+    dm = toy_module(dense_root, input_spec=None, report_dir=None)
     dm.trainer = SimpleNamespace(lightning_module=model, log_dir=str(tmp_path))
     dm.setup("validate")
     assert dm.spec == SPEC and dm.report.path == tmp_path / "bad_media.tsv"
@@ -363,7 +362,7 @@ def test_real_lrs3_clip_with_its_official_fixed_offset(real_fixtures):
 
 
 # ---------------------------------------------------------------------------- with a Trainer
-def test_trainer_draws_are_reproducible_new_each_epoch_and_unique_across_workers(toy_root, tmp_path):
+def test_trainer_draws_are_reproducible_new_each_epoch_and_unique_across_workers(dense_root, tmp_path):
     import lightning as L
 
     class Probe(L.LightningModule):
@@ -383,7 +382,7 @@ def test_trainer_draws_are_reproducible_new_each_epoch_and_unique_across_workers
 
     def fit():
         L.seed_everything(5, workers=True)
-        model, dm = Probe(), toy_module(toy_root, input_spec=None, num_workers=2, report_dir=None)
+        model, dm = Probe(), toy_module(dense_root, input_spec=None, num_workers=2, report_dir=None)
         trainer = L.Trainer(max_epochs=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
         trainer.fit(model, dm)
@@ -410,10 +409,10 @@ def test_cached_decoding_gives_the_same_items_as_direct_reads(toy_dir):
         assert a["target"] == b["target"]
 
 
-def test_variable_length_batches_keep_the_offset(toy_root):
+def test_variable_length_batches_keep_the_offset(dense_root):
     spec = InputSpec(fps=25.0, duration_sec=7.0, frame_size=48, resize_short_side=64, offset_classes=21,
                      train_durations=(2.0, 3.0, 7.0))
-    dm = toy_module(toy_root, input_spec=spec, batch_size=3)
+    dm = toy_module(dense_root, input_spec=spec, batch_size=3)
     dm.prepare_data()
     dm.setup("fit")
     torch.manual_seed(0)

@@ -16,17 +16,14 @@ from avsync.data_modules.feature_bank import (FeatureBank, FeatureBankDataModule
 from avsync.data_modules.toy import ToyAVDataModule
 from avsync.papers.sparsesync.module import SparseSyncModule
 from avsync.offsets import CropPlan, FixedOffsets, RandomOffsetSampler, get_grid, key_for
-from avsync.toy.generate import generate_toy_set, read_index
+from avsync.toy.generate import read_index
 
 TOY_INPUTS = {"frame_size": 32, "resize_short_side": 32}
 
 
 @pytest.fixture(scope="module")
-def toy_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy_bank")
-    generate_toy_set(root, "dense", {"train": 3, "valid": 2, "test": 0}, seed=0, duration_sec=10.0,
-                     size=32, progress=False)
-    return root
+def bank_root(toy_set):
+    return toy_set("dense", {"train": 3, "valid": 2, "test": 0}, seed=0, duration_sec=10.0, size=32)
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +43,9 @@ def sampler(spec, step=None, jitter=0.0):
     return RandomOffsetSampler(get_grid(21), spec.duration_sec, 9.0, jitter, start_step_sec=step or 1 / spec.fps)
 
 
-def test_bank_examples_give_the_logits_of_decoded_examples(toy_root, module):
+def test_bank_examples_give_the_logits_of_decoded_examples(bank_root, module):
     spec = module.input_spec
-    records = train_records(toy_root)
+    records = train_records(bank_root)
     train_set = AVClipDataset(records, spec, True, sampler(spec))
     bank = build_feature_bank(train_set, *module.frozen_encoders(), start_step_sec=0.2, max_source_sec=9.0,
                               jitter_sec=0.0, seed=0, device=torch.device("cpu"), dtype=torch.float32,
@@ -68,9 +65,9 @@ def test_bank_examples_give_the_logits_of_decoded_examples(toy_root, module):
             torch.testing.assert_close(module(batch_bank), module(batch_decoded), rtol=1e-4, atol=1e-4)
 
 
-def test_pairs_follow_the_sampler_and_label_the_offset(toy_root, module):
+def test_pairs_follow_the_sampler_and_label_the_offset(bank_root, module):
     spec = module.input_spec
-    train_set = AVClipDataset(train_records(toy_root)[:1], spec, True, sampler(spec))
+    train_set = AVClipDataset(train_records(bank_root)[:1], spec, True, sampler(spec))
     bank = build_feature_bank(train_set, *module.frozen_encoders(), start_step_sec=0.2, max_source_sec=9.0,
                               jitter_sec=0.05, seed=0, device=torch.device("cpu"), progress=False)
     jitter = bank.clips[0].audio_starts - bank.clips[0].video_starts
@@ -88,12 +85,12 @@ def test_pairs_follow_the_sampler_and_label_the_offset(toy_root, module):
     assert set(labels) == set(range(21))  # every class drawn
 
 
-def test_trainer_builds_the_bank_once_and_reuses_it(toy_root, tmp_path):
+def test_trainer_builds_the_bank_once_and_reuses_it(bank_root, tmp_path):
     def fit():
         torch.manual_seed(0)
         model = SparseSyncModule(arch="sparsesync_toy", input_overrides=TOY_INPUTS, freeze_extractors=True,
                                  lr=1e-3, warmup_steps=1, log_figures=False)
-        source = ToyAVDataModule(root=str(toy_root), source_size=32, num_train=3, num_valid=2, num_test=0, batch_size=2,
+        source = ToyAVDataModule(root=str(bank_root), source_size=32, num_train=3, num_valid=2, num_test=0, batch_size=2,
                                  num_workers=0, cache_decoded=True, report_dir=str(tmp_path))
         data = FeatureBankDataModule(source, cache_dir=str(tmp_path / "banks"), progress=False)
         trainer = L.Trainer(max_steps=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
@@ -122,7 +119,7 @@ def test_bank_refuses_trainable_extractors(module):
         trainable(batch)
 
 
-def test_three_and_twentyone_class_stages_share_one_bank(toy_root, module, tmp_path):
+def test_three_and_twentyone_class_stages_share_one_bank(bank_root, module, tmp_path):
     """The 3 -> 21 class curriculum keeps the same frozen extractors: the bank key ignores the labels."""
     paths = []
     for classes in (3, 21):
@@ -130,7 +127,7 @@ def test_three_and_twentyone_class_stages_share_one_bank(toy_root, module, tmp_p
                                  input_overrides=TOY_INPUTS, freeze_extractors=True)
         model.net.vfeat_extractor.load_state_dict(module.net.vfeat_extractor.state_dict())
         model.net.afeat_extractor.load_state_dict(module.net.afeat_extractor.state_dict())
-        source = ToyAVDataModule(root=str(toy_root), source_size=32, num_train=3, num_valid=2, num_test=0,
+        source = ToyAVDataModule(root=str(bank_root), source_size=32, num_train=3, num_valid=2, num_test=0,
                                  input_spec=model.input_spec, num_workers=0)
         source.setup("fit")
         paths.append(FeatureBankDataModule(source, cache_dir=str(tmp_path))._bank_path(model, source.datasets["train"]))

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 from avsync.data_modules.lrs3_multirate import MultiRateLRS3DataModule, nearest_rate
-from avsync.inputs import InputSpec
 from avsync.media import read_frames, write_mp4
+from support.input_specs import tiny_spec
 
 SECONDS = 1.6
 # 1 s windows: 24 / 25 / 30 / 60 frames; score-search targets (integer frame shifts at the bucket's rate)
-SPEC = InputSpec(fps=25.0, duration_sec=1.0, frame_size=32, resize_short_side=32, sample_rate=16000,
-                 offset_classes=None, max_frame_shift=3, hflip=False)
+SPEC = tiny_spec(offset_classes=None, max_frame_shift=3, hflip=False)
 FOLDER = "h264_orig_strict_crop_origfps_aac"
 LAYOUT = {  # clip -> native rate; subsets: pretrain = train (and the held-out > 30 fps), trainval, test
     "pretrain/aaaaaaaaaaa/00001": 24.0, "pretrain/aaaaaaaaaaa/00002": 24000 / 1001,

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from avsync.cli import cli_main
+from support.cli_overrides import TINY_SPLITS, cli_overrides
 
-TINY = ["--data.init_args.num_train", "4", "--data.init_args.num_valid", "2", "--data.init_args.num_test", "2",
-        "--data.init_args.num_workers", "0", "--data.init_args.batch_size", "2",
-        "--model.init_args.clip_frames", "36", "--model.init_args.eval_contexts", "[5, 6]"]
+TINY = cli_overrides(data={**TINY_SPLITS, "num_workers": 0, "batch_size": 2},
+                     model={"clip_frames": 36, "eval_contexts": [5, 6]})
 
 
 @pytest.mark.parametrize("name", ["vocalist", "syncnet"])

@@ -20,14 +20,14 @@ import torch
 from avsync.papers.sparsesync.convert import load_official
 from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.data_modules.vggsound import VGGSoundDataModule
-from avsync.inputs import FrameNormalize, InputSpec, LogSpectrogram
+from avsync.inputs import FrameNormalize, LogSpectrogram
 
 from parity.compare import DEVICE, golden_test_batch, load_golden, rel  # noqa: E402
+from support.input_specs import PAPER_SPEC
 
 pytestmark = pytest.mark.parity
 GOLDENS = Path(__file__).resolve().parents[1] / "goldens"
-SPEC = InputSpec(fps=25.0, duration_sec=5.0, frame_size=224, resize_short_side=256, sample_rate=16000,
-                 offset_classes=21)
+SPEC = PAPER_SPEC
 REL_TOL = 1e-4  # outputs; float32 arithmetic in another order (fused attention, conv algorithms)
 
 

@@ -27,10 +27,10 @@ import torch
 from avsync.papers.synchformer.convert import load_official, load_official_synchronizability
 from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.data_modules.lrs3 import LRS3DataModule
-from avsync.inputs import InputSpec
 from avsync.papers.synchformer.network import SYNCHFORMER_CONFIGS, SegmentInputs
 
 from parity.compare import DEVICE, golden_test_batch, load_golden, rel  # noqa: E402
+from support.input_specs import PAPER_SPEC
 
 pytestmark = [pytest.mark.slow, pytest.mark.parity]
 
@@ -53,8 +53,7 @@ def clip(real_fixtures, golden, tmp_path_factory):
     """The 4.8 s the authors' segments cover, decoded by avsync's LRS3 data module (5 s at the fixed offset)."""
     tmp = tmp_path_factory.mktemp("lrs3")
     (tmp / "test.txt").write_text(golden["key"] + "\n")
-    spec = InputSpec(fps=25.0, duration_sec=5.0, frame_size=224, resize_short_side=256, sample_rate=16000,
-                     offset_classes=21)
+    spec = PAPER_SPEC
     dm = LRS3DataModule(root=str(real_fixtures / "lrs3"), variant="full_frame", split_files={"test": str(tmp / "test.txt")},
                         fixed_offsets_csv={"test": str(real_fixtures / "metadata" / "lrs3_test_fixed_offsets_size21_crop5.csv")},
                         input_spec=spec, batch_size=1, num_workers=0, probe_cache_dir=str(tmp / "cache"))

@@ -32,8 +32,8 @@ import torch
 from avsync.papers.syncnet import convert as syncnet_converter
 from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.detect.decoding import decode_for_model
-from avsync.inputs import InputSpec
 from avsync.evaluation.lse import lse_from_dists, lse_from_embeddings, syncnet_clip_embeddings, syncnet_clip_mfcc
+from support.input_specs import FACE_224_SPEC
 
 GOLDENS = Path(__file__).parents[1] / "goldens" / "syncnet"
 CLIP = "lrs3/h264_orig_strict_crop_25fps_224side_16000hz_aac/pretrain/C8zY0oAdQrs/00018.mp4"
@@ -64,7 +64,7 @@ def net():
 
 @pytest.fixture(scope="module")
 def decoded(real_fixtures):
-    spec = InputSpec(frame_size=224, resize_short_side=None, crop="face")
+    spec = FACE_224_SPEC
     return decode_for_model(real_fixtures / CLIP, spec)
 
 
@@ -162,7 +162,7 @@ def test_file_to_embeddings_with_lossless_audio(golden, net, real_fixtures, tmp_
     decode gives them exactly, so file -> embeddings is within 1e-4 for the audio too. The AAC
     decoder is all that separates test_file_to_embeddings's audio figure from this one."""
     path = lossless_audio_copy(real_fixtures / CLIP, golden["wav"], tmp_path / "flac_audio.mkv")
-    frames, wav = decode_for_model(path, InputSpec(frame_size=224, resize_short_side=None, crop="face"))
+    frames, wav = decode_for_model(path, FACE_224_SPEC)
     int16 = torch.round(wav.double() * 32768).long().numpy()
     assert np.array_equal(int16, golden["wav"][: len(int16)]) and len(int16) >= len(golden["wav"]) - 640
     lip, aud = syncnet_clip_embeddings(net, frames, wav, max_windows=len(golden["aud_emb"]))

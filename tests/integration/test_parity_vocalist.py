@@ -28,9 +28,9 @@ import torch
 from avsync.papers.vocalist import convert as vocalist_converter
 from avsync.convert.synthetic_weights import read_layout, synthetic_state_dict
 from avsync.detect.decoding import decode_for_model
-from avsync.inputs import InputSpec
 from avsync.papers.vocalist.clip_protocol import (MASKED_LOGIT, vocalist_clip_frames, vocalist_clip_logits,
                                             vocalist_clip_mel, vocalist_window_count)
+from support.input_specs import FACE_224_SPEC
 
 GOLDENS = Path(__file__).parents[1] / "goldens" / "vocalist"
 CLIP = "lrs3/h264_orig_strict_crop_25fps_224side_16000hz_aac/pretrain/C8zY0oAdQrs/00018.mp4"
@@ -70,7 +70,7 @@ def net():
 
 @pytest.fixture(scope="module")
 def decoded(real_fixtures, golden):
-    spec = InputSpec(frame_size=224, resize_short_side=None, crop="face")
+    spec = FACE_224_SPEC
     frames, wav = decode_for_model(real_fixtures / CLIP, spec)
     return frames[: len(golden["frames_png"])], wav
 
@@ -176,7 +176,7 @@ def test_file_to_logits_with_lossless_audio(golden, net, real_fixtures, tmp_path
     avsync's own decode of the fixture and the goldens (test_file_to_logits, rel ~2e-4) is the
     AAC decoder (tests/parity/measure_audio_decode.py)."""
     path = lossless_audio_copy(real_fixtures / CLIP, golden["wav"], tmp_path / "flac_audio.mkv", seconds=2.0)
-    frames, wav = decode_for_model(path, InputSpec(frame_size=224, resize_short_side=None, crop="face"))
+    frames, wav = decode_for_model(path, FACE_224_SPEC)
     frames = frames[: len(golden["frames_png"])]
     int16 = torch.round(wav.double() * 32768).long().numpy()
     assert np.array_equal(int16[: len(golden["wav"])], golden["wav"])  # the downmix-free decode is exact

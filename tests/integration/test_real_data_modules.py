@@ -20,11 +20,10 @@ from avsync.data_modules.vggsound import (
     read_sparse_clean,
     valid_holdout,
 )
-from avsync.inputs import InputSpec
 from avsync.offsets import get_grid
+from support.input_specs import PAPER_SPEC
 
-SPEC = InputSpec(fps=25.0, duration_sec=5.0, frame_size=224, resize_short_side=256, sample_rate=16000,
-                 offset_classes=21)
+SPEC = PAPER_SPEC
 LRS3_KEY = "pretrain/C8zY0oAdQrs/00018"
 VGG_KEYS = ("3qesirWAGt4_20000_30000", "ZYc410CE4Rg_0_10000")
 

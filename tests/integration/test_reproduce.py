@@ -5,10 +5,10 @@ import shutil
 import yaml
 
 from avsync.reproduce import REPRODUCTIONS, main
+from support.cli_overrides import cli_overrides
 
-TOY = ["--data.init_args.num_train", "6", "--data.init_args.num_valid", "3", "--data.init_args.num_test", "3",
-       "--data.init_args.batch_size", "2", "--data.init_args.num_workers", "0", "--trainer.limit_val_batches", "1",
-       "--trainer.limit_test_batches", "1", "--trainer.val_check_interval", "2"]
+TOY = cli_overrides(data={"num_train": 6, "num_valid": 3, "num_test": 3, "batch_size": 2, "num_workers": 0},
+                    trainer={"limit_val_batches": 1, "limit_test_batches": 1, "val_check_interval": 2})
 
 
 def _mini_plan(tmp_path, toy_root):

@@ -16,10 +16,10 @@ from avsync.papers.syncnet.network import build_syncnet
 from avsync.reproduce import REPRODUCTIONS, Stage, main
 from avsync.weights import catalog
 from avsync.weights.catalog import OfficialWeights
+from support.cli_overrides import cli_overrides
 
-TOY_DATA = ["--data.init_args.num_train", "4", "--data.init_args.num_valid", "2", "--data.init_args.num_test", "3",
-            "--data.init_args.batch_size", "3", "--data.init_args.num_workers", "0",
-            "--trainer.limit_test_batches", "1"]
+TOY_DATA = cli_overrides(data={"num_train": 4, "num_valid": 2, "num_test": 3, "batch_size": 3, "num_workers": 0},
+                         trainer={"limit_test_batches": 1})
 ENTRY = OfficialWeights(name="syncnet-toy-random", paper="test", dataset="none (random init)",
                         filename="syncnet_toy_authors.model", url=None, checksum=None, converter="syncnet",
                         arch="syncnet_toy", source="tests/integration/test_reproduce_official.py")

@@ -5,11 +5,11 @@ import yaml
 
 from avsync.reproduce import REPRODUCTIONS, PaperNumber, main, write_table
 from avsync.reproduce_plots import write_stage_plots
+from support.cli_overrides import cli_overrides
 
-SMALL = ["--data.init_args.num_train", "2", "--data.init_args.num_valid", "1", "--data.init_args.num_test", "4",
-         "--data.init_args.batch_size", "2", "--data.init_args.clip_duration_sec", "6",
-         "--data.init_args.generator_workers", "1", "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0",
-         "--trainer.val_check_interval", "1"]
+SMALL = cli_overrides(data={"num_train": 2, "num_valid": 1, "num_test": 4, "batch_size": 2, "clip_duration_sec": 6,
+                            "generator_workers": 1},
+                      trainer={"max_steps": 1, "limit_val_batches": 0, "val_check_interval": 1})
 
 
 def test_sparse_stage_gets_per_offset_and_per_class_plots(tmp_path, tmp_path_factory, repo_root_cwd):

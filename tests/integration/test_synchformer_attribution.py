@@ -13,16 +13,13 @@ from avsync.papers.synchformer.attribution.cli import attribute_video, main
 from avsync.papers.synchformer.attribution.masks import apply_masks, attribute, chunk_index
 from avsync.papers.synchformer.stage2 import SynchformerStage2Module
 from avsync.offsets import get_grid
-from avsync.toy.generate import generate_toy_set
 
 TOY_INPUTS = {"resize_short_side": 32}
 
 
 @pytest.fixture(scope="module")
-def toy_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy_attribution")
-    generate_toy_set(root, "dense", {"test": 2}, seed=0, duration_sec=6.0, size=32, progress=False)
-    return next(root.glob("dense_*")) / "test"
+def toy_dir(toy_set):
+    return next(toy_set("dense", {"test": 2}, seed=0, duration_sec=6.0, size=32).glob("dense_*")) / "test"
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,14 @@ from avsync.papers.synchformer.stage2 import SynchformerStage2Module
 from avsync.papers.synchformer.synchronizability import SynchformerSynchronizabilityModule
 from avsync.media import read_clip
 from avsync.papers.synchformer.synchronizability_metrics import FilteredAccuracyCurve, filtered_accuracy_curve, roc_auc
-from avsync.toy.generate import generate_toy_set
 
 TOY_INPUTS = {"resize_short_side": 32}
 TOY = dict(source_size=32, num_train=3, num_valid=3, num_test=0, batch_size=2, num_workers=0, cache_decoded=True)
 
 
 @pytest.fixture(scope="module")
-def toy_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy_synchronizability")
-    generate_toy_set(root, "dense", {"train": 3, "valid": 3}, seed=0, duration_sec=10.0, size=32, progress=False)
-    return root
+def sync_root(toy_set):
+    return toy_set("dense", {"train": 3, "valid": 3}, seed=0, duration_sec=10.0, size=32)
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +39,9 @@ def _module(stage2_ckpt, **kw) -> SynchformerSynchronizabilityModule:
                                               init_from=str(stage2_ckpt), **kw)
 
 
-def _data(toy_root, stage2_ckpt, prob=0.5) -> SynchronizabilityDataModule:
+def _data(sync_root, stage2_ckpt, prob=0.5) -> SynchronizabilityDataModule:
     spec = _module(stage2_ckpt).input_spec
-    dm = SynchronizabilityDataModule(ToyAVDataModule(root=str(toy_root), input_spec=spec, **TOY), prob)
+    dm = SynchronizabilityDataModule(ToyAVDataModule(root=str(sync_root), input_spec=spec, **TOY), prob)
     dm.prepare_data()
     dm.setup("fit")
     return dm
@@ -81,8 +78,8 @@ def test_roc_auc_on_hand_made_scores():
 
 
 # -- the examples ------------------------------------------------------------------------------------
-def test_labels_follow_the_half_rule_and_unsynchronisable_pairs_do_not_overlap(toy_root, stage2_ckpt):
-    dm = _data(toy_root, stage2_ckpt)
+def test_labels_follow_the_half_rule_and_unsynchronisable_pairs_do_not_overlap(sync_root, stage2_ckpt):
+    dm = _data(sync_root, stage2_ckpt)
     train, spec = dm.datasets["train"], dm.clips_module.spec
     torch.manual_seed(0)
     items = [train[i % len(train)] for i in range(240)]
@@ -105,20 +102,20 @@ def test_labels_follow_the_half_rule_and_unsynchronisable_pairs_do_not_overlap(t
     np.testing.assert_allclose(it["audio"].numpy(), whole[a0:a0 + spec.num_samples], atol=1e-6)
 
 
-def test_evaluation_examples_are_fixed_and_the_probability_is_honoured(toy_root, stage2_ckpt):
-    valid = _data(toy_root, stage2_ckpt).datasets["valid"]
+def test_evaluation_examples_are_fixed_and_the_probability_is_honoured(sync_root, stage2_ckpt):
+    valid = _data(sync_root, stage2_ckpt).datasets["valid"]
     first = [(float(it["sync_target"]), it["audio_start_sec"]) for it in (valid[i] for i in range(len(valid)))]
     second = [(float(it["sync_target"]), it["audio_start_sec"]) for it in (valid[i] for i in range(len(valid)))]
     assert first == second
     assert sum(t == 0.0 for t, _ in first) == round(0.5 * len(valid))          # a balanced, fixed share
     for prob, expected in ((0.0, 1.0), (1.0, 0.0)):
-        train = _data(toy_root, stage2_ckpt, prob).datasets["train"]
+        train = _data(sync_root, stage2_ckpt, prob).datasets["train"]
         assert {float(train[i]["sync_target"]) for i in range(len(train))} == {expected}
     with pytest.raises(ValueError, match="prob_unsynchronisable"):
         SynchronizabilityDataModule(ToyAVDataModule(**TOY), 1.5)
 
 
-def test_reads_the_stage2_feature_cache(toy_root, stage2_ckpt, tmp_path):
+def test_reads_the_stage2_feature_cache(sync_root, stage2_ckpt, tmp_path):
     from types import SimpleNamespace
 
     from avsync.data_modules.synchformer_features import SynchformerFeatureDataModule
@@ -126,8 +123,8 @@ def test_reads_the_stage2_feature_cache(toy_root, stage2_ckpt, tmp_path):
 
     module = _module(stage2_ckpt).eval()
     toy = {**TOY, "num_train": 2, "num_valid": 2}
-    write_cache(module, ToyAVDataModule(root=str(toy_root), **toy), tmp_path, ("train", "valid"), hop_frames=4)
-    dm = SynchronizabilityDataModule(SynchformerFeatureDataModule(ToyAVDataModule(root=str(toy_root), **toy),
+    write_cache(module, ToyAVDataModule(root=str(sync_root), **toy), tmp_path, ("train", "valid"), hop_frames=4)
+    dm = SynchronizabilityDataModule(SynchformerFeatureDataModule(ToyAVDataModule(root=str(sync_root), **toy),
                                                                   str(tmp_path)))
     dm.trainer = SimpleNamespace(lightning_module=module, log_dir=None)
     dm.prepare_data()
@@ -195,13 +192,13 @@ def test_head_fits_one_batch(stage2_ckpt):
     assert math.isfinite(float(module.auroc["train_auroc"].compute()))
 
 
-def test_tiny_toy_fit_logs_fig4(toy_root, stage2_ckpt, tmp_path, repo_root_cwd):
+def test_tiny_toy_fit_logs_fig4(sync_root, stage2_ckpt, tmp_path, repo_root_cwd):
     from avsync.cli import main
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     inner = "--data.init_args.data.init_args."
     main(["fit", "--config", "experiments/synchformer_toy_synchronizability.yaml",
-          "--model.init_args.init_from", str(stage2_ckpt), f"{inner}root", str(toy_root),
+          "--model.init_args.init_from", str(stage2_ckpt), f"{inner}root", str(sync_root),
           f"{inner}source_size", "32", f"{inner}num_train", "2", f"{inner}num_valid", "2", f"{inner}num_test", "0",
           f"{inner}batch_size", "2", "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",
           "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path),

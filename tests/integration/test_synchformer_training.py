@@ -14,6 +14,7 @@ from avsync.papers.synchformer.stage1 import SynchformerStage1Module, segment_in
 from avsync.papers.synchformer.stage2 import SynchformerStage2Module
 from avsync.papers.synchformer.network import SYNCHFORMER_CONFIGS, Synchformer
 from conftest import SHARED
+from support.cli_overrides import TINY_SPLITS, TWO_STEP_FIT, cli_overrides
 
 MANIFEST = SHARED / "spec" / "official_state_dicts" / "synchformer.json"
 TOY_INPUTS = {"resize_short_side": 32}
@@ -184,9 +185,7 @@ def test_convert_cli_round_trip_into_stage2(tmp_path):
 
 
 # -- the command line ------------------------------------------------------------------------------
-TINY = ["--data.init_args.num_train", "4", "--data.init_args.num_valid", "2", "--data.init_args.num_test", "2",
-        "--data.init_args.batch_size", "2", "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",
-        "--trainer.limit_val_batches", "1"]
+TINY = cli_overrides(data={**TINY_SPLITS, "batch_size": 2}, trainer=TWO_STEP_FIT)
 
 
 @pytest.mark.slow

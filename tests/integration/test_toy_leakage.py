@@ -45,11 +45,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from avsync.data_modules import ToyAVDataModule
-from avsync.inputs import InputSpec
 from avsync.offsets import get_grid
+from support.input_specs import tiny_spec
 
-SPEC = InputSpec(fps=25, duration_sec=5, frame_size=32, resize_short_side=32, offset_classes=3,
-                 hflip=False)
+SPEC = tiny_spec(duration_sec=5.0, hflip=False)
 NUM_TRAIN, NUM_VALID = 48, 16
 PLANS_PER_CLIP = 128  # fixed evaluation plans per validation clip: 2048 validation items
 POOL = 2000  # training items drawn once through the data module's sampler

@@ -18,13 +18,11 @@ from avsync.data_modules import (
 )
 from avsync.data_modules.audioset import read_segments_csv
 from avsync.data_modules.vggsound import SPARSE_CLASSES_CSV, read_class_list
-from avsync.inputs import InputSpec
 from avsync.media import write_mp4
+from support.input_specs import tiny_spec
 
-SPEC = InputSpec(fps=25.0, duration_sec=2.0, frame_size=32, resize_short_side=32, sample_rate=16000,
-                 offset_classes=3)
-MOUTH = InputSpec(fps=25.0, duration_sec=0.2, frame_size=32, resize_short_side=32, crop="mouth",
-                  offset_classes=None, max_frame_shift=5)
+SPEC = tiny_spec(duration_sec=2.0)
+MOUTH = tiny_spec(duration_sec=0.2, crop="mouth", offset_classes=None, max_frame_shift=5)
 
 
 def _clip(path: Path, fps: float, seconds: float = 4.0) -> Path:

@@ -1,17 +1,13 @@
-"""OffsetAccuracy: exact and tolerant counts, the asymmetric ITU window, and DDP reduction."""
+"""OffsetAccuracy: exact and tolerant counts, the asymmetric ITU window, and DDP reduction (a real
+two-process run: tests/integration/test_metrics_ddp.py)."""
 import math
-import os
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from avsync.evaluation.metrics import OffsetAccuracy
 from avsync.offsets import ACCEPTABILITY_MS, FrameShifts, get_grid
-
-GRID21 = get_grid(21).values
+from support.offset_accuracy_cases import GRID21, assert_same_results, random_batches
 
 
 # ---------------------------------------------------------------- tolerance kinds
@@ -144,30 +140,20 @@ def test_reset_clears_everything():
 
 
 # ---------------------------------------------------------------- DDP safety
-def _random_batches(n=200, c=21, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, c, generator=g), torch.randint(0, c, (n,), generator=g)
-
-
-def _assert_same(a, b):
-    for key in ("acc@1", "acc_tol", "per_offset_acc@1", "per_offset_acc_tol", "confusion"):
-        assert torch.equal(a[key].nan_to_num(-1), b[key].nan_to_num(-1)), key
-
-
 def test_merge_state_of_two_ranks_equals_one_metric_on_all_data():
-    logits, target = _random_batches()
+    logits, target = random_batches()
     whole = OffsetAccuracy(GRID21, classes=1)
     whole.update(logits, target)
     rank0, rank1 = OffsetAccuracy(GRID21, classes=1), OffsetAccuracy(GRID21, classes=1)
     rank0.update(logits[0::2], target[0::2])  # DistributedSampler-style interleaved shards
     rank1.update(logits[1::2], target[1::2])
     rank0.merge_state(rank1)
-    _assert_same(rank0.compute(), whole.compute())
+    assert_same_results(rank0.compute(), whole.compute())
 
 
 def test_sync_with_a_simulated_all_gather_equals_one_metric_on_all_data():
     """Runs torchmetrics' own DDP path (sync inside compute) with an all_gather over two ranks."""
-    logits, target = _random_batches(seed=1)
+    logits, target = random_batches(seed=1)
     window = dict(window_ms=(-125, 45))
     whole = OffsetAccuracy(GRID21, **window)
     whole.update(logits, target)
@@ -180,33 +166,5 @@ def test_sync_with_a_simulated_all_gather_equals_one_metric_on_all_data():
 
     rank0 = OffsetAccuracy(GRID21, **window, dist_sync_fn=all_gather, distributed_available_fn=lambda: True)
     rank0.update(logits[:120], target[:120])
-    _assert_same(rank0.compute(), whole.compute())
+    assert_same_results(rank0.compute(), whole.compute())
     assert rank0.count.sum() == 120  # local state restored after the sync
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        logits, target = _random_batches(seed=2)
-        metric = OffsetAccuracy(GRID21, classes=1)
-        metric.update(logits[rank::world], target[rank::world])
-        torch.save(metric.compute(), os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
-
-
-def test_real_two_process_gloo_ddp_gives_the_global_result_on_every_rank(tmp_path):
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    logits, target = _random_batches(seed=2)
-    whole = OffsetAccuracy(GRID21, classes=1)
-    whole.update(logits, target)
-    for rank in range(2):
-        _assert_same(torch.load(tmp_path / f"rank{rank}.pt"), whole.compute())
