@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import logging
 import time
@@ -77,6 +78,85 @@ class PaperNumber:
     authors_stage: str | None = None  # the `official` stage testing the authors' weights for this number
 
 
+def expand_matrices(items: list[dict]) -> list[dict]:
+    """A plan section with its matrices expanded into plain stages, in order.
+
+    A stage may carry ``matrix``: ``{key: [values...]}`` (every combination, keys in order) or
+    ``[{key: value, ...}, ...]`` (one stage per row); ``{key}`` in its name, configs, args, init_from,
+    official and description is replaced by the value, e.g. ``name: dense_enc_eval{len}`` with
+    ``args: [--model.init_args.eval_window_frames, "{len}"]``. An item ``{matrix: ..., stages: [...]}``
+    repeats a group of stages per value (a train stage and the stages evaluating it stay together).
+    So a value that varies one knob is one line of the plan, not one config file per value."""
+    out = []
+    for item in items:
+        item = dict(item)
+        matrix, group = item.pop("matrix", None), item.pop("stages", None)
+        if group is not None and item:
+            raise ValueError(f"a stage group holds only matrix and stages, not {sorted(item)}")
+        for values in _matrix_rows(matrix):
+            if group is not None:
+                out += expand_matrices([_fill(stage, values) for stage in group])
+            else:
+                out.append(_fill(item, values))
+    return out
+
+
+def _matrix_rows(matrix) -> list[dict]:
+    if matrix is None:
+        return [{}]
+    if isinstance(matrix, dict):
+        return [dict(zip(matrix, combo)) for combo in itertools.product(*matrix.values())]
+    return [dict(row) for row in matrix]
+
+
+def _fill(value, values: dict):
+    """``value`` with ``{key}`` replaced by ``values[key]`` in every string (other braces kept)."""
+    if isinstance(value, str):
+        for key, v in values.items():
+            value = value.replace("{" + key + "}", str(v))
+        return value
+    if isinstance(value, list):
+        return [_fill(v, values) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, values) for k, v in value.items()}
+    return value
+
+
+def read_config(ref: str, plan_dir: Path) -> dict:
+    """The config a plan names: ``path`` (a whole LightningCLI config file) or ``path#entry`` (one named
+    entry of a concern file such as ``configs/model.yaml``), the path relative to the plan's folder."""
+    path, _, entry = ref.partition("#")
+    doc = yaml.safe_load((Path(plan_dir) / path).read_text())
+    if not entry:
+        return doc
+    if entry not in doc:
+        raise KeyError(f"{Path(plan_dir) / path} has no entry {entry!r} (it has {', '.join(doc)})")
+    return doc[entry]
+
+
+def config_args(configs: list[str], plan_dir: Path) -> list[str]:
+    """``--config`` arguments for a stage's configs, merged left to right by LightningCLI: a whole
+    file by its path, a concern file's entry as the YAML text of that entry."""
+    args = []
+    for ref in configs:
+        if "#" in ref:
+            args += ["--config", yaml.safe_dump(read_config(ref, plan_dir), allow_unicode=True, sort_keys=False)]
+        else:
+            args += ["--config", str(Path(plan_dir) / ref)]
+    return args
+
+
+def stage_argv(stage: Stage, plan_dir: Path, stage_dir: Path, ckpts: dict[str, str], data_root: str | None) -> list[str]:
+    """The LightningCLI arguments of one stage: its configs, its args (``{data_root}`` filled in), its
+    output folder and, for a fitted stage with ``init_from``, the earlier stage's weights."""
+    args = config_args(stage.configs, plan_dir)
+    args += [a.replace("{data_root}", str(data_root)) for a in stage.args]
+    args += ["--trainer.default_root_dir", str(stage_dir)]
+    if stage.init_from and stage.fit:
+        args += ["--model.init_args.init_from", ckpts[stage.init_from]]
+    return args
+
+
 def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[Stage], list[PaperNumber], Path]:
     root = Path(plans) / paper
     if not root.is_dir():
@@ -85,7 +165,11 @@ def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[
     plan = yaml.safe_load((root / "plan.yaml").read_text())
     if mode not in plan:
         raise SystemExit(f"the {paper} plan has no {mode!r} stages")
-    stages = [Stage(**s) for s in plan[mode]]
+    stages = [Stage(**s) for s in expand_matrices(plan[mode])]
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{root / 'plan.yaml'} [{mode}]: stage names repeat: "
+                         f"{sorted({n for n in names if names.count(n) > 1})}")
     numbers = []
     for n in yaml.safe_load((root / "paper_numbers.yaml").read_text())["numbers"]:
         stage = n.pop(f"{mode}_stage", None)
@@ -104,19 +188,14 @@ def run_stage(stage: Stage, plan_dir: Path, out: Path, ckpts: dict[str, str], da
     from avsync.training_cli import cli_main
 
     stage_dir = out / stage.name
-    args = []
-    for cfg in stage.configs:
-        args += ["--config", str(plan_dir / cfg)]
-    args += [a.format(data_root=data_root) for a in stage.args]
-    args += ["--trainer.default_root_dir", str(stage_dir)]
-    if stage.init_from and stage.fit:
-        args += ["--model.init_args.init_from", ckpts[stage.init_from]]
+    args = stage_argv(stage, plan_dir, stage_dir, ckpts, data_root)
     ckpt = None
     if stage.official:  # fetched, checked and converted on first use (avsync.weights), cached after
         from avsync.weights import convert
 
         ckpt = str(convert(stage.official))
-    log.info("stage %s: %s %s", stage.name, "fit" if stage.fit else "test", " ".join(args))
+    log.info("stage %s: %s %s %s", stage.name, "fit" if stage.fit else "test", " ".join(stage.configs),
+             " ".join(args[2 * len(stage.configs):]))
     start = time.time()
     cli = cli_main(args, run=False)
     cli.trainer.callbacks.extend(extra_callbacks or [])
