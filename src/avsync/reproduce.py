@@ -29,6 +29,8 @@ import csv
 import itertools
 import json
 import logging
+import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,7 +256,6 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
             rows[-1][MODES["official"]] = _percent(authors, n.authors_stage, n.metric)
         if mode != "toy" and diff is not None and abs(diff) > n.tolerance:
             failures.append(f"{n.table} {setting}: {ours:.1f} vs paper {n.value:.1f} (tolerance {n.tolerance})")
-    fmt = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
     lines = [f"# {paper}: reproduction ({label})", ""]
     if mode == "toy":
         lines += ["**Toy scale.** These numbers come from narrow models trained for minutes on the embedded "
@@ -267,14 +268,7 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
     if with_authors:
         lines += ["**Authors' weights** column: the authors' published checkpoints tested under the same "
                   "protocol without training (`--weights official`; — where none is published or not run).", ""]
-    extra = f" {MODES['official']} |" if with_authors else ""
-    lines += [f"| table | setting | metric | paper | this run ({label}) | difference |{extra} stage |",
-              "|---|---|---|---|---|---|" + ("---|" if with_authors else "") + "---|"]
-    for r in rows:
-        authors_cell = f" {fmt(r[MODES['official']])} |" if with_authors else ""
-        where = " — ".join(t for t in (r["stage"], r["note"]) if t)
-        lines.append(f"| {r['table']} | {r['setting']} | {r['metric']} | {fmt(r['paper'])} | {fmt(r[label])} "
-                     f"| {fmt(r['difference'])} |{authors_cell} {where} |")
+    lines += paper_table(rows, label, with_authors)
     lines += ["", "| stage | seconds | checkpoint | plots |", "|---|---|---|---|"]
     for name, res in results.items():
         plots = " · ".join(f"[{PLOT_KINDS[k]}]({p.name})" for k, p in stage_plot_paths(out, name).items()
@@ -286,6 +280,73 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
         writer.writeheader()
         writer.writerows(rows)
     return failures
+
+
+def paper_table(rows: list[dict], label: str, with_authors: bool) -> list[str]:
+    """The paper-vs-run table in Markdown: one line per paper number (rows as in ``results.csv``)."""
+    fmt = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
+    extra = f" {MODES['official']} |" if with_authors else ""
+    lines = [f"| table | setting | metric | paper | this run ({label}) | difference |{extra} stage |",
+             "|---|---|---|---|---|---|" + ("---|" if with_authors else "") + "---|"]
+    for r in rows:
+        authors_cell = f" {fmt(r[MODES['official']])} |" if with_authors else ""
+        where = " — ".join(t for t in (r["stage"], r["note"]) if t)
+        lines.append(f"| {r['table']} | {r['setting']} | {r['metric']} | {fmt(r['paper'])} | {fmt(r[label])} "
+                     f"| {fmt(r['difference'])} |{authors_cell} {where} |")
+    return lines
+
+
+# Committed results: reproductions/<paper>/results/<mode>.csv (the runner's results.csv of the run a
+# README describes); the README's table between these markers is generated from it (results_block).
+RESULTS_BLOCK = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results -->)", re.S)
+
+
+def committed_results(paper_dir: Path, mode: str) -> Path:
+    return Path(paper_dir) / "results" / f"{mode}.csv"
+
+
+def results_block(csv_path: Path) -> str:
+    """The paper-vs-run table of a committed ``results.csv``, as the runner writes it in results.md."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    label = next(m for m in MODES.values() if m in rows[0])
+    with_authors = label == MODES["full"] and MODES["official"] in rows[0]
+    number = lambda v: None if v in ("", None) else float(v)  # noqa: E731
+    for r in rows:
+        for key in ("paper", label, "difference", MODES["official"]):
+            if key in r:
+                r[key] = number(r[key])
+    return "\n".join(paper_table(rows, label, with_authors)) + "\n"
+
+
+def update_readme_results(paper_dir: Path, check: bool = False) -> list[str]:
+    """Regenerate every ``<!-- results:<mode> -->`` block of ``<paper_dir>/README.md`` from
+    ``results/<mode>.csv``. Returns the modes whose block was (``check``: would be) changed."""
+    readme = Path(paper_dir) / "README.md"
+    if not readme.exists():
+        return []
+    text, changed = readme.read_text(), []
+
+    def fill(m: re.Match) -> str:
+        block = results_block(committed_results(paper_dir, m.group(2)))
+        if block != m.group(3):
+            changed.append(m.group(2))
+        return m.group(1) + block + m.group(4)
+
+    new = RESULTS_BLOCK.sub(fill, text)
+    if changed and not check:
+        readme.write_text(new)
+    return changed
+
+
+def publish_results(out: Path, paper_dir: Path, mode: str) -> Path:
+    """Commit-ready copy of a finished run: ``out/results.csv`` -> ``<paper_dir>/results/<mode>.csv``,
+    then the README's generated tables refreshed from it."""
+    target = committed_results(paper_dir, mode)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(out) / "results.csv", target)
+    update_readme_results(paper_dir)
+    return target
 
 
 def _relative_to(path: str, out: Path) -> str:
@@ -309,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="run only these stages (their init_from stages must exist)")
     parser.add_argument("--fresh", action="store_true", help="rerun stages that already have a result")
     parser.add_argument("--plans", default=str(REPRODUCTIONS), help="folder of reproduction plans")
+    parser.add_argument("--publish", action="store_true",
+                        help="copy the finished table to reproductions/<paper>/results/<mode>.csv and regenerate "
+                             "the README's results tables from it (the committed results)")
     parser.add_argument("--authors-results", help="output folder of the --weights official run whose results "
                                                   "fill the full table's authors' weights column "
                                                   "(default: <paper>_official beside the full run's folder)")
@@ -348,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
             _, full_numbers, _ = load_plan(args.paper, "full", Path(args.plans))
             write_table(full_numbers, finished_results(full_dir), full_dir, "full", args.paper, results)
     print((out / "results.md").read_text())
+    if args.publish:
+        print(f"published {publish_results(out, plan_dir, mode)}")
     if failures:
         print("outside tolerance:\n  " + "\n  ".join(failures))
         return 1
