@@ -3,7 +3,10 @@
 A plan (``reproductions/<paper>/plan.yaml``) holds lists of stages (``toy``, ``full``,
 ``official``). Each stage is a LightningCLI run — ``fit`` with the stage's configs, then ``test`` on the last checkpoint — optionally
 initialised from an earlier stage's checkpoint (the papers' staged recipes: pre-trained
-extractors, 3 -> 21 classes, dense -> sparse). The paper's numbers live in
+extractors, 3 -> 21 classes, dense -> sparse). A stage's configs are grouped by concern: ``path#entry``
+names one entry of a concern file (``../trainer.yaml``, ``configs/model.yaml``, ``configs/data.yaml``),
+a plain path a whole config file; a ``matrix`` repeats a stage (or a group of stages) per value
+(:func:`expand_matrices`), so a variant that changes one value is a plan line, not a config file. The paper's numbers live in
 ``paper_numbers.yaml``; each names the stage and metric that reproduce it. Without a dataset
 root the plan's ``toy`` stages run on the embedded synthetic set (results labelled *toy*); with
 ``--data-root`` its ``full`` stages run at the paper's scale, and a result outside the stated
@@ -20,7 +23,9 @@ Beside the table, each tested stage gets PNGs of its accuracy per true offset an
 data had classes, per class (:mod:`avsync.reproduce_plots`), linked from the table.
 
 A finished stage leaves ``result.json`` and is skipped when the command runs again, so an
-interrupted reproduction resumes where it stopped.
+interrupted reproduction resumes where it stopped. ``--publish`` copies the finished table to
+``reproductions/<paper>/results/<mode>.csv`` (the committed results) and regenerates the README's
+results tables from it (:func:`update_readme_results`).
 """
 from __future__ import annotations
 
@@ -148,11 +153,15 @@ def config_args(configs: list[str], plan_dir: Path) -> list[str]:
     return args
 
 
+def stage_cli_args(stage: Stage, plan_dir: Path, data_root: str | None) -> list[str]:
+    """A stage's configs and args (``{data_root}`` filled in) as LightningCLI arguments."""
+    return config_args(stage.configs, plan_dir) + [a.replace("{data_root}", str(data_root)) for a in stage.args]
+
+
 def stage_argv(stage: Stage, plan_dir: Path, stage_dir: Path, ckpts: dict[str, str], data_root: str | None) -> list[str]:
     """The LightningCLI arguments of one stage: its configs, its args (``{data_root}`` filled in), its
     output folder and, for a fitted stage with ``init_from``, the earlier stage's weights."""
-    args = config_args(stage.configs, plan_dir)
-    args += [a.replace("{data_root}", str(data_root)) for a in stage.args]
+    args = stage_cli_args(stage, plan_dir, data_root)
     args += ["--trainer.default_root_dir", str(stage_dir)]
     if stage.init_from and stage.fit:
         args += ["--model.init_args.init_from", ckpts[stage.init_from]]
