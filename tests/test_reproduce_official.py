@@ -21,7 +21,7 @@ TOY_DATA = ["--data.init_args.num_train", "4", "--data.init_args.num_valid", "2"
             "--data.init_args.batch_size", "3", "--data.init_args.num_workers", "0",
             "--trainer.limit_test_batches", "1"]
 ENTRY = OfficialWeights(name="syncnet-toy-random", paper="test", dataset="none (random init)",
-                        filename="syncnet_toy_authors.model", url=None, checksum=None, converter="syncnet",
+                        filename="syncnet_toy_authors.model", url=None, checksum=None, model="syncnet",
                         arch="syncnet_toy", source="tests/test_reproduce_official.py")
 
 
