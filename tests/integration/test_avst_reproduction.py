@@ -10,7 +10,7 @@ import yaml
 
 from avsync.cli import cli_main
 from avsync.papers.avst.module import AVSTModule
-from avsync.reproduce import REPRODUCTIONS, load_plan, write_table
+from avsync.reproduce import REPRODUCTIONS, load_plan, read_config, stage_cli_args, write_table
 
 AVST = REPRODUCTIONS / "avst"
 
@@ -46,8 +46,7 @@ def test_paper_numbers_are_the_papers():
 def test_toy_stage_configs_compose(stage_name, repo_root_cwd, tmp_path):
     stages, _, root = load_plan("avst", "toy")
     stage = next(s for s in stages if s.name == stage_name)
-    args = [a for cfg in stage.configs for a in ("--config", str(root / cfg))]
-    cli = cli_main([*args, *stage.args, "--trainer.default_root_dir", str(tmp_path)], run=False)
+    cli = cli_main([*stage_cli_args(stage, root, None), "--trainer.default_root_dir", str(tmp_path)], run=False)
     model, data = cli.model, cli.datamodule
     assert isinstance(model, AVSTModule)
     variant = "sparse" if stage_name.startswith("sparse") else "dense"
@@ -72,6 +71,23 @@ def test_toy_stage_configs_compose(stage_name, repo_root_cwd, tmp_path):
         assert model.net.cfg.depth == 3 and data.curriculum_stage == 2
 
 
+def _parsed(args: list[str]) -> dict:
+    """The config LightningCLI merges from ``args``, without building the model or the data."""
+    from avsync.training_cli import AVSyncCLI, cli_main as training_cli_main
+
+    class ParseOnly(AVSyncCLI):
+        def instantiate_classes(self):
+            pass
+
+    original = AVSyncCLI.instantiate_classes
+    try:
+        AVSyncCLI.instantiate_classes = ParseOnly.instantiate_classes
+        cli = training_cli_main(args, run=False)
+    finally:
+        AVSyncCLI.instantiate_classes = original
+    return cli.config.as_dict()
+
+
 def test_full_stage_configs_name_the_paper_sizes_and_data(repo_root_cwd, tmp_path):
     stages, _, root = load_plan("avst", "full")
     for name, data_class, arch, batch in (("vggsync_dec_eval20", "VGGSoundSyncClassesCurriculumDataModule", "avst_dec", 12),
@@ -80,19 +96,13 @@ def test_full_stage_configs_name_the_paper_sizes_and_data(repo_root_cwd, tmp_pat
                                           ("lrs2_fixed5_mask_audio", "LRS2SyncCurriculumDataModule", "avst_enc_mp", 16),
                                           ("lrs3_enc_s1", "LRS3SyncCurriculumDataModule", "avst_enc", 4)):
         stage = next(s for s in stages if s.name == name)
-        merged: dict = {}
-        for cfg in stage.configs:  # LightningCLI's merge, checked on the keys that matter
-            for section, body in yaml.safe_load((root / cfg).read_text()).items():
-                if isinstance(body, dict):
-                    merged.setdefault(section, {}).setdefault("init_args", {})
-                    merged[section]["class_path"] = body.get("class_path", merged[section].get("class_path"))
-                    merged[section]["init_args"].update(body.get("init_args", {}))
+        merged = _parsed(stage_cli_args(stage, root, "/nonexistent"))  # LightningCLI's merge, nothing built
         assert merged["data"]["class_path"].endswith(data_class)
         assert merged["model"]["init_args"]["arch"] == arch
         assert merged["data"]["init_args"]["batch_size"] == batch
         assert "{data_root}" in " ".join(stage.args)
         if name.startswith("lrs2_fixed5"):  # Tables 3-4: separate models trained and tested at 5 frames
-            assert merged["model"]["init_args"]["train_frames"] == [5]
+            assert list(merged["model"]["init_args"]["train_frames"]) == [5]
         if name == "lrs2_fixed5_depth3_eval9":
             assert merged["model"]["init_args"]["eval_context"] == 5 and stage.init_from == "lrs2_fixed5_depth3"
         if name == "lrs2_fixed5_mask_audio":  # trained with the mask, not Table 2's model masked at test

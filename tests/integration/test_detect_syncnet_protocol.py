@@ -55,5 +55,5 @@ def test_detect_on_the_whole_clip_equals_syncnet_pythons_evaluate(official, real
     golden = json.loads((GOLDENS / "syncnet_lse.json").read_text())["frames_png"]
     record = _detect(official, real_fixtures / CLIP, tmp_path / "d.json")
     assert record["offset_sec"] == pytest.approx(golden["offset_frames"] / 25.0)
-    # avsync's AAC decode vs the authors' ffmpeg wav: LSE-C one float32 step apart (tests/test_parity_syncnet.py)
+    # avsync's AAC decode vs the authors' ffmpeg wav: LSE-C one float32 step apart (tests/integration/test_parity_syncnet.py)
     assert record["confidence"] == pytest.approx(golden["lse_c"], abs=1e-4)

@@ -5,10 +5,10 @@ import pytest
 import yaml
 
 from avsync.cli import cli_main
-from avsync.reproduce import REPRODUCTIONS
+from avsync.reproduce import REPRODUCTIONS, load_plan, stage_cli_args
 
 DIVAS_DIR = REPRODUCTIONS / "divas"
-PLAN = yaml.safe_load((DIVAS_DIR / "plan.yaml").read_text())
+PLAN = {mode: load_plan("divas", mode)[0] for mode in ("toy", "full")}
 NUMBERS = yaml.safe_load((DIVAS_DIR / "paper_numbers.yaml").read_text())["numbers"]
 BASELINES = {"lrs2_syncnet": "SyncNetModule", "lrs2_vocalist": "VocaLiSTModule"}
 PARAMS = {"VocaLiSTModule": 80_106_561, "SyncNetModule": 13_631_616}  # official counts (docs/models.md)
@@ -16,12 +16,11 @@ WINDOWS = ((-40.0, 40.0), (-125.0, 45.0), (-185.0, 90.0))
 
 
 def _stage(mode, name):
-    return next(s for s in PLAN[mode] if s["name"] == name)
+    return next(s for s in PLAN[mode] if s.name == name)
 
 
 def _cli(stage, extra=()):
-    args = [a for cfg in stage["configs"] for a in ("--config", str(DIVAS_DIR / cfg))]
-    args += [a.format(data_root="/nonexistent") for a in stage.get("args", [])]
+    args = stage_cli_args(stage, DIVAS_DIR, "/nonexistent")
     return cli_main(args + ["--trainer.logger", "false", *extra], run=False)
 
 

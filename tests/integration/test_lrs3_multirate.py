@@ -11,6 +11,7 @@ import pytest
 from avsync.data_modules.lrs3_multirate import MultiRateLRS3DataModule, nearest_rate
 from avsync.media import read_frames, write_mp4
 from support.input_specs import tiny_spec
+from avsync.reproduce import config_args
 
 SECONDS = 1.6
 # 1 s windows: 24 / 25 / 30 / 60 frames; score-search targets (integer frame shifts at the bucket's rate)
@@ -167,8 +168,9 @@ def test_full_table2_configs_train_on_three_rates_and_test_at_unseen_60_fps(repo
         for utt in ("00001", "00002"):
             (root / FOLDER / pattern).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(sources[rate], root / FOLDER / pattern / f"{utt}.mp4")
-    configs = [a for c in ("full_trainer", "full_model", "full_lrs3_multfps")
-               for a in ("--config", f"reproductions/divas/configs/{c}.yaml")]
+    divas = Path("reproductions/divas")
+    configs = config_args(["../trainer.yaml#divas_full", "configs/model.yaml#full_model",
+                           "configs/data.yaml#full_lrs3_multfps"], divas)
     common = ["--data.init_args.root", str(root), "--data.init_args.subset_splits", str(SUBSETS),
               "--data.init_args.min_duration_sec", "null", "--data.init_args.batch_size", "2",
               "--data.init_args.num_workers", "0", "--data.init_args.pin_memory", "false",
@@ -179,7 +181,7 @@ def test_full_table2_configs_train_on_three_rates_and_test_at_unseen_60_fps(repo
     assert cli.trainer.global_step == 1 and sum(p.numel() for p in cli.model.net.parameters()) == 4_838_568
     assert cli.datamodule.clips_per_rate("train") == {"24": 2, "25": 2, "30": 2}
 
-    cli60 = cli_main(["test", *configs, "--config", "reproductions/divas/configs/full_lrs3_multfps_60.yaml", *common,
+    cli60 = cli_main(["test", *configs, *config_args(["configs/data.yaml#full_lrs3_multfps_60"], divas), *common,
                       "--ckpt_path", str(next(tmp_path.rglob("last.ckpt")))])
     (loader,) = cli60.datamodule.test_dataloader()
     batch = next(iter(loader))

@@ -3,15 +3,13 @@ named here is composed by LightningCLI (no data read) and checked on what the pa
 import pytest
 
 from avsync.cli import cli_main
-from avsync.reproduce import load_plan
+from avsync.reproduce import load_plan, stage_cli_args
 
 
 def _compose(paper: str, stage_name: str, tmp_path):
     stages, _, root = load_plan(paper, "full")
     stage = next(s for s in stages if s.name == stage_name)
-    args = [a for cfg in stage.configs for a in ("--config", str(root / cfg))]
-    stage_args = [a.replace("{data_root}", str(tmp_path)) for a in stage.args]
-    cli = cli_main([*args, *stage_args, "--trainer.default_root_dir", str(tmp_path)], run=False)
+    cli = cli_main([*stage_cli_args(stage, root, str(tmp_path)), "--trainer.default_root_dir", str(tmp_path)], run=False)
     return cli.model, cli.datamodule
 
 

@@ -14,14 +14,16 @@ TOY = cli_overrides(data={"num_train": 6, "num_valid": 3, "num_test": 3, "batch_
 def _mini_plan(tmp_path, toy_root):
     plans = tmp_path / "plans"
     shutil.copytree(REPRODUCTIONS / "sparsesync" / "configs", plans / "mini" / "configs")
+    shutil.copy(REPRODUCTIONS / "trainer.yaml", plans / "trainer.yaml")
     data = ["--data.init_args.root", str(toy_root), *TOY]
+    sync = ["../trainer.yaml#sparsesync_toy", "configs/model.yaml#toy_sync", "configs/data.yaml#toy_dense"]
     plan = {"toy": [
-        {"name": "pretrain", "configs": ["configs/toy_trainer.yaml", "configs/toy_dense.yaml", "configs/toy_pretrain.yaml"],
+        {"name": "pretrain", "configs": ["../trainer.yaml#sparsesync_toy", "configs/data.yaml#toy_dense",
+                                         "configs/model.yaml#toy_pretrain"],
          "args": ["--trainer.max_steps", "2", *data], "test": False},
-        {"name": "dense_21cls", "configs": ["configs/toy_trainer.yaml", "configs/toy_sync.yaml", "configs/toy_dense.yaml"],
-         "init_from": "pretrain", "args": ["--trainer.max_steps", "2", *data]},
-        {"name": "dense_21cls_len3", "fit": False, "init_from": "dense_21cls", "args": data,
-         "configs": ["configs/toy_trainer.yaml", "configs/toy_sync.yaml", "configs/toy_dense.yaml", "configs/len3.yaml"]},
+        {"name": "dense_21cls", "configs": sync, "init_from": "pretrain", "args": ["--trainer.max_steps", "2", *data]},
+        {"name": "dense_21cls_len{len}", "matrix": {"len": [3]}, "fit": False, "init_from": "dense_21cls", "configs": sync,
+         "args": [*data, "--model.init_args.input_overrides", "{frame_size: 32, resize_short_side: 32, duration_sec: {len}.0}"]},
     ]}
     numbers = {"numbers": [
         {"table": "2", "setting": "dense 21", "metric": "test/acc_tol", "value": 95.6, "toy_stage": "dense_21cls"},

@@ -13,7 +13,7 @@ import yaml
 from avsync.convert.synthetic_weights import read_layout
 from avsync.papers.syncnet.module import SyncNetModule
 from avsync.papers.syncnet.network import build_syncnet
-from avsync.reproduce import REPRODUCTIONS, Stage, main
+from avsync.reproduce import REPRODUCTIONS, Stage, load_plan, main, read_config, stage_cli_args
 from avsync.weights import catalog
 from avsync.weights.catalog import OfficialWeights
 from support.cli_overrides import cli_overrides
@@ -28,7 +28,9 @@ ENTRY = OfficialWeights(name="syncnet-toy-random", paper="test", dataset="none (
 def _plan(tmp_path, toy_root):
     plans = tmp_path / "plans"
     shutil.copytree(REPRODUCTIONS / "vocalist" / "configs", plans / "mini" / "configs")
-    configs = [f"configs/{c}.yaml" for c in ("toy_trainer", "toy_speech", "toy_syncnet", "lrs2_protocol")]
+    shutil.copy(REPRODUCTIONS / "trainer.yaml", plans / "trainer.yaml")
+    configs = ["../trainer.yaml#vocalist_toy", "configs/data.yaml#toy_speech", "configs/model.yaml#toy_syncnet",
+               "configs/model.yaml#lrs2_protocol"]
     plan = {"toy": [], "official": [
         {"name": "syncnet_authors", "official": ENTRY.name, "configs": configs,
          "args": ["--data.init_args.root", str(toy_root), *TOY_DATA]}]}
@@ -117,13 +119,13 @@ def test_official_needs_a_data_root_and_excludes_init_from():
 
 @pytest.mark.parametrize("paper", ["sparsesync", "synchformer", "vocalist"])
 def test_plans_official_stages_name_catalog_weights_with_a_converter(paper):
-    plan = yaml.safe_load((REPRODUCTIONS / paper / "plan.yaml").read_text())
+    stages, _, root = load_plan(paper, "official")
     numbers = yaml.safe_load((REPRODUCTIONS / paper / "paper_numbers.yaml").read_text())["numbers"]
-    names = {s["name"] for s in plan["official"]}
-    for stage in plan["official"]:
-        entry = catalog.get(stage["official"])
-        assert entry.model is not None and "init_from" not in stage and stage.get("fit", False) is False
-        assert all((REPRODUCTIONS / paper / c).exists() for c in stage["configs"])
+    names = {s.name for s in stages}
+    for stage in stages:
+        entry = catalog.get(stage.official)
+        assert entry.model is not None and stage.init_from is None and stage.fit is False
+        assert all(read_config(c, root) for c in stage.configs)
     cited = {n["official_stage"] for n in numbers if n.get("official_stage")}
     assert cited == names, "every official stage fills a paper number and every cited stage exists"
 
@@ -147,10 +149,9 @@ def test_official_stage_configs_build_exactly_the_authors_layout(paper, stage_na
     from avsync.cli import cli_main
     from avsync.registry import get_converter
 
-    plan = yaml.safe_load((REPRODUCTIONS / paper / "plan.yaml").read_text())
-    stage = next(s for s in plan["official"] if s["name"] == stage_name)
-    args = [a for c in stage["configs"] for a in ("--config", str(REPRODUCTIONS / paper / c))]
-    args += [a.format(data_root="/nonexistent") for a in stage["args"]]
+    stages, _, root = load_plan(paper, "official")
+    stage = next(s for s in stages if s.name == stage_name)
+    args = stage_cli_args(stage, root, "/nonexistent")
     cli = cli_main(args + ["--trainer.precision", "32", "--trainer.accelerator", "cpu"], run=False)
     converted = get_converter(family).checkpoint_filter_fn(_meta_official_state(family))
     assert {k: tuple(v.shape) for k, v in cli.model.state_dict().items()} == \

@@ -17,9 +17,10 @@ def test_sparse_stage_gets_per_offset_and_per_class_plots(tmp_path, tmp_path_fac
     plans, out = tmp_path / "plans", tmp_path / "out"
     (plans / "mini").mkdir(parents=True)
     (plans / "mini" / "configs").symlink_to(REPRODUCTIONS / "sparsesync" / "configs")
+    (plans / "trainer.yaml").symlink_to(REPRODUCTIONS / "trainer.yaml")
     data = ["--data.init_args.root", str(tmp_path_factory.mktemp("toy")), *SMALL]
     plan = {"toy": [{"name": "sparse", "args": data, "configs": [
-        "configs/toy_trainer.yaml", "configs/toy_sync.yaml", "configs/toy_sparse.yaml"]}]}
+        "../trainer.yaml#sparsesync_toy", "configs/model.yaml#toy_sync", "configs/data.yaml#toy_sparse"]}]}
     (plans / "mini" / "plan.yaml").write_text(yaml.safe_dump(plan))
     (plans / "mini" / "paper_numbers.yaml").write_text(yaml.safe_dump({"numbers": [
         {"table": "2", "setting": "sparse 21", "metric": "test/acc_tol", "value": 44.3, "toy_stage": "sparse"}]}))

@@ -6,15 +6,24 @@ import torch
 import yaml
 
 from avsync.cli import cli_main
-from avsync.reproduce import REPRODUCTIONS
+from avsync.reproduce import REPRODUCTIONS, Stage, load_plan, stage_cli_args
+
+
+def _plan(paper):
+    """The paper's toy and full stages (matrices expanded) as dicts."""
+    return {mode: [vars(s) for s in load_plan(paper, mode)[0]] for mode in ("toy", "full")}
+
+
+def _cli_args(plan_dir, stage, data_root):
+    return stage_cli_args(Stage(**stage), plan_dir, data_root)
+
 
 PLAN_DIR = REPRODUCTIONS / "sparsesync"
-PLAN = yaml.safe_load((PLAN_DIR / "plan.yaml").read_text())
+PLAN = _plan("sparsesync")
 
 
 def _args(stage, data_root="/nonexistent"):
-    args = [a for cfg in stage["configs"] for a in ("--config", str(PLAN_DIR / cfg))]
-    return args + [a.format(data_root=data_root) for a in stage.get("args", [])]
+    return _cli_args(PLAN_DIR, stage, data_root)
 
 
 @pytest.mark.parametrize("stage", PLAN["full"], ids=lambda s: s["name"])
@@ -96,7 +105,7 @@ def test_full_size_vggss_stage_trains_with_its_augmentation_on_the_real_vggsound
     stage = next(s for s in PLAN["full"] if s["name"] == "vggss_21cls")
     forced = ("{crop_upscale_p: 1, color_jitter_p: 1, greyscale_p: 1, reverb_p: 1, volume_p: 1, "
               "pitch_shift_p: 1, lowpass_p: 1, noise_p: 1}")
-    cli = cli_main(["fit", *[a for cfg in stage["configs"] for a in ("--config", str(PLAN_DIR / cfg))],
+    cli = cli_main(["fit", *_args(stage),
                     "--data.init_args.root", str(clips), "--data.init_args.meta_csv", str(meta),
                     "--data.init_args.probe_durations", "false", "--data.init_args.augment", forced,
                     "--model.init_args.spec_augment", "{p: 1.0, freq_mask_param: 64, time_mask_param: 200}",
@@ -118,13 +127,12 @@ def test_full_size_vggss_stage_trains_with_its_augmentation_on_the_real_vggsound
 
 # -- DiVAS -------------------------------------------------------------------------------------
 DIVAS_DIR = REPRODUCTIONS / "divas"
-DIVAS_PLAN = yaml.safe_load((DIVAS_DIR / "plan.yaml").read_text())
+DIVAS_PLAN = _plan("divas")
 DIVAS_BASELINES = ("lrs2_syncnet", "lrs2_vocalist")  # Table 1's other models (tests/integration/test_divas_baselines.py)
 
 
 def _divas_args(stage, data_root="/nonexistent"):
-    args = [a for cfg in stage["configs"] for a in ("--config", str(DIVAS_DIR / cfg))]
-    return args + [a.format(data_root=data_root) for a in stage.get("args", [])]
+    return _cli_args(DIVAS_DIR, stage, data_root)
 
 
 def test_divas_toy_plan_is_the_full_plan_less_diagnostics():
@@ -205,14 +213,13 @@ def test_table_lists_dataset_split_and_why_a_cell_is_missing(tmp_path):
 
 # -- Synchformer --------------------------------------------------------------------------------
 SYNCH_DIR = REPRODUCTIONS / "synchformer"
-SYNCH_PLAN = yaml.safe_load((SYNCH_DIR / "plan.yaml").read_text())
+SYNCH_PLAN = _plan("synchformer")
 SYNCH_NUMBERS = yaml.safe_load((SYNCH_DIR / "paper_numbers.yaml").read_text())["numbers"]
 SYNCH_PARAMS = 122_440_704 + 92_400_384 + 2 * 590_592 + 21_437_973   # official: extractors + sync module
 
 
 def _synch_args(stage, data_root="/nonexistent"):
-    args = [a for cfg in stage["configs"] for a in ("--config", str(SYNCH_DIR / cfg))]
-    return args + [a.format(data_root=data_root) for a in stage.get("args", [])]
+    return _cli_args(SYNCH_DIR, stage, data_root)
 
 
 def test_synchformer_numbers_state_value_metric_tolerance_dataset_and_split():
@@ -278,14 +285,13 @@ def test_synchformer_full_stage_composes(stage, repo_root_cwd):
 
 # ---------------------------------------------------------------------------- VocaLiST (Tables 1 and 2)
 VOC_DIR = REPRODUCTIONS / "vocalist"
-VOC_PLAN = yaml.safe_load((VOC_DIR / "plan.yaml").read_text())
+VOC_PLAN = _plan("vocalist")
 VOC_NUMBERS = yaml.safe_load((VOC_DIR / "paper_numbers.yaml").read_text())["numbers"]
 VOC_PARAMS = {"VocaLiSTModule": 80_106_561, "SyncNetModule": 13_631_616}  # official counts (docs/models.md)
 
 
 def _voc_args(stage, data_root="/nonexistent"):
-    args = [a for cfg in stage["configs"] for a in ("--config", str(VOC_DIR / cfg))]
-    return args + [a.format(data_root=data_root) for a in stage.get("args", [])]
+    return _cli_args(VOC_DIR, stage, data_root)
 
 
 def test_every_vocalist_metric_names_its_context():

@@ -1,6 +1,8 @@
 """The Synchformer feature cache: gathered segment features equal recomputed ones; CLI cache -> fit."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -8,6 +10,7 @@ from avsync.cli import main
 from avsync.data_modules.feature_cache import ClipFeatures
 from avsync.papers.synchformer.feature_cache import clip_features, gather_segments
 from avsync.papers.synchformer.network import SYNCHFORMER_CONFIGS, SegmentInputs, Synchformer
+from avsync.reproduce import config_args
 
 TOY = SYNCHFORMER_CONFIGS["synchformer_toy"]
 
@@ -68,9 +71,9 @@ def test_cache_features_then_fit_from_the_cache(tmp_path, repo_root_cwd):
 def test_feature_module_builds_its_cache_on_first_use_and_reuses_it(tmp_path, repo_root_cwd):
     """build_if_missing: a stage trains from cached features without `avsync cache-features`; a second
     run with the same extractors and clips finds the same folder instead of writing another."""
-    cfgs = "reproductions/synchformer/configs"
-    args = ["fit", "--config", f"{cfgs}/toy_trainer.yaml", "--config", f"{cfgs}/toy_stage2.yaml",
-            "--config", f"{cfgs}/toy_dense_cached.yaml", "--config", f"{cfgs}/cls3.yaml",
+    plan_dir = Path("reproductions/synchformer")
+    args = ["fit", *config_args(["../trainer.yaml#synchformer_toy", "configs/model.yaml#toy_stage2",
+                                 "configs/data.yaml#toy_dense_cached", "configs/model.yaml#cls3"], plan_dir),
             "--data.init_args.cache_dir", str(tmp_path / "cache"), "--trainer.max_steps", "1",
             "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false"]
     for name, value in (("num_train", 2), ("num_valid", 1), ("num_test", 1), ("batch_size", 1)):

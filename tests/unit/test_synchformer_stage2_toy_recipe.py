@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
-
 from avsync.papers.synchformer.network import Synchformer, get_config
+from avsync.reproduce import read_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "reproductions" / "synchformer" / "configs"
 
@@ -72,11 +71,11 @@ def test_unknown_values_raise(field):
 
 
 def test_toy_plan_stage2_uses_the_recipe_and_the_full_plan_does_not():
-    for name in ("toy_stage2.yaml", "toy_synchronizability.yaml"):
-        toy = yaml.safe_load((CONFIGS / name).read_text())["model"]["init_args"]
+    for name in ("model.yaml#toy_stage2", "data.yaml#toy_synchronizability"):
+        toy = read_config(name, CONFIGS)["model"]["init_args"]
         cfg = get_config(toy["arch"], toy.get("arch_overrides"))
         assert (cfg.segment_tokens, cfg.sync_init, toy["center_features"]) == ("mean", "xavier", True), name
-    full = yaml.safe_load((CONFIGS / "full_stage2.yaml").read_text())["model"]["init_args"]
+    full = read_config("model.yaml#full_stage2", CONFIGS)["model"]["init_args"]
     cfg = get_config(full["arch"], full.get("arch_overrides"))
     assert (cfg.segment_tokens, cfg.sync_init) == ("all", "reference") and not full.get("center_features")
 
