@@ -6,7 +6,7 @@ Run it when a GPU machine is lent (``bash benchmarks/gpu_check.sh`` there); it w
 tables it has the two benchmarks write (samples/s, peak memory, per-clip latency, DiVAS Table 1 FPS
 beside the paper's). ``--device cpu --dry-run`` walks the same path on this CPU with the toy configs,
 one step each, a real-clip ``detect`` of two models and the parity tests only collected, so the
-script is exercised by ``tests/test_benchmarks.py`` without a GPU.
+script is exercised by ``tests/integration/test_benchmarks.py`` without a GPU.
 
     python benchmarks/gpu_check.py --device cuda                 # on the lent GPU
     python benchmarks/gpu_check.py --device cpu --dry-run        # the path, on CPU, in ~a minute

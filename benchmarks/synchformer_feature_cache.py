@@ -50,11 +50,11 @@ def main() -> None:
     dm = ToyAVDataModule(root=args.toy_root, num_train=args.clips, num_valid=1, num_test=1,
                          batch_size=args.batch_size, num_workers=0, cache_decoded=True, audio_jitter_sec=0.0)
     t0 = time.perf_counter()
-    index = write_cache(module, dm, Path(args.cache), splits=("train",))
+    store = write_cache(module, dm, Path(args.cache), splits=("train",))
     cache_sec = time.perf_counter() - t0
     cfg = module.net.cfg
-    cached = CachedFeatureDataset(dm.datasets["train"], Path(args.cache) / "train", index["splits"]["train"],
-                                  cfg.num_segments, module.segment_step * cfg.segment_frames / cfg.fps)
+    cached = CachedFeatureDataset(dm.datasets["train"], store, "train", cfg.num_segments,
+                                  module.segment_step * cfg.segment_frames / cfg.fps)
     loader_kw = dict(batch_size=args.batch_size, shuffle=True, drop_last=True)
     run_epochs(module, dm.train_dataloader(), 1)  # warm-up: fills the decode memo
     recompute = run_epochs(module, dm.train_dataloader(), args.epochs)

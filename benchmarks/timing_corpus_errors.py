@@ -1,4 +1,4 @@
-"""Decode errors per case of the timing corpus (tests/timing_corpus.py), fast path and fallback.
+"""Decode errors per case of the timing corpus (tests/support/timing_corpus.py), fast path and fallback.
 
 Writes the corpus to FOLDER, reads every file at 25 fps from time 0 through `read_frames` (decord
 fast path, then with decord refused so PyAV decodes) and `read_audio`, and prints a markdown
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 from timing_corpus import CASES, audio_position, stream_starts, video_errors, write  # noqa: E402
 
 from avsync.media import decode, read_audio, read_frames  # noqa: E402

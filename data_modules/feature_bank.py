@@ -21,47 +21,36 @@ validation and test batches are the source's decoded clips, so the metrics are m
 as without the bank. The model provides ``frozen_encoders()`` and a ``forward`` that accepts both
 kinds of batch (:class:`avsync.papers.sparsesync.module.SparseSyncModule`). The bank is built on the first
 ``train_dataloader()`` call (the model is on its device by then), with a progress bar, and saved
-under ``cache_dir`` keyed by the extractor weights, the input spec and the clips, so the next stage
-with the same frozen extractors (the 3 -> 21 class curriculum) loads it instead.
+as a :class:`~avsync.data_modules.feature_cache.FeatureStore` (the one frozen-feature cache of the
+suite) under ``cache_dir/feature_bank_<key>``, keyed by the extractor weights, the window settings
+and the clips, so the next stage with the same frozen extractors (the 3 -> 21 class curriculum)
+loads it instead; a broken cache file is found by its checksum and recomputed.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
+from functools import partial
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from avsync.media import MediaError, read_clip
 from avsync.offsets import ClipTooShortError, RandomOffsetSampler, get_grid, stable_hash
 from avsync.toy.generate import default_cache_dir
 
 from .base import AVClipDataset, AVSyncDataModule, ClipRecord
+from .feature_cache import ClipFeatures, FeatureStore, cache_key, weights_fingerprint
 
 __all__ = ["ClipFeatures", "FeatureBank", "FeatureBankDataModule", "build_feature_bank"]
 
 log = logging.getLogger(__name__)
 
-_BANK_VERSION = 1
-
-
-class ClipFeatures:
-    """Cached extractor outputs of one clip: windows at ``starts`` (seconds) of each stream."""
-
-    def __init__(self, key: str, usable_sec: float, video_starts: torch.Tensor, video: torch.Tensor,
-                 audio_starts: torch.Tensor, audio: torch.Tensor):
-        self.key, self.usable_sec = key, float(usable_sec)
-        self.video_starts, self.video = video_starts, video
-        self.audio_starts, self.audio = audio_starts, audio
-
-    def as_dict(self) -> dict:
-        return {"key": self.key, "usable_sec": self.usable_sec, "video_starts": self.video_starts,
-                "video": self.video, "audio_starts": self.audio_starts, "audio": self.audio}
+KIND = "feature_bank"
+SPLIT = "train"
 
 
 class FeatureBank:
@@ -73,20 +62,11 @@ class FeatureBank:
     def __len__(self) -> int:
         return len(self.clips)
 
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"version": _BANK_VERSION, "start_step_sec": self.start_step_sec, "crop_sec": self.crop_sec,
-                    "skipped": self.skipped, "clips": [c.as_dict() for c in self.clips]}, tmp)
-        tmp.replace(path)
-
     @classmethod
-    def load(cls, path: Path) -> "FeatureBank":
-        state = torch.load(path, weights_only=True)
-        if state.get("version") != _BANK_VERSION:
-            raise ValueError(f"{path}: feature bank version {state.get('version')}, expected {_BANK_VERSION}")
-        clips = [ClipFeatures(**c) for c in state["clips"]]
-        return cls(clips, state["start_step_sec"], state["crop_sec"], list(state["skipped"]))
+    def from_store(cls, store: FeatureStore) -> "FeatureBank":
+        clips = [store.get(SPLIT, key) for key in store.keys(SPLIT)]
+        return cls(clips, store.settings["start_step_sec"], store.settings["crop_sec"],
+                   list(store.skipped.get(SPLIT, {})))
 
 
 def _grid_starts(usable_sec: float, crop_sec: float, step: float) -> np.ndarray:
@@ -95,34 +75,54 @@ def _grid_starts(usable_sec: float, crop_sec: float, step: float) -> np.ndarray:
     return np.round(np.arange(count) * step, 9)
 
 
+def bank_settings(dataset: AVClipDataset, start_step_sec: float, max_source_sec: float | None,
+                  jitter_sec: float, seed: int, dtype: torch.dtype) -> dict:
+    """What the cached windows depend on: not the labels (3- and 21-class stages share a bank)."""
+    spec = dataset.spec
+    return {"fps": spec.fps, "crop_sec": spec.duration_sec, "frame_size": spec.frame_size,
+            "resize_short_side": spec.resize_short_side, "crop": spec.crop, "sample_rate": spec.sample_rate,
+            "decode_size": dataset.decode_size, "start_step_sec": float(start_step_sec),
+            "max_source_sec": max_source_sec, "jitter_sec": float(jitter_sec), "seed": int(seed), "dtype": str(dtype)}
+
+
 def build_feature_bank(dataset: AVClipDataset, encode_video, encode_audio, *, start_step_sec: float,
                        max_source_sec: float | None, jitter_sec: float, seed: int, device: torch.device,
-                       dtype: torch.dtype = torch.float16, progress: bool = True) -> FeatureBank:
+                       dtype: torch.dtype = torch.float16, progress: bool = True,
+                       store: FeatureStore | None = None) -> FeatureBank:
     """Run the frozen encoders over every window start of every clip of ``dataset``.
 
     Each clip is decoded once (its usable part: the first ``max_source_sec`` seconds). Audio
     window k starts at ``k·step + jitter_k``, jitter_k ~ U[−jitter_sec, +jitter_sec] drawn from
     (seed, clip key) and clipped so the window stays inside. Unreadable or too-short clips are
-    recorded in the data set's bad-media report and left out.
+    recorded in the data set's bad-media report and left out. The entries go to ``store`` (written
+    and committed), or to a store in memory.
     """
-    spec = dataset.spec
-    crop, clips, skipped = spec.duration_sec, [], []
-    for record in tqdm(dataset.records, desc="feature bank", unit="clip", disable=not progress):
-        try:
-            clips.append(_clip_features(dataset, record, encode_video, encode_audio, crop, start_step_sec,
-                                        max_source_sec, jitter_sec, seed, device, dtype))
-        except (MediaError, ClipTooShortError) as err:
-            reason = err.reason if isinstance(err, MediaError) else str(err)
-            dataset.report.record(record.key, record.path, reason, "feature_bank")
-            skipped.append(record.key)
-    if not clips:
+    if store is None:
+        store = FeatureStore(None, KIND, "", bank_settings(dataset, start_step_sec, max_source_sec, jitter_sec,
+                                                           seed, dtype))
+    compute = bank_compute(dataset, encode_video, encode_audio, start_step_sec, max_source_sec, jitter_sec, seed,
+                           device, dtype)
+
+    def on_skip(record: ClipRecord, reason: str) -> None:
+        dataset.report.record(record.key, record.path, reason, "feature_bank")
+
+    store.fill(SPLIT, dataset.records, compute, (MediaError, ClipTooShortError), on_skip, progress, "feature bank")
+    if not store.keys(SPLIT):
         raise RuntimeError(f"feature bank: none of the {len(dataset.records)} training clips could be read")
-    return FeatureBank(clips, start_step_sec, crop, skipped)
+    store.commit()
+    return FeatureBank.from_store(store)
 
 
-def _clip_features(dataset: AVClipDataset, record: ClipRecord, encode_video, encode_audio, crop: float,
-                   step: float, max_source_sec: float | None, jitter_sec: float, seed: int,
-                   device: torch.device, dtype: torch.dtype) -> ClipFeatures:
+def bank_compute(dataset: AVClipDataset, encode_video, encode_audio, start_step_sec: float,
+                 max_source_sec: float | None, jitter_sec: float, seed: int, device: torch.device, dtype: torch.dtype):
+    """``record -> ClipFeatures`` of the bank (for :meth:`FeatureStore.fill` / :meth:`FeatureStore.repair`)."""
+    return partial(_clip_features, dataset, encode_video, encode_audio, dataset.spec.duration_sec, start_step_sec,
+                   max_source_sec, jitter_sec, seed, device, dtype)
+
+
+def _clip_features(dataset: AVClipDataset, encode_video, encode_audio, crop: float, step: float,
+                   max_source_sec: float | None, jitter_sec: float, seed: int, device: torch.device,
+                   dtype: torch.dtype, record: ClipRecord) -> ClipFeatures:
     spec = dataset.spec
     usable = record.duration_sec if max_source_sec is None else min(record.duration_sec, max_source_sec)
     usable = int(usable * spec.fps) / spec.fps  # whole frames only
@@ -144,7 +144,8 @@ def _clip_features(dataset: AVClipDataset, record: ClipRecord, encode_video, enc
     audio = np.stack([wav[s:s + spec.num_samples] for s in a0])
     vfeat = encode_video(torch.from_numpy(video).to(device)).to("cpu", dtype)
     afeat = encode_audio(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).to(device)).to("cpu", dtype)
-    return ClipFeatures(record.key, usable, torch.from_numpy(starts), vfeat, torch.from_numpy(audio_starts), afeat)
+    return ClipFeatures(record.key, usable, float(step), torch.from_numpy(starts), vfeat,
+                        torch.from_numpy(audio_starts), afeat)
 
 
 class FeatureBankPairs(Dataset):
@@ -165,9 +166,7 @@ class FeatureBankPairs(Dataset):
         clip = self.bank.clips[index]
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
         plan = self.sampler.sample(clip.usable_sec, rng, jitter=False)
-        step = self.bank.start_step_sec
-        vi = int(round(plan.video_start_sec / step))
-        ai = int(round((plan.video_start_sec + plan.offset_sec) / step))
+        vi, ai = (int(i) for i in clip.index_of([plan.video_start_sec, plan.video_start_sec + plan.offset_sec]))
         return {"vfeat": clip.video[vi], "afeat": clip.audio[ai], "target": torch.tensor(plan.label),
                 "offset_sec": float(plan.offset_sec), "video_start_sec": float(clip.video_starts[vi]),
                 "audio_start_sec": float(clip.audio_starts[ai]), "key": clip.key, "index": index}
@@ -236,44 +235,50 @@ class FeatureBankDataModule(L.LightningDataModule):
             self.bank = self._load_or_build()
         sampler = RandomOffsetSampler(grid, crop_sec=spec.duration_sec, max_source_sec=self.source.max_source_sec,
                                       jitter_sec=0.0, start_step_sec=step)
-        return DataLoader(FeatureBankPairs(self.bank, sampler), batch_size=self.batch_size or self.source.batch_size,
-                          shuffle=True, drop_last=True, num_workers=0)
+        return self._loader(FeatureBankPairs(self.bank, sampler))
+
+    def _loader(self, pairs: FeatureBankPairs) -> DataLoader:
+        return DataLoader(pairs, batch_size=self.batch_size or self.source.batch_size, shuffle=True, drop_last=True,
+                          num_workers=0)
 
     def _load_or_build(self) -> FeatureBank:
         model = self.trainer.lightning_module
         encode_video, encode_audio = model.frozen_encoders()
         dataset = self.source.datasets["train"]
-        path = self._bank_path(model, dataset)
-        if path is not None and path.exists():
-            log.info("feature bank: loading %s", path)
-            return FeatureBank.load(path)
-        bank = build_feature_bank(dataset, encode_video, encode_audio, start_step_sec=self.start_step_sec,
-                                  max_source_sec=self.source.max_source_sec, jitter_sec=self.source.audio_jitter_sec,
-                                  seed=self.seed, device=model.device, progress=self.progress)
+        args = (self.start_step_sec, self.source.max_source_sec, self.source.audio_jitter_sec, self.seed)
+        folder = self._cache_folder(model, dataset)
+        store = FeatureStore.open(folder) if folder is not None else None
+        if store is not None:
+            log.info("feature bank: loading %s", folder)
+            store.repair({SPLIT: dataset.records},
+                         bank_compute(dataset, encode_video, encode_audio, *args, model.device, torch.float16))
+            paths = {r.key: r.path for r in dataset.records}
+            for key, reason in store.skipped.get(SPLIT, {}).items():  # every clip left out is reported, every run
+                dataset.report.record(key, paths.get(key, key), reason, "feature_bank")
+            return FeatureBank.from_store(store)
+        if folder is not None:
+            store = FeatureStore(folder, KIND, self._fingerprint(model), bank_settings(dataset, *args, torch.float16))
+        bank = build_feature_bank(dataset, encode_video, encode_audio, start_step_sec=args[0], max_source_sec=args[1],
+                                  jitter_sec=args[2], seed=args[3], device=model.device, progress=self.progress,
+                                  store=store)
         if bank.skipped:
             log.warning("feature bank: %d clip(s) skipped (see the bad-media report)", len(bank.skipped))
-        if path is not None:
-            bank.save(path)
         return bank
 
-    def _bank_path(self, model, dataset: AVClipDataset) -> Path | None:
-        if self.cache_dir == "":
-            return None
-        root = Path(self.cache_dir) if self.cache_dir else default_cache_dir() / "feature_bank"
-        digest = hashlib.sha1()
+    @staticmethod
+    def _fingerprint(model) -> str:
         prefixes = tuple(getattr(model, "frozen_prefixes", ()))
         if not prefixes:
             raise TypeError(f"{type(model).__name__} names no frozen_prefixes: the bank cannot tell which "
                             "weights its features depend on")
-        for name, tensor in sorted(model.state_dict().items()):
-            if name.startswith(prefixes):
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        spec = dataset.spec  # only what the windows depend on: not the labels (3- and 21-class stages share a bank)
-        window = (spec.fps, spec.duration_sec, spec.frame_size, spec.resize_short_side, spec.crop, spec.sample_rate)
-        digest.update(repr((_BANK_VERSION, window, dataset.decode_size, self.start_step_sec, self.seed,
-                            self.source.max_source_sec, self.source.audio_jitter_sec)).encode())
-        for record in dataset.records:
-            stat = Path(record.path).stat() if Path(record.path).exists() else None
-            digest.update(f"{record.key}|{record.path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}".encode())
-        return root / f"{type(model).__name__}_{digest.hexdigest()[:16]}.pt"
+        return weights_fingerprint(model, prefixes)
+
+    def _cache_folder(self, model, dataset: AVClipDataset) -> Path | None:
+        """``cache_dir/feature_bank_<key>`` (:func:`~avsync.data_modules.feature_cache.cache_key`), or
+        None for a bank in memory only (``cache_dir=""``)."""
+        if self.cache_dir == "":
+            return None
+        root = Path(self.cache_dir) if self.cache_dir else default_cache_dir() / "feature_bank"
+        settings = bank_settings(dataset, self.start_step_sec, self.source.max_source_sec,
+                                 self.source.audio_jitter_sec, self.seed, torch.float16)
+        return root / f"{KIND}_{cache_key(self._fingerprint(model), settings, {SPLIT: dataset.records})}"

@@ -6,15 +6,18 @@ read from the cache (:func:`avsync.papers.synchformer.feature_cache.gather_segme
 ``vis_feats`` (B, S, tv, D) and ``aud_feats`` (B, S, ta, D) besides ``target`` / ``offset_sec`` /
 ``key``, which :class:`~avsync.papers.synchformer.stage2.SynchformerStage2Module` consumes directly.
 
-With ``build_if_missing`` the module writes the cache itself on first use, from the attached model's
-extractors, into ``cache_dir/<extractor fingerprint>``: a plan stage (``avsync reproduce``) can then
+The cache is the suite's one frozen-feature cache (:mod:`avsync.data_modules.feature_cache`): a
+file whose checksum does not match is recomputed from the model's extractors at ``setup`` (when
+they are the ones that wrote the cache), never read. With ``build_if_missing`` the module writes
+the cache itself on first use, from the attached model's extractors, into
+``cache_dir/synchformer_segments_<key>`` (:func:`~avsync.data_modules.feature_cache.cache_key` of the
+extractor weights, the clips and the input settings): a plan stage (``avsync reproduce``) can then
 train from cached features without a separate ``avsync cache-features`` run, and stages that share
 frozen extractors (the 3 -> 21 class curriculum) share one cache.
 """
 from __future__ import annotations
 
-import hashlib
-import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
@@ -22,33 +25,39 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from avsync.papers.synchformer.feature_cache import INDEX, extractor_fingerprint, gather_segments, write_cache
+from avsync.papers.synchformer.feature_cache import (KIND, cache_settings, extractor_fingerprint, gather_segments,
+                                                     segment_compute, write_cache)
 
 from .base import AVClipDataset, AVSyncDataModule, WrappedLoaders
+from .feature_cache import INDEX, ClipFeatures, FeatureStore, cache_key
 
 __all__ = ["CachedFeatureDataset", "SynchformerFeatureDataModule"]
 
 
 class CachedFeatureDataset(Dataset):
-    """The plans of ``base`` (an :class:`AVClipDataset`), with features gathered from ``folder``."""
+    """The plans of ``base`` (an :class:`AVClipDataset`), with features gathered from ``store``'s ``split``."""
 
-    def __init__(self, base: AVClipDataset, folder: Path, files: dict[str, str], num_segments: int,
+    def __init__(self, base: AVClipDataset, store: FeatureStore, split: str, num_segments: int,
                  step_sec: float, keep_in_memory: bool = True):
-        missing = [r.key for r in base.records if r.key not in files]
+        cached = set(store.keys(split))
+        missing = [r.key for r in base.records if r.key not in cached]
         if missing:
-            raise ValueError(f"{len(missing)} clip(s) are not in the feature cache {folder}, e.g. {missing[:3]}; "
-                             "run `avsync cache-features` with the same data configuration")
-        self.base, self.folder, self.files = base, folder, files
+            skipped = store.skipped.get(split, {})
+            why = "; ".join(f"{k}: {skipped[k]}" for k in missing[:3] if k in skipped)
+            raise ValueError(f"{len(missing)} clip(s) are not in the feature cache {store.folder}, e.g. {missing[:3]}"
+                             f"{' (' + why + ')' if why else ''}; run `avsync cache-features` with the same data "
+                             "configuration")
+        self.base, self.store, self.split = base, store, split
         self.num_segments, self.step_sec = num_segments, step_sec
-        self.memo: dict[str, dict] | None = {} if keep_in_memory else None
+        self.memo: dict[str, ClipFeatures] | None = {} if keep_in_memory else None
 
     def __len__(self) -> int:
         return len(self.base)
 
-    def _entry(self, key: str) -> dict:
+    def _entry(self, key: str) -> ClipFeatures:
         if self.memo is not None and key in self.memo:
             return self.memo[key]
-        entry = torch.load(self.folder / self.files[key], map_location="cpu", weights_only=True)
+        entry = self.store.get(self.split, key)
         if self.memo is not None:
             self.memo[key] = entry
         return entry
@@ -72,7 +81,7 @@ class SynchformerFeatureDataModule(WrappedLoaders, L.LightningDataModule):
         cache_dir: folder written by ``avsync cache-features``.
         check_fingerprint: refuse a cache written by other extractor weights than the model's.
         build_if_missing: write the cache from the model's extractors when there is none, into a
-            sub-folder of ``cache_dir`` named after their fingerprint (module docstring).
+            sub-folder of ``cache_dir`` named after its key (module docstring).
         hop_frames: segment start spacing of a cache this module writes (``avsync cache-features``).
     """
 
@@ -85,6 +94,7 @@ class SynchformerFeatureDataModule(WrappedLoaders, L.LightningDataModule):
         self.build_if_missing = bool(build_if_missing)
         self.hop_frames = int(hop_frames)
         self.datasets: dict[str, CachedFeatureDataset] = {}
+        self.store: FeatureStore | None = None
 
     def prepare_data(self) -> None:
         if not self.build_if_missing and not (self.cache_dir / INDEX).is_file():
@@ -95,38 +105,54 @@ class SynchformerFeatureDataModule(WrappedLoaders, L.LightningDataModule):
         model = self.trainer.lightning_module if self.trainer is not None else None
         if model is None:
             raise RuntimeError("SynchformerFeatureDataModule reads the segment layout from the model; attach a trainer")
-        if self.build_if_missing:
-            self.cache_dir = self.cache_root / self._cache_key(model)
-            if not (self.cache_dir / INDEX).is_file():
-                modes = {m: m.training for m in model.modules()}  # write_cache puts the net in eval mode
-                write_cache(model, self.data, self.cache_dir, hop_frames=self.hop_frames)
-                for m, training in modes.items():
-                    m.train(training)
-        index = json.loads((self.cache_dir / INDEX).read_text())
-        if self.check_fingerprint and index["fingerprint"] != extractor_fingerprint(model.net):
-            raise ValueError(f"the feature cache {self.cache_dir} was written by other extractor weights than "
-                             "the model's; rebuild it or pass check_fingerprint=false")
         self.data.input_spec = model.input_spec
+        if self.store is None:
+            self.store = self._open_store(model)
         self.data.setup(stage)
+        if self.store.fingerprint == extractor_fingerprint(model.net) and not self.datasets:
+            # broken files are recomputed with the extractors that wrote the others, never read
+            records = {split: ds.records for split, ds in self.data.datasets.items()}
+            with _mode_kept(model):
+                self.store.repair(records, segment_compute(model, self.data.spec, self.store.settings["hop_frames"]))
         cfg = model.net.cfg
         step_sec = model.segment_step * cfg.segment_frames / cfg.fps
         for split, base in self.data.datasets.items():
             if split not in self.datasets:
-                self.datasets[split] = CachedFeatureDataset(base, self.cache_dir / split,
-                                                            index["splits"].get(split, {}), cfg.num_segments,
-                                                            step_sec)
+                self.datasets[split] = CachedFeatureDataset(base, self.store, split, cfg.num_segments, step_sec)
+
+    def _open_store(self, model) -> FeatureStore:
+        if self.build_if_missing:
+            self.cache_dir = self.cache_root / f"{KIND}_{self._cache_key(model)}"
+        store = FeatureStore.open(self.cache_dir)
+        if store is None and self.build_if_missing:
+            with _mode_kept(model):  # write_cache puts the net in eval mode
+                store = write_cache(model, self.data, self.cache_dir, hop_frames=self.hop_frames)
+        if store is None:
+            raise FileNotFoundError(f"no usable feature cache at {self.cache_dir} (no {INDEX} of this format): "
+                                    "run `avsync cache-features` again")
+        if self.check_fingerprint and store.fingerprint != extractor_fingerprint(model.net):
+            raise ValueError(f"the feature cache {self.cache_dir} was written by other extractor weights than "
+                             "the model's; rebuild it or pass check_fingerprint=false")
+        return store
 
     def _cache_key(self, model) -> str:
-        """Folder name of a self-built cache: the extractor weights, the clips of every split and the
-        input settings it was written with (one extractor may serve several data sets)."""
-        self.data.input_spec = model.input_spec
+        """Key of a self-built cache: the extractor weights, the clips of every split and the input
+        settings it was written with (one extractor may serve several data sets)."""
         self.data.prepare_data()
         self.data.setup(None)
-        clips = {split: [r.key for r in ds.records] for split, ds in sorted(self.data.datasets.items())}
-        spec = model.input_spec
-        what = [extractor_fingerprint(model.net), clips, self.hop_frames, spec.fps, spec.sample_rate,
-                spec.frame_size, spec.resize_short_side]
-        return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        records = {split: ds.records for split, ds in self.data.datasets.items()}
+        return cache_key(extractor_fingerprint(model.net), cache_settings(model.input_spec, self.hop_frames), records)
 
     def loader_settings(self) -> AVSyncDataModule:
         return self.data
+
+
+@contextmanager
+def _mode_kept(model):
+    """Restore every submodule's train/eval mode after the cache writer switched the net to eval."""
+    modes = {m: m.training for m in model.modules()}
+    try:
+        yield
+    finally:
+        for m, training in modes.items():
+            m.train(training)

@@ -148,7 +148,7 @@ class SynchronizabilityDataModule(WrappedLoaders, L.LightningDataModule):
                             2 * clips.spec.duration_sec)
             unsynced = unsynced_clips
             if unsynced_clips is not None and isinstance(synced, CachedFeatureDataset):
-                unsynced = CachedFeatureDataset(unsynced_clips, synced.folder, synced.files, synced.num_segments,
+                unsynced = CachedFeatureDataset(unsynced_clips, synced.store, synced.split, synced.num_segments,
                                                 synced.step_sec)
             self.datasets[split] = SynchronizabilityDataset(synced, unsynced, base, unsynced_clips, self.prob,
                                                             clips.seed, base.train)

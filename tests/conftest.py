@@ -1,5 +1,11 @@
-"""Shared test fixtures: where the read-only real clips live, and a per-session toy cache."""
+"""Shared test fixtures: where the read-only real clips live, the per-session toy cache, and the
+toy-set factory (each distinct toy set encoded once per session).
+
+The tiers: tests/unit (pure functions, seconds), tests/integration (CLI runs, fits, real-fixture
+decoding, parity goldens), tests/gate (the metric-regression gate). Helpers they share live in
+tests/support; the authors'-code scripts that made tests/goldens live in tests/parity."""
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,16 +24,46 @@ def real_fixtures() -> Path:
     return FIXTURES
 
 
+def _session_dir(tmp_path_factory, name: str) -> Path:
+    """A folder every xdist worker of this run shares (the workers' common base), else this session's."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory) -> str:
     """One toy-set cache for the whole run, shared by the xdist workers: data modules write the sets
     they ask for into it once (a lock file per set makes the others wait, and a set only grows), so
     tests that train on the same toy configuration do not each encode it again. Tests that need a
-    set of their own contents generate it into their own folder instead."""
-    base = tmp_path_factory.getbasetemp()
-    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "toy_cache"
-    root.mkdir(exist_ok=True)
-    return str(root)
+    set of their own contents ask ``toy_set`` for it instead."""
+    return str(_session_dir(tmp_path_factory, "toy_cache"))
+
+
+@pytest.fixture(scope="session")
+def toy_set(tmp_path_factory) -> Callable[..., Path]:
+    """Factory of fixed toy sets: ``toy_set(variant, splits, seed=0, duration_sec=10.0, size=None)``
+    returns a folder that holds exactly that set (``<folder>/<variant>_...``, as data modules and
+    ``read_index`` expect). Each parameter set gets its own folder, so a set never grows under a
+    test that counts its clips (unlike ``toy_root``), and is encoded once per run: the xdist workers
+    share the folders and ``generate_toy_set``'s lock makes a second worker wait for the first."""
+    from avsync.toy.generate import generate_toy_set
+
+    base = _session_dir(tmp_path_factory, "toy_sets")
+    made: dict[str, Path] = {}
+
+    def make(variant: str = "dense", splits: dict[str, int] | None = None, seed: int = 0,
+             duration_sec: float = 10.0, size: int | None = None) -> Path:
+        split_part = "-".join(f"{k}{v}" for k, v in sorted((splits or {}).items())) or "default"
+        name = f"{variant}_seed{seed}_{duration_sec:g}s_size{size}_{split_part}"
+        if name not in made:
+            root = base / name
+            generate_toy_set(root, variant, splits, seed=seed, duration_sec=duration_sec, size=size, progress=False)
+            made[name] = root
+        return made[name]
+
+    return make
 
 
 @pytest.fixture

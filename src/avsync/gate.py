@@ -11,7 +11,7 @@ Each entry runs in its own process (one thread each, ``--jobs`` at a time), so t
 runs and one model's crash cannot take the others down. ``--sabotage shuffle-audio`` breaks every
 run on purpose — each clip is paired with another clip's audio in training and evaluation
 (:class:`ShuffleAudio`) — the regression a broken loader or an off-by-one in the offset maths
-would cause; the gate must then fail (``tests/test_regression_gate.py``).
+would cause; the gate must then fail (``tests/gate/test_regression_gate.py``).
 
     avsync gate                        # all entries, table printed and written to runs/gate/
     avsync gate --models avst divas   # some of them

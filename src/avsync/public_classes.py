@@ -3,7 +3,7 @@
 The models come from :mod:`avsync.registry`; the data modules are listed here.
 
 ``avsync --help`` must answer in well under two seconds, and importing Lightning plus every model
-takes several. So the help reads this table; ``tests/test_cli.py`` imports every module and checks
+takes several. So the help reads this table; ``tests/integration/test_cli.py`` imports every module and checks
 that the table names exactly the public, concrete classes found there (bases and private rate
 buckets excluded), so it cannot drift from the code.
 """

@@ -3,7 +3,10 @@
 A plan (``reproductions/<paper>/plan.yaml``) holds lists of stages (``toy``, ``full``,
 ``official``). Each stage is a LightningCLI run — ``fit`` with the stage's configs, then ``test`` on the last checkpoint — optionally
 initialised from an earlier stage's checkpoint (the papers' staged recipes: pre-trained
-extractors, 3 -> 21 classes, dense -> sparse). The paper's numbers live in
+extractors, 3 -> 21 classes, dense -> sparse). A stage's configs are grouped by concern: ``path#entry``
+names one entry of a concern file (``../trainer.yaml``, ``configs/model.yaml``, ``configs/data.yaml``),
+a plain path a whole config file; a ``matrix`` repeats a stage (or a group of stages) per value
+(:func:`expand_matrices`), so a variant that changes one value is a plan line, not a config file. The paper's numbers live in
 ``paper_numbers.yaml``; each names the stage and metric that reproduce it. Without a dataset
 root the plan's ``toy`` stages run on the embedded synthetic set (results labelled *toy*); with
 ``--data-root`` its ``full`` stages run at the paper's scale, and a result outside the stated
@@ -20,14 +23,19 @@ Beside the table, each tested stage gets PNGs of its accuracy per true offset an
 data had classes, per class (:mod:`avsync.reproduce_plots`), linked from the table.
 
 A finished stage leaves ``result.json`` and is skipped when the command runs again, so an
-interrupted reproduction resumes where it stopped.
+interrupted reproduction resumes where it stopped. ``--publish`` copies the finished table to
+``reproductions/<paper>/results/<mode>.csv`` (the committed results) and regenerates the README's
+results tables from it (:func:`update_readme_results`).
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import logging
+import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +85,89 @@ class PaperNumber:
     authors_stage: str | None = None  # the `official` stage testing the authors' weights for this number
 
 
+def expand_matrices(items: list[dict]) -> list[dict]:
+    """A plan section with its matrices expanded into plain stages, in order.
+
+    A stage may carry ``matrix``: ``{key: [values...]}`` (every combination, keys in order) or
+    ``[{key: value, ...}, ...]`` (one stage per row); ``{key}`` in its name, configs, args, init_from,
+    official and description is replaced by the value, e.g. ``name: dense_enc_eval{len}`` with
+    ``args: [--model.init_args.eval_window_frames, "{len}"]``. An item ``{matrix: ..., stages: [...]}``
+    repeats a group of stages per value (a train stage and the stages evaluating it stay together).
+    So a value that varies one knob is one line of the plan, not one config file per value."""
+    out = []
+    for item in items:
+        item = dict(item)
+        matrix, group = item.pop("matrix", None), item.pop("stages", None)
+        if group is not None and item:
+            raise ValueError(f"a stage group holds only matrix and stages, not {sorted(item)}")
+        for values in _matrix_rows(matrix):
+            if group is not None:
+                out += expand_matrices([_fill(stage, values) for stage in group])
+            else:
+                out.append(_fill(item, values))
+    return out
+
+
+def _matrix_rows(matrix) -> list[dict]:
+    if matrix is None:
+        return [{}]
+    if isinstance(matrix, dict):
+        return [dict(zip(matrix, combo)) for combo in itertools.product(*matrix.values())]
+    return [dict(row) for row in matrix]
+
+
+def _fill(value, values: dict):
+    """``value`` with ``{key}`` replaced by ``values[key]`` in every string (other braces kept)."""
+    if isinstance(value, str):
+        for key, v in values.items():
+            value = value.replace("{" + key + "}", str(v))
+        return value
+    if isinstance(value, list):
+        return [_fill(v, values) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, values) for k, v in value.items()}
+    return value
+
+
+def read_config(ref: str, plan_dir: Path) -> dict:
+    """The config a plan names: ``path`` (a whole LightningCLI config file) or ``path#entry`` (one named
+    entry of a concern file such as ``configs/model.yaml``), the path relative to the plan's folder."""
+    path, _, entry = ref.partition("#")
+    doc = yaml.safe_load((Path(plan_dir) / path).read_text())
+    if not entry:
+        return doc
+    if entry not in doc:
+        raise KeyError(f"{Path(plan_dir) / path} has no entry {entry!r} (it has {', '.join(doc)})")
+    return doc[entry]
+
+
+def config_args(configs: list[str], plan_dir: Path) -> list[str]:
+    """``--config`` arguments for a stage's configs, merged left to right by LightningCLI: a whole
+    file by its path, a concern file's entry as the YAML text of that entry."""
+    args = []
+    for ref in configs:
+        if "#" in ref:
+            args += ["--config", yaml.safe_dump(read_config(ref, plan_dir), allow_unicode=True, sort_keys=False)]
+        else:
+            args += ["--config", str(Path(plan_dir) / ref)]
+    return args
+
+
+def stage_cli_args(stage: Stage, plan_dir: Path, data_root: str | None) -> list[str]:
+    """A stage's configs and args (``{data_root}`` filled in) as LightningCLI arguments."""
+    return config_args(stage.configs, plan_dir) + [a.replace("{data_root}", str(data_root)) for a in stage.args]
+
+
+def stage_argv(stage: Stage, plan_dir: Path, stage_dir: Path, ckpts: dict[str, str], data_root: str | None) -> list[str]:
+    """The LightningCLI arguments of one stage: its configs, its args (``{data_root}`` filled in), its
+    output folder and, for a fitted stage with ``init_from``, the earlier stage's weights."""
+    args = stage_cli_args(stage, plan_dir, data_root)
+    args += ["--trainer.default_root_dir", str(stage_dir)]
+    if stage.init_from and stage.fit:
+        args += ["--model.init_args.init_from", ckpts[stage.init_from]]
+    return args
+
+
 def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[Stage], list[PaperNumber], Path]:
     root = Path(plans) / paper
     if not root.is_dir():
@@ -85,7 +176,11 @@ def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[
     plan = yaml.safe_load((root / "plan.yaml").read_text())
     if mode not in plan:
         raise SystemExit(f"the {paper} plan has no {mode!r} stages")
-    stages = [Stage(**s) for s in plan[mode]]
+    stages = [Stage(**s) for s in expand_matrices(plan[mode])]
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{root / 'plan.yaml'} [{mode}]: stage names repeat: "
+                         f"{sorted({n for n in names if names.count(n) > 1})}")
     numbers = []
     for n in yaml.safe_load((root / "paper_numbers.yaml").read_text())["numbers"]:
         stage = n.pop(f"{mode}_stage", None)
@@ -104,19 +199,14 @@ def run_stage(stage: Stage, plan_dir: Path, out: Path, ckpts: dict[str, str], da
     from avsync.training_cli import cli_main
 
     stage_dir = out / stage.name
-    args = []
-    for cfg in stage.configs:
-        args += ["--config", str(plan_dir / cfg)]
-    args += [a.format(data_root=data_root) for a in stage.args]
-    args += ["--trainer.default_root_dir", str(stage_dir)]
-    if stage.init_from and stage.fit:
-        args += ["--model.init_args.init_from", ckpts[stage.init_from]]
+    args = stage_argv(stage, plan_dir, stage_dir, ckpts, data_root)
     ckpt = None
     if stage.official:  # fetched, checked and converted on first use (avsync.weights), cached after
         from avsync.weights import convert
 
         ckpt = str(convert(stage.official))
-    log.info("stage %s: %s %s", stage.name, "fit" if stage.fit else "test", " ".join(args))
+    log.info("stage %s: %s %s %s", stage.name, "fit" if stage.fit else "test", " ".join(stage.configs),
+             " ".join(args[2 * len(stage.configs):]))
     start = time.time()
     cli = cli_main(args, run=False)
     cli.trainer.callbacks.extend(extra_callbacks or [])
@@ -175,7 +265,6 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
             rows[-1][MODES["official"]] = _percent(authors, n.authors_stage, n.metric)
         if mode != "toy" and diff is not None and abs(diff) > n.tolerance:
             failures.append(f"{n.table} {setting}: {ours:.1f} vs paper {n.value:.1f} (tolerance {n.tolerance})")
-    fmt = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
     lines = [f"# {paper}: reproduction ({label})", ""]
     if mode == "toy":
         lines += ["**Toy scale.** These numbers come from narrow models trained for minutes on the embedded "
@@ -188,14 +277,7 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
     if with_authors:
         lines += ["**Authors' weights** column: the authors' published checkpoints tested under the same "
                   "protocol without training (`--weights official`; — where none is published or not run).", ""]
-    extra = f" {MODES['official']} |" if with_authors else ""
-    lines += [f"| table | setting | metric | paper | this run ({label}) | difference |{extra} stage |",
-              "|---|---|---|---|---|---|" + ("---|" if with_authors else "") + "---|"]
-    for r in rows:
-        authors_cell = f" {fmt(r[MODES['official']])} |" if with_authors else ""
-        where = " — ".join(t for t in (r["stage"], r["note"]) if t)
-        lines.append(f"| {r['table']} | {r['setting']} | {r['metric']} | {fmt(r['paper'])} | {fmt(r[label])} "
-                     f"| {fmt(r['difference'])} |{authors_cell} {where} |")
+    lines += paper_table(rows, label, with_authors)
     lines += ["", "| stage | seconds | checkpoint | plots |", "|---|---|---|---|"]
     for name, res in results.items():
         plots = " · ".join(f"[{PLOT_KINDS[k]}]({p.name})" for k, p in stage_plot_paths(out, name).items()
@@ -207,6 +289,73 @@ def write_table(numbers: list[PaperNumber], results: dict[str, dict], out: Path,
         writer.writeheader()
         writer.writerows(rows)
     return failures
+
+
+def paper_table(rows: list[dict], label: str, with_authors: bool) -> list[str]:
+    """The paper-vs-run table in Markdown: one line per paper number (rows as in ``results.csv``)."""
+    fmt = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
+    extra = f" {MODES['official']} |" if with_authors else ""
+    lines = [f"| table | setting | metric | paper | this run ({label}) | difference |{extra} stage |",
+             "|---|---|---|---|---|---|" + ("---|" if with_authors else "") + "---|"]
+    for r in rows:
+        authors_cell = f" {fmt(r[MODES['official']])} |" if with_authors else ""
+        where = " — ".join(t for t in (r["stage"], r["note"]) if t)
+        lines.append(f"| {r['table']} | {r['setting']} | {r['metric']} | {fmt(r['paper'])} | {fmt(r[label])} "
+                     f"| {fmt(r['difference'])} |{authors_cell} {where} |")
+    return lines
+
+
+# Committed results: reproductions/<paper>/results/<mode>.csv (the runner's results.csv of the run a
+# README describes); the README's table between these markers is generated from it (results_block).
+RESULTS_BLOCK = re.compile(r"(<!-- results:(\w+) -->\n)(.*?)(<!-- /results -->)", re.S)
+
+
+def committed_results(paper_dir: Path, mode: str) -> Path:
+    return Path(paper_dir) / "results" / f"{mode}.csv"
+
+
+def results_block(csv_path: Path) -> str:
+    """The paper-vs-run table of a committed ``results.csv``, as the runner writes it in results.md."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    label = next(m for m in MODES.values() if m in rows[0])
+    with_authors = label == MODES["full"] and MODES["official"] in rows[0]
+    number = lambda v: None if v in ("", None) else float(v)  # noqa: E731
+    for r in rows:
+        for key in ("paper", label, "difference", MODES["official"]):
+            if key in r:
+                r[key] = number(r[key])
+    return "\n".join(paper_table(rows, label, with_authors)) + "\n"
+
+
+def update_readme_results(paper_dir: Path, check: bool = False) -> list[str]:
+    """Regenerate every ``<!-- results:<mode> -->`` block of ``<paper_dir>/README.md`` from
+    ``results/<mode>.csv``. Returns the modes whose block was (``check``: would be) changed."""
+    readme = Path(paper_dir) / "README.md"
+    if not readme.exists():
+        return []
+    text, changed = readme.read_text(), []
+
+    def fill(m: re.Match) -> str:
+        block = results_block(committed_results(paper_dir, m.group(2)))
+        if block != m.group(3):
+            changed.append(m.group(2))
+        return m.group(1) + block + m.group(4)
+
+    new = RESULTS_BLOCK.sub(fill, text)
+    if changed and not check:
+        readme.write_text(new)
+    return changed
+
+
+def publish_results(out: Path, paper_dir: Path, mode: str) -> Path:
+    """Commit-ready copy of a finished run: ``out/results.csv`` -> ``<paper_dir>/results/<mode>.csv``,
+    then the README's generated tables refreshed from it."""
+    target = committed_results(paper_dir, mode)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(out) / "results.csv", target)
+    update_readme_results(paper_dir)
+    return target
 
 
 def _relative_to(path: str, out: Path) -> str:
@@ -230,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="run only these stages (their init_from stages must exist)")
     parser.add_argument("--fresh", action="store_true", help="rerun stages that already have a result")
     parser.add_argument("--plans", default=str(REPRODUCTIONS), help="folder of reproduction plans")
+    parser.add_argument("--publish", action="store_true",
+                        help="copy the finished table to reproductions/<paper>/results/<mode>.csv and regenerate "
+                             "the README's results tables from it (the committed results)")
     parser.add_argument("--authors-results", help="output folder of the --weights official run whose results "
                                                   "fill the full table's authors' weights column "
                                                   "(default: <paper>_official beside the full run's folder)")
@@ -269,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
             _, full_numbers, _ = load_plan(args.paper, "full", Path(args.plans))
             write_table(full_numbers, finished_results(full_dir), full_dir, "full", args.paper, results)
     print((out / "results.md").read_text())
+    if args.publish:
+        print(f"published {publish_results(out, plan_dir, mode)}")
     if failures:
         print("outside tolerance:\n  " + "\n  ".join(failures))
         return 1

@@ -21,16 +21,16 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FAST = ["tests/test_parity_vocalist.py::test_file_to_logits",
-        "tests/test_parity_vocalist.py::test_file_to_logits_with_lossless_audio",
-        "tests/test_parity_syncnet.py::test_file_to_embeddings",
-        "tests/test_parity_syncnet.py::test_file_to_embeddings_with_lossless_audio",
-        "tests/test_parity_sparsesync.py::test_logits_equal_the_authors"]
-SLOW = ["tests/test_parity_vocalist.py::test_file_to_logits_whole_search",
-        "tests/test_parity_vocalist.py::test_detect_uses_the_authors_clip_procedure",
-        "tests/test_parity_syncnet.py::test_file_to_lse_whole_clip",
-        "tests/test_parity_synchformer.py::test_extractor_features_and_offset_logits_equal_the_authors",
-        "tests/test_parity_synchformer.py::test_synchronizability_equals_the_authors"]
+FAST = ["tests/integration/test_parity_vocalist.py::test_file_to_logits",
+        "tests/integration/test_parity_vocalist.py::test_file_to_logits_with_lossless_audio",
+        "tests/integration/test_parity_syncnet.py::test_file_to_embeddings",
+        "tests/integration/test_parity_syncnet.py::test_file_to_embeddings_with_lossless_audio",
+        "tests/integration/test_parity_sparsesync.py::test_logits_equal_the_authors"]
+SLOW = ["tests/integration/test_parity_vocalist.py::test_file_to_logits_whole_search",
+        "tests/integration/test_parity_vocalist.py::test_detect_uses_the_authors_clip_procedure",
+        "tests/integration/test_parity_syncnet.py::test_file_to_lse_whole_clip",
+        "tests/integration/test_parity_synchformer.py::test_extractor_features_and_offset_logits_equal_the_authors",
+        "tests/integration/test_parity_synchformer.py::test_synchronizability_equals_the_authors"]
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Goldens of syncnet_python's whole LSE pipeline (``run_pipeline.py`` + ``run_syncnet.py``), run
-with the authors' scripts, for ``tests/test_parity_lse_pipeline.py``.
+with the authors' scripts, for ``tests/integration/test_parity_lse_pipeline.py``.
 
     pip install --no-deps --target /tmp/sd051 scenedetect==0.5.1     # the version syncnet_python pins
     PYTHONPATH=/tmp/sd051 /work/venvs/ref/bin/python tests/parity/make_goldens_lse_pipeline.py \\

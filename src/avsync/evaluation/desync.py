@@ -106,7 +106,9 @@ def desync_of(module, frames: torch.Tensor, wav: torch.Tensor) -> DeSyncResult:
     if min(n_video, n_audio) < window:
         raise MediaError("", f"too short: {window} segments needed, the clip gives {min(n_video, n_audio)}")
     device = module.device
-    video = inputs.video(frames[None].to(device), n_video, step)
+    # float32 normalisation, as av-benchmark's reader (ToDtype(float32, scale=True), then Normalize):
+    # no float16 rounding of the frames, which Synchformer's own pipeline has (2.4e-4 on the logits)
+    video = inputs.video(frames[None].to(device), n_video, step, half_precision=False)
     audio = inputs.audio(wav[None].to(device), n_audio, step)
     vis, aud = net.vfeat_extractor(video), net.afeat_extractor(audio)
     grid = np.asarray(module.grid.values, dtype=np.float64)

@@ -16,7 +16,7 @@ of joonson/syncnet_python, so this module follows that procedure step by step:
 * the curve is the mean over windows of each offset's distance; ``offset = vshift − argmin``,
   ``LSE-D = min``, ``LSE-C = median − min`` (``torch.median``: the lower middle value).
 
-Parity with the authors' code is locked by ``tests/test_parity_syncnet.py`` (goldens made with
+Parity with the authors' code is locked by ``tests/integration/test_parity_syncnet.py`` (goldens made with
 their ``evaluate``).
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ by one grey level on ~7 % of the pixels, because OpenCV works in fixed point: th
 weights are rounded to 1/2048, the horizontal pass sums in integers and the vertical pass of its
 vectorised kernel (the one x86 builds run for 8-bit images) shifts each row right by 4 before a
 16-bit multiply-high. This module repeats those integer steps, so the result equals OpenCV's
-(checked against the authors' frames in ``tests/test_parity_vocalist.py``).
+(checked against the authors' frames in ``tests/integration/test_parity_vocalist.py``).
 
 Checked against OpenCV 5.1 on the fixture's 224x224 face crops: equal for the downscales tried
 (96x96, 48x96, 50x70, 7x13) and the identity; an upscale (300x260) differed by one level on 0.06 %

@@ -22,7 +22,7 @@ period they carry no such hint, and decoders seek faster. The GOP draw uses its 
 stream, so it never changes the content. x264 runs deterministic (``write_mp4(deterministic=True)``:
 mbtree off, one thread): with x264's defaults 7 of 48 clips written twice in parallel came out with
 other packets (decoded frames up to 52 levels apart), so the same seeded run gave other tables on
-another cache; now every clip is the same file on every run (``tests/test_toy_determinism.py``).
+another cache; now every clip is the same file on every run (``tests/integration/test_toy_determinism.py``).
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@
     -> MLP head on [CLS] -> one synchronisation score s_ij (higher = more in sync)
 
 The paper gives no code; the layout below is the reading of its text (§3.1, App. A) that also
-meets its parameter counts (Table 2: enc 42.6M, dec 44.5M, enc-mp 42.4M; see ``tests/test_avst.py``):
+meets its parameter counts (Table 2: enc 42.6M, dec 44.5M, enc-mp 42.4M; see ``tests/unit/test_avst.py``):
 
 * visual, "ResNet18 2D+3D": a 3D convolutional stem (5x7x7, as the lip-reading front-ends of the
   same group), the 2D ResNet18 stages 1-3, and stage 4 with 3x3x3 (3D) convolutions and spatial

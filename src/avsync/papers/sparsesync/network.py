@@ -183,7 +183,7 @@ class VisualBridge(nn.Module):
     """1x1x1 convolution from the S3D width to the transformer width, followed by a GELU.
 
     The authors' bridge (``ConvBridgeVisual``) is ``Sequential(Conv3d, GELU)``; the GELU has no
-    weights, so only a forward comparison with their code shows it (``tests/test_parity_sparsesync.py``).
+    weights, so only a forward comparison with their code shows it (``tests/integration/test_parity_sparsesync.py``).
     The conv stays at index 0, the key the official checkpoints use (``v_bridge.bridge.0.*``).
     """
 

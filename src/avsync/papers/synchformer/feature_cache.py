@@ -13,46 +13,41 @@ each ``hop_frames`` frames (default 1, i.e. 0.04 s) over the whole clip, for bot
 
 Any crop, offset and number of segments is then a gather (:func:`gather_segments`). Audio jitter
 that is not a multiple of the hop is rounded to the nearest cached start (at most hop / 2).
-Frames are centre-cropped once (no random crop / flip in stage II from the cache).
+Frames are centre-cropped once (no random crop / flip in stage II from the cache). This module only
+says which segments and which extractors; storing, keying and checking the features is the suite's
+one frozen-feature cache, :mod:`avsync.data_modules.feature_cache`.
 
     avsync cache-features --config experiments/synchformer_toy_stage2.yaml \\
         --model.init_args.extractors_from stage1.ckpt --out cache/toy_stage2
 
-The folder gets one ``.pt`` per clip per split (loads with ``weights_only=True``) and ``index.json``
-(the extractor fingerprint, hop, frame size), which the reading data module checks against the model.
+The folder is a :class:`~avsync.data_modules.feature_cache.FeatureStore`: one ``.pt`` per clip per
+split (loads with ``weights_only=True``) and ``index.json`` (the extractor fingerprint, hop, frame
+size, per-file checksums), which the reading data module checks against the model.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from avsync.data_modules.feature_cache import ClipFeatures, FeatureStore, weights_fingerprint
 from avsync.papers.synchformer.network import SegmentInputs, Synchformer
 
 log = logging.getLogger(__name__)
 
-INDEX = "index.json"
+KIND = "synchformer_segments"
+EXTRACTOR_PREFIXES = ("vfeat_extractor.", "afeat_extractor.")
 
 
 def extractor_fingerprint(net: Synchformer) -> str:
     """A digest of the extractor weights: a cache is only valid for the extractors that wrote it."""
-    digest = hashlib.sha1()
-    for name, tensor in sorted(net.state_dict().items()):
-        if name.startswith(("vfeat_extractor.", "afeat_extractor.")):
-            digest.update(name.encode())
-            digest.update(tensor.detach().float().cpu().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def clip_file(key: str) -> str:
-    return hashlib.sha1(key.encode()).hexdigest()[:20] + ".pt"
+    return weights_fingerprint(net, EXTRACTOR_PREFIXES)
 
 
 @torch.no_grad()
@@ -78,60 +73,65 @@ def clip_features(net: Synchformer, inputs: SegmentInputs, frames: torch.Tensor,
         n = min(chunk, na - i0)
         part = audio[i0 * hop_samples: (i0 + n - 1) * hop_samples + inputs.samples_per_segment].to(device)
         aud.append(net.afeat_extractor(inputs.audio(part[None], n, step))[0].half().cpu())
-    return {"vis": torch.cat(vis), "aud": torch.cat(aud)}
+    return {"video": torch.cat(vis), "audio": torch.cat(aud)}
 
 
-def gather_segments(cached: dict, video_start_sec: float, audio_start_sec: float, num_segments: int,
+def gather_segments(cached: ClipFeatures, video_start_sec: float, audio_start_sec: float, num_segments: int,
                     step_sec: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The (S, tv, D) / (S, ta, D) features of a plan's segments from a clip's cache entry."""
-    hop = float(cached["hop_sec"])
-    starts = np.arange(num_segments) * step_sec
-    iv = np.rint((video_start_sec + starts) / hop).astype(int)
-    ia = np.rint((audio_start_sec + starts) / hop).astype(int)
-    nv, na = cached["vis"].shape[0], cached["aud"].shape[0]
-    if iv[0] < 0 or ia[0] < 0 or iv[-1] >= nv or ia[-1] >= na:
-        raise ValueError(f"plan (video {video_start_sec:.3f} s, audio {audio_start_sec:.3f} s, {num_segments} "
-                         f"segments) reaches outside the cached clip ({nv} video / {na} audio segments)")
-    return cached["vis"][torch.from_numpy(iv)], cached["aud"][torch.from_numpy(ia)]
+    return cached.windows(video_start_sec, audio_start_sec, num_segments, step_sec)
+
+
+def cache_settings(spec, hop_frames: int) -> dict:
+    """What the cached segments depend on besides the extractor weights and the clips."""
+    return {"hop_frames": int(hop_frames), "hop_sec": hop_frames / spec.fps, "fps": spec.fps,
+            "sample_rate": spec.sample_rate, "frame_size": spec.frame_size,
+            "resize_short_side": spec.resize_short_side}
+
+
+def _clip_entry(net: Synchformer, inputs: SegmentInputs, spec, hop_frames: int, chunk: int, record) -> ClipFeatures:
+    """Decode ``record`` whole (whole frames, centre crop) and run the extractors on every segment."""
+    from avsync.media import read_clip
+
+    seconds = int(record.duration_sec * spec.fps) / spec.fps
+    clip = read_clip(record.path, 0.0, 0.0, seconds, spec.fps, spec.sample_rate,
+                     size=spec.resize_short_side or spec.frame_size)
+    frames = clip["video"]
+    y0, x0 = (frames.shape[1] - spec.frame_size) // 2, (frames.shape[2] - spec.frame_size) // 2
+    frames = torch.from_numpy(np.ascontiguousarray(frames[:, y0:y0 + spec.frame_size, x0:x0 + spec.frame_size]))
+    feats = clip_features(net, inputs, frames, torch.from_numpy(clip["audio"]), hop_frames, chunk)
+    return ClipFeatures.on_grid(record.key, seconds, hop_frames / spec.fps, feats["video"], feats["audio"])
+
+
+def segment_compute(module: nn.Module, spec, hop_frames: int = 1, chunk: int = 32):
+    """``record -> ClipFeatures`` through ``module.net``'s extractors (puts the net in eval mode)."""
+    return partial(_clip_entry, module.net.eval(), module.inputs, spec, int(hop_frames), int(chunk))
+
+
+def _log_skip(record, reason: str) -> None:
+    log.warning("skipping %s: %s", record.path, reason)
 
 
 def write_cache(module: nn.Module, datamodule, out: Path, splits=("train", "valid", "test"),
-                hop_frames: int = 1, chunk: int = 32) -> dict:
-    """Features of every clip of ``splits`` of ``datamodule`` through ``module.net``'s extractors."""
-    from avsync.media import MediaError, read_clip
+                hop_frames: int = 1, chunk: int = 32) -> FeatureStore:
+    """Features of every clip of ``splits`` of ``datamodule`` through ``module.net``'s extractors,
+    written as a feature store in ``out`` (clips that cannot be decoded are listed as skipped)."""
+    from avsync.media import MediaError
 
-    net, inputs = module.net.eval(), module.inputs
     datamodule.input_spec = module.input_spec
     datamodule.prepare_data()
     datamodule.setup(None)
     spec = datamodule.spec
-    size = spec.resize_short_side or spec.frame_size
-    index = {"fingerprint": extractor_fingerprint(net), "hop_frames": hop_frames,
-             "hop_sec": hop_frames / spec.fps, "fps": spec.fps, "sample_rate": spec.sample_rate,
-             "frame_size": spec.frame_size, "splits": {}}
+    compute = segment_compute(module, spec, hop_frames, chunk)
+    store = FeatureStore(out, KIND, extractor_fingerprint(module.net), cache_settings(spec, hop_frames))
     for split in splits:
         if split not in datamodule.datasets:
             continue
-        (out / split).mkdir(parents=True, exist_ok=True)
-        written = index["splits"][split] = {}
-        for record in datamodule.datasets[split].records:
-            seconds = int(record.duration_sec * spec.fps) / spec.fps
-            try:
-                clip = read_clip(record.path, 0.0, 0.0, seconds, spec.fps, spec.sample_rate, size=size)
-            except MediaError as err:
-                log.warning("skipping %s: %s", record.path, err.reason)
-                continue
-            frames = clip["video"]
-            y0, x0 = (frames.shape[1] - spec.frame_size) // 2, (frames.shape[2] - spec.frame_size) // 2
-            frames = torch.from_numpy(np.ascontiguousarray(
-                frames[:, y0:y0 + spec.frame_size, x0:x0 + spec.frame_size]))
-            feats = clip_features(net, inputs, frames, torch.from_numpy(clip["audio"]), hop_frames, chunk)
-            feats["hop_sec"] = torch.tensor(index["hop_sec"], dtype=torch.float64)
-            torch.save(feats, out / split / clip_file(record.key))
-            written[record.key] = clip_file(record.key)
-        log.info("%s: cached %d clips", split, len(written))
-    (out / INDEX).write_text(json.dumps(index, indent=1))
-    return index
+        store.entries.setdefault(split, {})
+        store.fill(split, datamodule.datasets[split].records, compute, (MediaError,), _log_skip)
+        log.info("%s: cached %d clips", split, len(store.keys(split)))
+    store.commit()
+    return store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     from avsync.training_cli import cli_main
 
     cli = cli_main(rest, run=False)  # the stage-II config: model (extractors) and data module
-    index = write_cache(cli.model, cli.datamodule, args.out, tuple(args.splits), args.hop_frames, args.chunk)
-    counts = {s: len(v) for s, v in index["splits"].items()}
-    print(f"cached {counts} clips in {args.out} (hop {index['hop_sec']:.3f} s, "
-          f"fingerprint {index['fingerprint'][:12]})")
+    store = write_cache(cli.model, cli.datamodule, args.out, tuple(args.splits), args.hop_frames, args.chunk)
+    counts = {s: len(store.keys(s)) for s in store.entries}
+    print(f"cached {counts} clips in {args.out} (hop {store.settings['hop_sec']:.3f} s, "
+          f"fingerprint {store.fingerprint[:12]})")
     return 0

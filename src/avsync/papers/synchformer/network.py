@@ -133,7 +133,9 @@ class SegmentInputs(nn.Module):
     def clip_frames(self, num_segments: int, step: float) -> int:
         return (num_segments - 1) * int(step * self.frames_per_segment) + self.frames_per_segment
 
-    def video(self, frames: torch.Tensor, num_segments: int, step: float) -> torch.Tensor:
+    def video(self, frames: torch.Tensor, num_segments: int, step: float, half_precision: bool = True) -> torch.Tensor:
+        """``half_precision``: the frames are normalised in float16 as the Synchformer authors' own
+        pipeline does (below); False: in float32, as av-benchmark's DeSync reader does."""
         if frames.dim() != 5 or frames.shape[-1] != 3:
             raise ValueError(f"expected uint8 frames (B, T, H, W, 3), got {tuple(frames.shape)}")
         stride, need = int(step * self.frames_per_segment), self.clip_frames(num_segments, step)
@@ -141,7 +143,8 @@ class SegmentInputs(nn.Module):
             raise ValueError(f"{num_segments} segments with step {step} need {need} frames, got {frames.shape[1]}")
         # in half precision, as the authors' RGBToHalfToZeroOne + RGBNormalize (their sync and
         # synchronizability models are trained and tested on these float16 values); float32 after
-        x = frames.half().div(255.0).sub(0.5).div(0.5).float().permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W)
+        x = frames.half() if half_precision else frames.float()
+        x = x.div(255.0).sub(0.5).div(0.5).float().permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W)
         segs = x.unfold(2, self.frames_per_segment, stride)[:, :, :num_segments]  # (B, 3, S, H, W, 16)
         return segs.permute(0, 2, 1, 5, 3, 4).contiguous()                     # (B, S, 3, 16, H, W)
 

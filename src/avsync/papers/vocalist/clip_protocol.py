@@ -15,7 +15,7 @@ The authors test on face crops (Wav2Lip's LRS2 preparation) and score a whole cl
   at the end (the authors' ``if``/``elif``);
 * the offset of window ``v`` is ``15 − argmax`` of its 31 scores.
 
-Parity with the authors' code is locked by ``tests/test_parity_vocalist.py``.
+Parity with the authors' code is locked by ``tests/integration/test_parity_vocalist.py``.
 """
 from __future__ import annotations
 
