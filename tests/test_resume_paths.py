@@ -64,3 +64,36 @@ def test_killed_run_resumes_exactly_slow(path, toy_root, tmp_path):
 @pytest.mark.slow
 def test_killed_run_on_the_real_layout_resumes_exactly(real_fixtures, tmp_path):
     _check_resumes_exactly("real", str(real_fixtures / "lrs3"), tmp_path)
+
+
+class _RandomDraws(torch.utils.data.Dataset):
+    """Item i: (i, a draw from torch's global RNG, a draw from NumPy's), like a training crop plan."""
+
+    def __len__(self) -> int:
+        return 10
+
+    def __getitem__(self, index: int):
+        import numpy as np
+
+        return torch.tensor([float(index), float(torch.rand(())), float(np.random.rand())])
+
+
+def test_batches_and_their_draws_do_not_depend_on_workers_and_resume_mid_epoch():
+    from avsync.data_modules.batching import RandomDurationCollate, SameClipBatches  # noqa: F401
+    from avsync.training.resume import ResumableTrainLoader
+
+    def epoch(num_workers, consumed=None, batching=None):
+        loader = ResumableTrainLoader(_RandomDraws(), batch_size=3, seed=5, num_workers=num_workers,
+                                      batching=batching)
+        loader.batches.sampler.set_epoch(1)
+        if consumed is not None:
+            loader.load_state_dict({"epoch": 1, "consumed": consumed, "seed": 5})
+        return [b.tolist() for b in loader]
+
+    alone = epoch(0)
+    assert len(alone) == 3 and len({row[1] for b in alone for row in b}) == 9  # fresh draws, whole batches
+    assert epoch(2) == alone                  # two workers: the same items with the same draws
+    assert epoch(2, consumed=1) == alone[1:]  # resumed after one batch, in workers
+    assert epoch(0, consumed=2) == alone[2:]
+    same_clip = epoch(0, batching=SameClipBatches(2))
+    assert epoch(2, batching=SameClipBatches(2)) == same_clip and len(same_clip) == 10

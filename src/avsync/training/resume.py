@@ -8,20 +8,30 @@ Three things made a resumed run drift away from the uninterrupted one:
 * every random draw of a training step (offset and crop plans of the items, the pairs that
   VocaLiST / SyncNet / DiVAS cut, dropout) came from the global RNGs, whose state Lightning does
   not checkpoint, so after a resume they restarted from ``seed_everything``'s state;
-* the epoch's running aggregates (training accuracy states, the sums behind ``on_epoch`` logged
-  losses) restarted from zero, so the interrupted epoch's metrics covered only its last batches.
+* the epoch's running aggregates (training accuracy states, the epoch means of logged losses)
+  restarted from zero, so the interrupted epoch's metrics covered only its last batches.
 
-:class:`ResumableTrainLoader` fixes the first: its batch order is a pure function of (seed, epoch),
-it is ``state_dict``/``load_state_dict``-able (Lightning stores that in the checkpoint) and skips
-the batches already trained on. Each batch is drawn (decoded, cropped) right after the global RNGs
-are re-seeded from (seed, epoch, batch). :class:`ExactResume` fixes the second: before every
-training step it re-seeds torch, NumPy and ``random`` from (seed, global step), so a step's draws
-do not depend on what ran before it (validation, loader restarts, a resume); it also carries
-the third in the checkpoint.
+:class:`ResumableTrainLoader` fixes the first for every training loader of the data layer (they
+are all built by :func:`avsync.data_modules.loaders.build_loader`): its batches are a pure
+function of (seed, epoch) under a batching policy (:class:`ShuffledBatches`, or the curriculum's
+same-clip batches), it skips the batches already trained on, and it keeps that count in its
+public ``state_dict`` / ``load_state_dict``, which Lightning saves in the checkpoint and restores
+for every training loader that has them (one loader, or each loader of a ``CombinedLoader``).
+Each batch is drawn (decoded, cropped, collated) right after the loading process re-seeds the
+global RNGs from (seed, epoch, batch) (:mod:`avsync.training.seeding`), so the batches are the
+same with 0 or N workers. :class:`ExactResume` fixes the second: before every training step it
+re-seeds torch, NumPy and ``random`` from (seed, global step), so a step's draws do not depend on
+what ran before it (validation, loader restarts, a resume). It also carries the third in the
+checkpoint, through the torchmetrics' public state (``Metric.metric_state``): epoch means of
+logged values are ``MeanMetric`` objects (:mod:`avsync.training.epoch_means`), so no Lightning or
+torchmetrics private attribute is read or written.
 
-Limits: with ``num_workers > 0`` the items are drawn in the workers from their own RNGs, so the
-batch *order* resumes exactly but the items' random crops/offsets of a resumed epoch may differ;
-the loader is not meant for DDP (Lightning's distributed sampler would replace it).
+Why not torchdata's ``StatefulDataLoader``: its state counts the batches it has *yielded*, and
+Lightning asks for the state while it holds one batch pre-fetched, so a resume would skip that
+batch; it also replaces the DataLoader iterator that worker-death survival works with.
+
+Limit: under DDP the training loader is Lightning's distributed one (shuffled batches) and does not
+resume mid-epoch exactly.
 
 A worker process that dies (a native decoder crash: segfault, abort, or a kill) does not end the
 run: :class:`ResumableTrainLoader` notes which item each worker is loading, and when a worker dies
@@ -31,31 +41,17 @@ are unchanged), and restarts the workers at the batch that was lost (:mod:`avsyn
 """
 from __future__ import annotations
 
-import random
 from typing import Any, Iterator, Protocol
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from avsync.offsets import stable_hash
+from avsync.training.seeding import SeededIndex, derived_seed, seed_all
 from avsync.training.worker_deaths import CrashTracedDataset, SurvivingWorkersIter
 
 __all__ = ["derived_seed", "seed_all", "EpochOrder", "BatchingPolicy", "ShuffledBatches", "ResumableBatches",
            "ResumableTrainLoader", "ExactResume", "training_loaders"]
-
-
-def derived_seed(*parts: int | str) -> int:
-    """A 63-bit seed that is a pure function of ``parts`` (independent of PYTHONHASHSEED)."""
-    return stable_hash("/".join(str(p) for p in parts)) & (2**63 - 1)
-
-
-def seed_all(seed: int) -> None:
-    """Seed torch (CPU and CUDA), NumPy's legacy global RNG and ``random``."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
 
 
 class EpochOrder(Sampler[int]):
@@ -106,9 +102,10 @@ class ShuffledBatches:
 
 class ResumableBatches(Sampler[list[int]]):
     """The batches of ``policy`` for the current epoch of ``sampler`` (an :class:`EpochOrder`); skips
-    the first ``skip`` batches of the next pass, and re-seeds the global RNGs from (seed, epoch,
-    batch) before handing each batch to the loader, so an item's random draws depend on its batch
-    position only."""
+    the first ``skip`` batches of the next pass. Each batch's first index is a
+    :class:`~avsync.training.seeding.SeededIndex` of (seed, epoch, batch): the process that loads
+    the batch re-seeds the global RNGs from it first, so the items' random draws and the collate's
+    depend on the batch position only (not on the worker count, a worker restart or a resume)."""
 
     def __init__(self, order: EpochOrder, policy: BatchingPolicy):
         self.sampler, self.policy = order, policy
@@ -117,8 +114,10 @@ class ResumableBatches(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         batches, skip, self.skip = self.policy.batches(self.sampler), self.skip, 0
         for b in range(skip, len(batches)):
-            seed_all(derived_seed("batch", self.sampler.seed, self.sampler.epoch, b))
-            yield batches[b]
+            batch = list(batches[b])
+            if batch:  # the loading process re-seeds from it (avsync.training.seeding)
+                batch[0] = SeededIndex(batch[0], derived_seed("batch", self.sampler.seed, self.sampler.epoch, b))
+            yield batch
 
     def __len__(self) -> int:
         return self.policy.num_batches(len(self.sampler))
