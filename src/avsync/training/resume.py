@@ -26,9 +26,12 @@ checkpoint, through the torchmetrics' public state (``Metric.metric_state``): ep
 logged values are ``MeanMetric`` objects (:mod:`avsync.training.epoch_means`), so no Lightning or
 torchmetrics private attribute is read or written.
 
-Why not torchdata's ``StatefulDataLoader``: its state counts the batches it has *yielded*, and
-Lightning asks for the state while it holds one batch pre-fetched, so a resume would skip that
-batch; it also replaces the DataLoader iterator that worker-death survival works with.
+Why not torchdata's ``StatefulDataLoader``: with Lightning 2.6 it resumes the batch *order*
+exactly too (Lightning does not pre-fetch from a loader with a length, so the batches it has
+yielded are the batches trained on), but it does not re-seed the items' random draws per batch
+(the first batch after a resume would draw from another RNG state), and it replaces the
+DataLoader iterator that worker-death survival works with. The ``consumed`` count reported by
+:class:`ExactResume` stays right should Lightning pre-fetch again.
 
 Limit: under DDP the training loader is Lightning's distributed one (shuffled batches) and does not
 resume mid-epoch exactly.
