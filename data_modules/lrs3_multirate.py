@@ -66,6 +66,11 @@ class _RateLRS3DataModule(LRS3DataModule):
         self.counts_outside: set[str] = set()  # splits whose out-of-bucket clips this bucket counts
         self._outside: dict[str, int] = {}
 
+    def share_listing(self, other: "_RateLRS3DataModule") -> None:
+        """Use ``other``'s directory listing, probe caches and missing-clip log (sibling buckets of
+        one data set scan and probe it once)."""
+        self._listing, self._probe_caches, self._missing = other._listing, other._probe_caches, other._missing
+
     def list_records(self, split: str) -> list[ClipRecord]:
         records = super().list_records(split)
         rels = {r.key: str(r.path.relative_to(self.data_dir)) for r in records}
@@ -185,7 +190,7 @@ class MultiRateLRS3DataModule(MultiRateDataModule):
             if first is None:
                 first = child
             else:  # one directory scan, one probe cache, one missing-clip log for all buckets
-                child._listing, child._probe_caches, child._missing = first._listing, first._probe_caches, first._missing
+                child.share_listing(first)
             self.add_child(rate, child)
         for split, split_rates in self.rates.items():
             self.children_by_rate[min(split_rates)].keeps_unknown.add(split)
