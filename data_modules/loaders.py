@@ -47,15 +47,17 @@ def build_loader(dataset: Dataset, *, train: bool, batch_size: int, num_workers:
         if world == 1:
             return ResumableTrainLoader(dataset, batching=batching, seed=seed, **common)
         if isinstance(batching, ShuffledBatches):  # Lightning gives it its DistributedSampler
-            return SurvivingDataLoader(dataset, batch_size=batching.batch_size, shuffle=True,
-                                       drop_last=batching.drop_last, **common)
-        order = EpochOrder(len(dataset), int(torch.initial_seed() if seed is None else seed))
-        return SurvivingDataLoader(dataset, batch_sampler=ResumableBatches(order, batching), **common)
-    sampler = None
-    if world > 1:
-        sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=trainer.global_rank, shuffle=False)
-    return SurvivingDataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler, drop_last=False,
-                               **common)
+            order = dict(batch_size=batching.batch_size, shuffle=True, drop_last=batching.drop_last)
+        else:
+            epochs = EpochOrder(len(dataset), int(torch.initial_seed() if seed is None else seed))
+            order = dict(batch_sampler=ResumableBatches(epochs, batching))
+    else:
+        sampler = None
+        if world > 1:
+            sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=trainer.global_rank,
+                                                   shuffle=False)
+        order = dict(batch_size=batch_size, shuffle=False, sampler=sampler, drop_last=False)
+    return SurvivingDataLoader(dataset, **order, **common)
 
 
 class SplitLoaders:
