@@ -97,3 +97,52 @@ def test_batches_and_their_draws_do_not_depend_on_workers_and_resume_mid_epoch()
     assert epoch(0, consumed=2) == alone[2:]
     same_clip = epoch(0, batching=SameClipBatches(2))
     assert epoch(2, batching=SameClipBatches(2)) == same_clip and len(same_clip) == 10
+
+
+def test_a_shorter_loader_of_a_combination_resumes_inside_its_current_pass(tmp_path):
+    """max_size_cycle restarts a shorter loader when it runs out: a resume must continue it where it
+    was in that pass (the multi-rate buckets need not hold the same number of batches)."""
+    import lightning as L
+    from lightning.pytorch.utilities import CombinedLoader
+
+    from avsync.training.resume import ExactResume, ResumableTrainLoader
+
+    class Stop(Exception):
+        pass
+
+    class Recorder(L.LightningModule):
+        def __init__(self, stop_at=None):
+            super().__init__()
+            self.lin, self.seen, self.stop_at = torch.nn.Linear(1, 1), [], stop_at
+
+        def train_dataloader(self):
+            long = ResumableTrainLoader(list(range(10)), batch_size=2, seed=3)   # 5 batches
+            short = ResumableTrainLoader(list(range(100, 104)), batch_size=2, seed=4)  # 2 batches, cycled
+            return CombinedLoader({"long": long, "short": short}, mode="max_size_cycle")
+
+        def training_step(self, batch, batch_idx):
+            if self.global_step == self.stop_at:
+                raise Stop
+            self.seen.append((batch["long"].tolist(), batch["short"].tolist()))
+            return self.lin(batch["long"].float()[:, None]).sum() * 0
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    def run(folder, stop_at=None, resume=False):
+        model = Recorder(stop_at)
+        checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=folder, save_last=True, every_n_train_steps=1)
+        trainer = L.Trainer(max_steps=8, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                            callbacks=[checkpoint, ExactResume()], default_root_dir=folder)
+        try:
+            trainer.fit(model, ckpt_path=str(folder / "last.ckpt") if resume else None)
+        except Stop:
+            pass
+        return model.seen
+
+    whole = run(tmp_path / "a")
+    assert len(whole) == 8
+    for stop in (1, 3, 6):  # inside the short loader's 1st / 2nd pass, and inside the 2nd epoch
+        folder = tmp_path / f"stop{stop}"
+        before = run(folder, stop_at=stop)
+        assert before + run(folder, resume=True) == whole, f"stopped at step {stop}"
