@@ -274,7 +274,7 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
             self.spec, self.sampler = spec, self.build_sampler(spec)
             self.datasets, self.fixed, self.dropped = {}, {}, {}
         if self.report is None:
-            self.report = BadMediaReport(self._report_path())
+            self.report = BadMediaReport(self.report_path())
         for split in _STAGE_SPLITS.get(stage, SPLITS):
             if split not in self.datasets:
                 self.datasets[split] = self.build_dataset(split)
@@ -409,7 +409,7 @@ class AVSyncDataModule(SplitLoaders, L.LightningDataModule):
             self.report.record(record.key, record.path, err.reason, f"setup:{record.split}")
             return False
 
-    def _report_path(self) -> Path | None:
+    def report_path(self) -> Path | None:
         """``report_dir``, else the trainer's log dir; with neither, in memory when loading stays
         in this process (num_workers=0), else a fresh temporary folder (workers need a file)."""
         if self.report_dir:

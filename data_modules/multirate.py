@@ -106,7 +106,7 @@ class MultiRateDataModule(L.LightningDataModule):
         for child in children:
             child.trainer = self.trainer
         if self.report is None and children:
-            self.report = BadMediaReport(children[0]._report_path())
+            self.report = BadMediaReport(children[0].report_path())
         for rate, child in self.children_by_rate.items():
             child.input_spec = dataclasses.replace(spec, fps=rate)
             child.report = self.report
