@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import lightning as L
-import torch
 from torch.utils.data import DataLoader
 
 from avsync.inputs import InputSpec

@@ -79,7 +79,7 @@ class _RandomDraws(torch.utils.data.Dataset):
 
 
 def test_batches_and_their_draws_do_not_depend_on_workers_and_resume_mid_epoch():
-    from avsync.data_modules.batching import RandomDurationCollate, SameClipBatches  # noqa: F401
+    from avsync.data_modules.batching import SameClipBatches
     from avsync.training.resume import ResumableTrainLoader
 
     def epoch(num_workers, consumed=None, batching=None):
