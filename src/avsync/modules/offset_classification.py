@@ -23,6 +23,8 @@ from avsync.evaluation.figures import confusion_figure, per_offset_figure
 from avsync.training.stage_steps import StageSteps
 from avsync.evaluation.metrics import OffsetAccuracy
 from avsync.offsets import get_grid
+from avsync.training.attached import attached_trainer
+from avsync.training.epoch_means import log_epoch_mean
 
 STAGES = ("train", "val", "test")
 
@@ -73,8 +75,8 @@ class OffsetClassificationModule(ClassBreakdown, StageSteps, L.LightningModule):
         logits = self(batch)
         loss = F.cross_entropy(logits, batch["target"])
         self.update_accuracy(self.metrics[f"{stage}_acc"], logits.detach(), batch["target"], batch.get("class_index"))
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
-                 batch_size=logits.shape[0], sync_dist=stage != "train")
+        log_epoch_mean(self, f"{stage}/loss", loss, on_step=stage == "train", prog_bar=True,
+                       batch_size=logits.shape[0], sync_dist=stage != "train")
         return loss
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Any]:
@@ -121,7 +123,7 @@ class OffsetClassificationModule(ClassBreakdown, StageSteps, L.LightningModule):
 
     # -- optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self):
-        devices = self.trainer.world_size if self.lr_per_device and self._trainer is not None else 1
+        devices = self.trainer.world_size if self.lr_per_device and attached_trainer(self) is not None else 1
         return adam_with_warmup(self.parameters(), self.lr * devices, self.warmup_steps, self.betas,
                                 self.weight_decay, self.eps)
 

@@ -46,6 +46,8 @@ from avsync.papers.divas.network import DIVAS_CONFIGS, DiVAS, pad_windows
 from avsync.offsets import FrameShifts, get_grid
 from avsync.evaluation.score_search import (ClipTooShortForSearch, frame_start_sample, predict_offsets,
                                            shift_scores, window_samples)
+from avsync.training.attached import attached_trainer
+from avsync.training.epoch_means import log_epoch_mean
 
 WINDOW_SEC = 0.2
 PAPER_TOLERANCES_MS: tuple[tuple[float, float], ...] = ((-40.0, 40.0), (-125.0, 45.0), (-185.0, 90.0))
@@ -248,7 +250,7 @@ class DiVASModule(L.LightningModule):
                                            n_f.to(frames.device), n_s.to(frames.device)))
         loss = contrastive_loss(d, in_sync, self.margin)
         n = len(d)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        log_epoch_mean(self, "train/loss", loss, on_step=True, prog_bar=True, batch_size=n)
         if in_sync.any():
             self.log("train/dist_pos", d[in_sync].mean().detach(), on_step=True, batch_size=n)
         if (~in_sync).any():
@@ -337,7 +339,7 @@ class DiVASModule(L.LightningModule):
 
     def _log_distance_curve(self, stage: str, distances: Tensor, true_frames: int, fps: float) -> None:
         """The first clip's distance curve (paper Fig. 2) once per evaluation epoch."""
-        writer = getattr(self.logger, "experiment", None) if self._trainer is not None else None
+        writer = getattr(self.logger, "experiment", None) if attached_trainer(self) is not None else None
         if writer is None or not hasattr(writer, "add_figure") or not self.trainer.is_global_zero:
             return
         import matplotlib.pyplot as plt
