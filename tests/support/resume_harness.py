@@ -1,9 +1,9 @@
-"""A tiny seeded training run on one loader path, for the kill-and-resume tests (tests/test_resume_paths.py).
+"""A tiny seeded training run on one loader path, for the kill-and-resume tests (tests/integration/test_resume_paths.py).
 
 Run as a script it trains, optionally hard-kills itself (``os._exit(137)``, no clean-up, no
 checkpoint on exit) when a given step begins, or resumes from the run folder's ``last.ckpt``:
 
-    python tests/resume_harness.py PATH ROOT RUN_DIR STEPS KILL_STEP|-1 [resume]
+    python tests/support/resume_harness.py PATH ROOT RUN_DIR STEPS KILL_STEP|-1 [resume]
 
 The model is a linear regression from pooled inputs (mean colour, audio mean and spread, or the
 bank's features) to the item's label, with a little noise drawn from the global RNG each step

@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from resume_harness import fit  # noqa: E402
+from support.resume_harness import fit
 
-HARNESS = Path(__file__).parent / "resume_harness.py"
+HARNESS = Path(__file__).parents[1] / "support" / "resume_harness.py"
 STEPS = {"toy": 5, "curriculum": 5, "multirate": 4, "wrapped": 5, "real": 3, "feature_bank": 5}
 
 
@@ -48,20 +47,12 @@ def _check_resumes_exactly(path: str, root: str, tmp_path: Path) -> None:
         f"{what}: epoch aggregates differ\n{first[2]}\n{resumed[2]}"
 
 
-# each takes 7-10 s on one core; the three paths whose batch order this branch kept are in `make test`,
-# the others in `make test-all`
-@pytest.mark.parametrize("path", ["toy", "curriculum", "multirate"])
+# each takes 4-10 s on one core
+@pytest.mark.parametrize("path", ["toy", "curriculum", "multirate", "wrapped", "feature_bank"])
 def test_killed_run_resumes_exactly(path, toy_root, tmp_path):
     _check_resumes_exactly(path, toy_root, tmp_path)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("path", ["wrapped", "feature_bank"])
-def test_killed_run_resumes_exactly_slow(path, toy_root, tmp_path):
-    _check_resumes_exactly(path, toy_root, tmp_path)
-
-
-@pytest.mark.slow
 def test_killed_run_on_the_real_layout_resumes_exactly(real_fixtures, tmp_path):
     _check_resumes_exactly("real", str(real_fixtures / "lrs3"), tmp_path)
 
