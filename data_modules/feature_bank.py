@@ -42,8 +42,11 @@ from avsync.media import MediaError, read_clip
 from avsync.offsets import ClipTooShortError, RandomOffsetSampler, get_grid, stable_hash
 from avsync.toy.generate import default_cache_dir
 
-from .base import AVClipDataset, AVSyncDataModule, ClipRecord
+from .base import AVSyncDataModule
+from .clip_dataset import AVClipDataset
 from .feature_cache import ClipFeatures, FeatureStore, cache_key, weights_fingerprint
+from .loaders import build_loader
+from .records import ClipRecord
 
 __all__ = ["ClipFeatures", "FeatureBank", "FeatureBankDataModule", "build_feature_bank"]
 
@@ -238,8 +241,8 @@ class FeatureBankDataModule(L.LightningDataModule):
         return self._loader(FeatureBankPairs(self.bank, sampler))
 
     def _loader(self, pairs: FeatureBankPairs) -> DataLoader:
-        return DataLoader(pairs, batch_size=self.batch_size or self.source.batch_size, shuffle=True, drop_last=True,
-                          num_workers=0)
+        return build_loader(pairs, train=True, batch_size=self.batch_size or self.source.batch_size, num_workers=0,
+                            trainer=self.trainer)
 
     def _load_or_build(self) -> FeatureBank:
         model = self.trainer.lightning_module

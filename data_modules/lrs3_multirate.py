@@ -38,9 +38,9 @@ from typing import Sequence
 
 from avsync.inputs import InputSpec
 
-from .base import ClipRecord
 from .lrs3 import LRS3_VARIANTS, MAX_NORMAL_FPS, LRS3DataModule
-from .multirate import MultiRateDataModule, RateBucket
+from .multirate import MultiRateDataModule
+from .records import ClipRecord
 
 __all__ = ["MultiRateLRS3DataModule", "nearest_rate"]
 
@@ -53,15 +53,23 @@ def nearest_rate(fps: float, rates: Sequence[float], tolerance: float) -> float 
     return min(near, key=lambda r: abs(fps - r)) if near else None
 
 
-class _RateLRS3DataModule(RateBucket, LRS3DataModule):
-    """The LRS3 clips of one rate bucket (see the module docstring); set up by the parent."""
+class _RateLRS3DataModule(LRS3DataModule):
+    """The LRS3 clips whose native rate falls in the bucket of ``rate`` (see the module docstring);
+    set up by the parent, which also says which splits it serves."""
 
-    def __init__(self, split_rates: dict[str, tuple[float, ...]], rate_tolerance: float, **kwargs) -> None:
+    def __init__(self, rate: float, split_rates: dict[str, tuple[float, ...]], rate_tolerance: float,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
+        self.rate = float(rate)
         self.split_rates, self.rate_tolerance = split_rates, float(rate_tolerance)
         self.keeps_unknown: set[str] = set()   # splits whose unreadable clips this bucket reports
         self.counts_outside: set[str] = set()  # splits whose out-of-bucket clips this bucket counts
         self._outside: dict[str, int] = {}
+
+    def share_listing(self, other: "_RateLRS3DataModule") -> None:
+        """Use ``other``'s directory listing, probe caches and missing-clip log (sibling buckets of
+        one data set scan and probe it once)."""
+        self._listing, self._probe_caches, self._missing = other._listing, other._probe_caches, other._missing
 
     def list_records(self, split: str) -> list[ClipRecord]:
         records = super().list_records(split)
@@ -178,11 +186,11 @@ class MultiRateLRS3DataModule(MultiRateDataModule):
                       train_pair_negatives=train_pair_negatives, stratify_rates=stratify_rates)
         first = None
         for rate in rates:
-            child = _RateLRS3DataModule(self.rates, rate_tolerance, high_fps_test=rate > MAX_NORMAL_FPS, **shared)
+            child = _RateLRS3DataModule(rate, self.rates, rate_tolerance, high_fps_test=rate > MAX_NORMAL_FPS, **shared)
             if first is None:
                 first = child
             else:  # one directory scan, one probe cache, one missing-clip log for all buckets
-                child._listing, child._probe_caches, child._missing = first._listing, first._probe_caches, first._missing
+                child.share_listing(first)
             self.add_child(rate, child)
         for split, split_rates in self.rates.items():
             self.children_by_rate[min(split_rates)].keeps_unknown.add(split)

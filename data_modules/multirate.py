@@ -13,8 +13,10 @@ with ``fps`` so the model knows the rate of what it receives:
 
 :class:`MultiRateDataModule` holds that logic once; :class:`MultiRateToyDataModule` (here: one toy
 set written per rate) and :class:`~.lrs3_multirate.MultiRateLRS3DataModule` (LRS3-multfps clips
-grouped by native rate) only say how a rate's child is made. A child serves only the splits whose
-rates name it (:class:`RateBucket`), so a held-out rate is listed for its test split alone.
+grouped by native rate) only say how a rate's child is made. A child is an ordinary data module
+told which splits it serves (``served_splits``: those whose rates name it), so a held-out rate is
+listed for its test split alone; its loaders come from its own ``split_loader`` with a collate that
+tags the batches with the rate.
 """
 from __future__ import annotations
 
@@ -28,11 +30,11 @@ from lightning.pytorch.utilities import CombinedLoader
 
 from avsync.inputs import InputSpec
 
-from .base import AVSyncDataModule, BadMediaReport
-from .listing import SPLITS
+from .bad_media import BadMediaReport
+from .base import AVSyncDataModule
 from .toy import ToyAVDataModule
 
-__all__ = ["MultiRateDataModule", "MultiRateToyDataModule", "RateBucket", "RateTaggedCollate"]
+__all__ = ["MultiRateDataModule", "MultiRateToyDataModule", "RateTaggedCollate"]
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +51,6 @@ class RateTaggedCollate:
         batch = self.collate(items)
         batch["fps"] = torch.full((len(batch["target"]),), self.fps, dtype=torch.float64)
         return batch
-
-
-class RateBucket:
-    """Mixin (before the data module class in the bases) for the child of one rate: it lists and
-    builds only the splits in ``served_splits`` (set by the parent); the others stay empty."""
-
-    rate: float = 0.0
-    served_splits: frozenset = frozenset(SPLITS)
-
-    def list_records(self, split: str):
-        return super().list_records(split) if split in self.served_splits else []
-
-    def build_dataset(self, split: str):
-        if split not in self.served_splits:
-            return None
-        try:
-            return super().build_dataset(split)
-        except RuntimeError as err:  # the base's "no usable training clips", said for this rate
-            raise RuntimeError(f"{self.rate:g} fps bucket: {err}") from err
 
 
 class MultiRateDataModule(L.LightningDataModule):
@@ -96,10 +79,11 @@ class MultiRateDataModule(L.LightningDataModule):
     def served_splits(self, rate: float) -> frozenset:
         return frozenset(split for split, rates in self.rates.items() if rate in rates)
 
-    def add_child(self, rate: float, child: AVSyncDataModule) -> None:
-        if not isinstance(child, RateBucket):
-            raise TypeError(f"the child of {rate:g} fps must be a RateBucket data module, got {type(child).__name__}")
-        child.rate, child.served_splits = float(rate), self.served_splits(rate)
+    def add_child(self, rate: float, child: AVSyncDataModule, serves: frozenset | None = None) -> None:
+        """Make ``child`` the bucket of ``rate``: it serves the splits whose rates name it (and, if
+        given, only those of ``serves``)."""
+        served = self.served_splits(rate)
+        child.served_splits = served if serves is None else served & frozenset(serves)
         self.children_by_rate[float(rate)] = child
 
     def prepare_data(self) -> None:
@@ -122,11 +106,14 @@ class MultiRateDataModule(L.LightningDataModule):
         for child in children:
             child.trainer = self.trainer
         if self.report is None and children:
-            self.report = BadMediaReport(children[0]._report_path())
+            self.report = BadMediaReport(children[0].report_path())
         for rate, child in self.children_by_rate.items():
             child.input_spec = dataclasses.replace(spec, fps=rate)
             child.report = self.report
-            child.setup(stage)
+            try:
+                child.setup(stage)
+            except RuntimeError as err:  # e.g. the base's "no usable training clips", said for this rate
+                raise RuntimeError(f"{rate:g} fps bucket: {err}") from err
 
     def clips_per_rate(self, split: str) -> dict[str, int]:
         """``{"24": items, ...}`` of a set-up split (evaluation items: clips x plans per clip)."""
@@ -145,9 +132,8 @@ class MultiRateDataModule(L.LightningDataModule):
                 log.warning("%s: no usable %g fps clips in split %s; that rate is left out", type(self).__name__,
                             rate, split)
                 continue
-            loader = child._loader(split, train)
-            loader.collate_fn = RateTaggedCollate(loader.collate_fn, rate)
-            loaders[f"{rate:g}"] = loader
+            tagged = RateTaggedCollate(child.collate_for(split, train), rate)
+            loaders[f"{rate:g}"] = child.split_loader(split, train, collate=tagged)
         return loaders
 
     def train_dataloader(self) -> CombinedLoader:
@@ -168,13 +154,6 @@ class MultiRateDataModule(L.LightningDataModule):
     def teardown(self, stage: str | None = None) -> None:
         if self.report is not None and len(self.report):
             log.warning("%s", self.report.summary())
-
-
-class _RateToyDataModule(RateBucket, ToyAVDataModule):
-    """A toy set written at one rate; a split it has no clips for is left empty."""
-
-    def build_dataset(self, split: str):
-        return super().build_dataset(split) if self.num_clips.get(split, 0) else None
 
 
 class MultiRateToyDataModule(MultiRateDataModule):
@@ -209,9 +188,9 @@ class MultiRateToyDataModule(MultiRateDataModule):
         counts = {"train": int(num_train), "valid": int(num_valid), "test": int(num_test)}
         for rate in self.all_rates:
             n = {split: counts[split] if rate in self.rates[split] else 0 for split in counts}
-            self.add_child(rate, _RateToyDataModule(
-                source_fps=rate, num_train=n["train"], num_valid=n["valid"], num_test=n["test"],
-                clip_duration_sec=clip_duration_sec, **toy_kwargs))
+            child = ToyAVDataModule(source_fps=rate, num_train=n["train"], num_valid=n["valid"], num_test=n["test"],
+                                    clip_duration_sec=clip_duration_sec, **toy_kwargs)
+            self.add_child(rate, child, serves={split for split, count in n.items() if count})
 
 
 def _rates(rates: Sequence[float], name: str) -> tuple[float, ...]:

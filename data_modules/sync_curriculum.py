@@ -6,7 +6,7 @@ curriculum:
 
 * stage 1 — the k clips come from k different videos: easy (correspondence) negatives;
 * stage 2 — all k clips come from **one** video at different times, so a_j is v_i's own
-  soundtrack at another offset: hard (synchronisation) negatives. :class:`SameVideoBatchSampler`
+  soundtrack at another offset: hard (synchronisation) negatives. :class:`~.batching.SameClipBatches`
   builds these batches; every item of a batch is a fresh in-sync draw from the same clip.
 
 Evaluation keeps the score-search protocol's long clips with fixed plans: ``eval_offsets``
@@ -14,133 +14,95 @@ chooses in-sync clips (as the paper evaluates), random artificial offsets in ±m
 (DiVAS' protocol), or ``both`` — every clip once at offset 0 and once at its seeded random
 offset, so one run reports both (the model splits them by true offset).
 
-:class:`SyncCurriculum` is a mixin over :class:`~avsync.data_modules.base.AVSyncDataModule`;
-:class:`ToySyncCurriculumDataModule` puts it on the embedded toy set, the LRS3 and VGGSound
-variants on the real data sets (LRS2/LRS3 speech, VGG-Sound Sync general sounds).
+:class:`SyncCurriculum` is a part a :class:`~avsync.data_modules.base.AVSyncDataModule` takes
+(``curriculum``): it supplies the in-sync training sampler, the batching policy and the evaluation
+plans. :class:`ToySyncCurriculumDataModule` puts it on the embedded toy set, the LRS2, LRS3 and
+VGGSound variants on the real data sets (LRS2/LRS3 speech, VGG-Sound Sync general sounds): each
+is the data set's module with the part attached, nothing overridden.
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
-
-import torch
-from torch.utils.data import DataLoader, Sampler, default_collate
+from typing import Sequence
 
 from avsync.offsets import FixedOffsets, RandomFrameShiftSampler
-from avsync.training.worker_deaths import SurvivingDataLoader
+from avsync.training.resume import BatchingPolicy, ShuffledBatches
 
-from .base import AVClipDataset, ClipRecord, RandomDurationCollate
+from .batching import SameClipBatches
+from .clip_dataset import AVClipDataset
 from .lrs2 import LRS2DataModule
 from .lrs3 import LRS3DataModule
+from .records import ClipRecord
 from .toy import ToyAVDataModule
 from .vggsound import VGGSoundDataModule, VGGSoundSyncDataModule
 
-__all__ = ["SameVideoBatchSampler", "SyncCurriculum", "ToySyncCurriculumDataModule",
-           "LRS3SyncCurriculumDataModule", "LRS2SyncCurriculumDataModule", "VGGSoundSyncCurriculumDataModule",
+__all__ = ["SyncCurriculum", "attach_curriculum", "ToySyncCurriculumDataModule", "LRS3SyncCurriculumDataModule",
+           "LRS2SyncCurriculumDataModule", "VGGSoundSyncCurriculumDataModule",
            "VGGSoundSyncClassesCurriculumDataModule"]
 
 EVAL_OFFSETS = ("in_sync", "random", "both")
 
 
-class SameVideoBatchSampler(Sampler[list[int]]):
-    """Stage-2 batches: ``batch_size`` copies of one clip index, clips in a fresh random order per epoch.
-
-    A training :class:`~avsync.data_modules.base.AVClipDataset` draws a new crop plan on every
-    fetch, so the copies become ``batch_size`` windows of the same video at independent random
-    times. Two draws may land on the same start; the loss must then not count that pair as a
-    negative (:func:`avsync.papers.avst.module.info_nce` masks pairs with equal key and start). The order
-    comes from one ``torch.randint`` draw, which Lightning seeds, so runs are reproducible.
-    """
-
-    def __init__(self, num_clips: int, batch_size: int, num_batches: int | None = None):
-        if num_clips < 1:
-            raise ValueError("a same-video batch sampler needs at least one clip")
-        if batch_size < 2:
-            raise ValueError(f"InfoNCE needs at least 2 pairs per batch, got batch_size={batch_size}")
-        self.num_clips, self.batch_size = int(num_clips), int(batch_size)
-        self.num_batches = int(num_batches) if num_batches is not None else self.num_clips
-
-    def __len__(self) -> int:
-        return self.num_batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        g = torch.Generator().manual_seed(int(torch.randint(0, 2**62, ()).item()))
-        emitted = 0
-        while emitted < self.num_batches:
-            for clip in torch.randperm(self.num_clips, generator=g).tolist():
-                if emitted == self.num_batches:
-                    return
-                yield [clip] * self.batch_size
-                emitted += 1
-
-
 class SyncCurriculum:
-    """Mixin for an :class:`AVSyncDataModule`: in-sync training pairs, curriculum stage, eval offsets.
+    """AVST's curriculum as a part of a data module: in-sync training pairs, same-clip batches in
+    stage 2, and the evaluation offsets (``in_sync``, ``random`` or ``both``).
 
-    The concrete class calls :meth:`init_curriculum` after the data module's own ``__init__``.
-    """
+    ``eval_plans_per_clip`` is the data module's; ``both`` needs it to be 1 and makes it 2."""
 
-    curriculum_stage: int
-    eval_offsets: str
-
-    def init_curriculum(self, curriculum_stage: int, eval_offsets: str) -> None:
+    def __init__(self, curriculum_stage: int, eval_offsets: str, eval_plans_per_clip: int = 1):
         if curriculum_stage not in (1, 2):
             raise ValueError(f"curriculum_stage is 1 (pairs from different videos) or 2 (one video per batch), "
                              f"got {curriculum_stage}")
         if eval_offsets not in EVAL_OFFSETS:
             raise ValueError(f"eval_offsets must be one of {EVAL_OFFSETS}, got {eval_offsets!r}")
-        if eval_offsets == "both" and self.eval_plans_per_clip != 1:
+        if eval_offsets == "both" and eval_plans_per_clip != 1:
             raise ValueError("eval_offsets='both' evaluates each clip at two plans (in sync, random offset); "
-                             f"it cannot be combined with eval_plans_per_clip={self.eval_plans_per_clip}")
-        self.curriculum_stage, self.eval_offsets = int(curriculum_stage), eval_offsets
-        if eval_offsets == "both":
-            self.eval_plans_per_clip = 2
+                             f"it cannot be combined with eval_plans_per_clip={eval_plans_per_clip}")
+        self.stage, self.eval_offsets = int(curriculum_stage), eval_offsets
 
-    def whole_clip_mode(self) -> str:
-        """Whole-clip evaluation follows ``eval_offsets`` (in sync, a random offset, or both)."""
-        return self.eval_offsets
+    @property
+    def plans_per_clip(self) -> int | None:
+        """Evaluation plans per clip the curriculum needs (``both``: 2), None: the module's own."""
+        return 2 if self.eval_offsets == "both" else None
 
-    def in_sync_sampler(self) -> RandomFrameShiftSampler:
+    @staticmethod
+    def in_sync_sampler(dm) -> RandomFrameShiftSampler:
         """Draws of offset 0 only: the in-sync pairs contrastive training and in-sync evaluation need."""
-        return RandomFrameShiftSampler(max_shift=0, fps=self.spec.fps, window_frames=self.spec.num_frames,
-                                       max_source_sec=self.max_source_sec)
+        return RandomFrameShiftSampler(max_shift=0, fps=dm.spec.fps, window_frames=dm.spec.num_frames,
+                                       max_source_sec=dm.max_source_sec)
 
-    def build_dataset(self, split: str) -> AVClipDataset:
-        if split != "train":
-            return super().build_dataset(split)
-        records = self.filter_records(split, self.list_records(split))
-        if not records:
-            raise RuntimeError(f"{type(self).__name__}: no usable training clips")
-        return AVClipDataset(records, self.spec, True, self.in_sync_sampler(), report=self.report,
-                             stage=split, cache_decoded=self.cache_decoded)
+    def batching(self, batch_size: int) -> BatchingPolicy:
+        """Stage 1: shuffled batches (pairs from different videos); stage 2: one clip per batch."""
+        return ShuffledBatches(batch_size, drop_last=True) if self.stage == 1 else SameClipBatches(batch_size)
 
-    def fixed_offsets(self, split: str, records: Sequence[ClipRecord]) -> FixedOffsets:
+    def train_dataset(self, dm, records: Sequence[ClipRecord]) -> AVClipDataset:
+        """In-sync draws of the training clips (crop and flip as the spec says; no recipe
+        augmentations or silence checks, as AVST's training pairs have always been drawn here)."""
+        return AVClipDataset(records, dm.spec, True, self.in_sync_sampler(dm), report=dm.report, stage="train",
+                             cache_decoded=dm.cache_decoded)
+
+    def fixed_offsets(self, dm, split: str, records: Sequence[ClipRecord]) -> FixedOffsets:
+        """Evaluation plans: the module's random offsets, in-sync plans, or both per clip."""
         if self.eval_offsets == "random":
-            return super().fixed_offsets(split, records)
+            return dm.offset_plans(split, records)
         durations = {r.key: r.duration_sec for r in records}
-        in_sync = FixedOffsets.from_seed(durations, self.in_sync_sampler(), self.seed)
+        in_sync = FixedOffsets.from_seed(durations, self.in_sync_sampler(dm), dm.seed)
         if self.eval_offsets == "in_sync":
             return in_sync
-        shifted = super().fixed_offsets(split, records)
+        shifted = dm.offset_plans(split, records)
         plans = {k: (in_sync[k], shifted.plans_for(k)[0]) for k in durations if k in shifted}
-        return FixedOffsets(plans, seed=self.seed)
-
-    def train_dataloader(self) -> DataLoader:
-        if self.curriculum_stage == 1:
-            return super().train_dataloader()
-        dataset = self.datasets.get("train")
-        if dataset is None:
-            raise RuntimeError(f"{type(self).__name__}: split 'train' is not set up; call setup() first")
-        collate = default_collate
-        if self.spec.train_durations:
-            collate = RandomDurationCollate(self.spec.train_durations, self.spec.fps, self.spec.sample_rate)
-        return SurvivingDataLoader(  # training survives a worker that dies
-            dataset, batch_sampler=SameVideoBatchSampler(len(dataset), self.batch_size),
-            num_workers=self.num_workers, pin_memory=self.pin_memory, collate_fn=collate,
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
-        )
+        return FixedOffsets(plans, seed=dm.seed)
 
 
-class ToySyncCurriculumDataModule(SyncCurriculum, ToyAVDataModule):
+def attach_curriculum(dm, curriculum_stage: int, eval_offsets: str) -> None:
+    """Give data module ``dm`` a :class:`SyncCurriculum` (and its ``curriculum_stage`` /
+    ``eval_offsets`` as attributes, as the config names them)."""
+    dm.curriculum = SyncCurriculum(curriculum_stage, eval_offsets, dm.eval_plans_per_clip)
+    dm.curriculum_stage, dm.eval_offsets = dm.curriculum.stage, dm.curriculum.eval_offsets
+    if dm.curriculum.plans_per_clip is not None:
+        dm.eval_plans_per_clip = dm.curriculum.plans_per_clip
+
+
+class ToySyncCurriculumDataModule(ToyAVDataModule):
     """The embedded toy set with AVST's curriculum.
 
     Args:
@@ -151,36 +113,36 @@ class ToySyncCurriculumDataModule(SyncCurriculum, ToyAVDataModule):
 
     def __init__(self, curriculum_stage: int = 1, eval_offsets: str = "both", **kwargs) -> None:
         super().__init__(**kwargs)
-        self.init_curriculum(curriculum_stage, eval_offsets)
+        attach_curriculum(self, curriculum_stage, eval_offsets)
 
 
-class LRS3SyncCurriculumDataModule(SyncCurriculum, LRS3DataModule):
+class LRS3SyncCurriculumDataModule(LRS3DataModule):
     """LRS3 with AVST's curriculum (``curriculum_stage``, ``eval_offsets`` as the toy variant)."""
 
     def __init__(self, curriculum_stage: int = 1, eval_offsets: str = "both", **kwargs) -> None:
         super().__init__(**kwargs)
-        self.init_curriculum(curriculum_stage, eval_offsets)
+        attach_curriculum(self, curriculum_stage, eval_offsets)
 
 
-class VGGSoundSyncCurriculumDataModule(SyncCurriculum, VGGSoundDataModule):
+class VGGSoundSyncCurriculumDataModule(VGGSoundDataModule):
     """VGGSound with AVST's curriculum (``curriculum_stage``, ``eval_offsets`` as the toy variant)."""
 
     def __init__(self, curriculum_stage: int = 1, eval_offsets: str = "both", **kwargs) -> None:
         super().__init__(**kwargs)
-        self.init_curriculum(curriculum_stage, eval_offsets)
+        attach_curriculum(self, curriculum_stage, eval_offsets)
 
 
-class LRS2SyncCurriculumDataModule(SyncCurriculum, LRS2DataModule):
+class LRS2SyncCurriculumDataModule(LRS2DataModule):
     """LRS2 (AVST Tables 2-4) with AVST's curriculum (``curriculum_stage``, ``eval_offsets`` as the toy variant)."""
 
     def __init__(self, curriculum_stage: int = 1, eval_offsets: str = "both", **kwargs) -> None:
         super().__init__(**kwargs)
-        self.init_curriculum(curriculum_stage, eval_offsets)
+        attach_curriculum(self, curriculum_stage, eval_offsets)
 
 
-class VGGSoundSyncClassesCurriculumDataModule(SyncCurriculum, VGGSoundSyncDataModule):
+class VGGSoundSyncClassesCurriculumDataModule(VGGSoundSyncDataModule):
     """VGG-Sound Sync (AVST's 160 classes, Table 5) with AVST's curriculum (arguments as the toy variant)."""
 
     def __init__(self, curriculum_stage: int = 1, eval_offsets: str = "both", **kwargs) -> None:
         super().__init__(**kwargs)
-        self.init_curriculum(curriculum_stage, eval_offsets)
+        attach_curriculum(self, curriculum_stage, eval_offsets)

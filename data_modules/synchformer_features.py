@@ -28,8 +28,10 @@ from torch.utils.data import Dataset
 from avsync.papers.synchformer.feature_cache import (KIND, cache_settings, extractor_fingerprint, gather_segments,
                                                      segment_compute, write_cache)
 
-from .base import AVClipDataset, AVSyncDataModule, WrappedLoaders
+from .base import AVSyncDataModule
+from .clip_dataset import AVClipDataset
 from .feature_cache import INDEX, ClipFeatures, FeatureStore, cache_key
+from .loaders import WrappedLoaders
 
 __all__ = ["CachedFeatureDataset", "SynchformerFeatureDataModule"]
 

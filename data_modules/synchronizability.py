@@ -25,7 +25,9 @@ from torch.utils.data import Dataset
 
 from avsync.offsets import FixedOffsets, WindowSampler, stable_hash
 
-from .base import AVClipDataset, AVSyncDataModule, WrappedLoaders
+from .base import AVSyncDataModule
+from .clip_dataset import AVClipDataset
+from .loaders import WrappedLoaders
 from .synchformer_features import CachedFeatureDataset, SynchformerFeatureDataModule
 
 __all__ = ["NO_OFFSET_CLASS", "NonOverlappingClipDataset", "SynchronizabilityDataset", "SynchronizabilityDataModule",

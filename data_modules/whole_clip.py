@@ -21,7 +21,7 @@ from torch.utils.data import default_collate
 
 from avsync.offsets import CropPlan, FixedOffsets, key_for, stable_hash
 
-from .base import AVClipDataset
+from .clip_dataset import AVClipDataset
 
 __all__ = ["WholeClipDataset", "whole_clip_plans", "whole_clip_frames", "whole_clip_collate", "WHOLE_CLIP_MODES"]
 

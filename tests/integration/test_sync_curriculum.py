@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from avsync.data_modules.sync_curriculum import SameVideoBatchSampler, ToySyncCurriculumDataModule
+from avsync.data_modules.batching import SameClipBatches
+from avsync.data_modules.sync_curriculum import ToySyncCurriculumDataModule
+from avsync.training.resume import EpochOrder
 from avsync.inputs import InputSpec
 
 SPEC = InputSpec(fps=25.0, duration_sec=44 / 25, frame_size=64, resize_short_side=None, offset_classes=None,
@@ -18,14 +20,17 @@ def _module(toy_root, **kwargs) -> ToySyncCurriculumDataModule:
     return dm
 
 
-def test_same_video_batch_sampler_gives_one_clip_per_batch():
-    torch.manual_seed(0)
-    batches = list(SameVideoBatchSampler(num_clips=5, batch_size=3))
+def test_same_clip_batches_give_one_clip_per_batch_in_an_order_of_seed_and_epoch():
+    batches = SameClipBatches(batch_size=3).batches(EpochOrder(5, seed=0))
     assert len(batches) == 5 and all(len(set(b)) == 1 and len(b) == 3 for b in batches)
     assert sorted(b[0] for b in batches) == list(range(5))  # every clip once per epoch
-    assert len(list(SameVideoBatchSampler(2, 3, num_batches=5))) == 5
+    assert SameClipBatches(3).batches(EpochOrder(5, seed=0)) == batches  # a pure function of (seed, epoch)
+    next_epoch = EpochOrder(5, seed=0)
+    next_epoch.set_epoch(1)
+    assert SameClipBatches(3).batches(next_epoch) != batches
+    assert len(SameClipBatches(3, num_batches=5).batches(EpochOrder(2, seed=0))) == 5
     with pytest.raises(ValueError, match="at least 2 pairs"):
-        SameVideoBatchSampler(5, 1)
+        SameClipBatches(1)
 
 
 def test_stage_2_batches_hold_in_sync_windows_of_one_video(toy_root):

@@ -87,7 +87,7 @@ def test_too_many_worker_deaths_stop_with_an_error_naming_the_files(tmp_path):
 
 
 def test_any_training_loader_hands_out_the_lost_batches_again_after_a_worker_dies(tmp_path):
-    """SurvivingDataLoader (DDP and curriculum training): its own sampler, batches not delivered
+    """SurvivingDataLoader (DDP training, evaluation): its own sampler, batches not delivered
     when the worker died are handed out again, so the epoch keeps its count (each DDP rank too)."""
     report = BadMediaReport(tmp_path / "bad_media.tsv")
     torch.manual_seed(3)

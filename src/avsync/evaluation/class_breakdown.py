@@ -15,6 +15,7 @@ from __future__ import annotations
 from avsync.evaluation.class_accuracy import dataset_classes
 from avsync.evaluation.class_plots import per_class_figure
 from avsync.evaluation.figures import log_figures
+from avsync.training.attached import attached_trainer
 
 __all__ = ["ClassBreakdown"]
 
@@ -26,7 +27,7 @@ class ClassBreakdown:
 
     def on_test_start(self) -> None:
         super().on_test_start()
-        trainer = getattr(self, "_trainer", None)
+        trainer = attached_trainer(self)
         names = dataset_classes(getattr(trainer, "datamodule", None)) if trainer is not None else []
         self.evaluators["test"] = self.build_evaluator("test", names).to(self.device)
         self.test_breakdown = None

@@ -61,7 +61,9 @@ def log_figures(module, figures: Mapping[str, FigureSource]) -> None:
     callable may return ``None`` (nothing to draw this time). A torchmetrics metric's own ``plot``
     serves as a source too: ``lambda: metric.plot()[0]``.
     """
-    trainer = getattr(module, "_trainer", None)
+    from avsync.training.attached import attached_trainer
+
+    trainer = attached_trainer(module)
     if trainer is None or not trainer.is_global_zero:
         return
     writer = getattr(module.logger, "experiment", None)

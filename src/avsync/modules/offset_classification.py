@@ -27,6 +27,7 @@ from avsync.evaluation.grid_evaluator import GridEvaluator
 from avsync.training.optim import adam_with_warmup
 from avsync.training.stage_steps import StageSteps
 from avsync.offsets import get_grid
+from avsync.training.attached import attached_trainer
 
 STAGES = ("train", "val", "test")
 
@@ -107,7 +108,7 @@ class OffsetClassificationModule(ClassBreakdown, StageSteps, L.LightningModule):
 
     # -- optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self):
-        devices = self.trainer.world_size if self.lr_per_device and self._trainer is not None else 1
+        devices = self.trainer.world_size if self.lr_per_device and attached_trainer(self) is not None else 1
         return adam_with_warmup(self.parameters(), self.lr * devices, self.warmup_steps, self.betas,
                                 self.weight_decay, self.eps)
 

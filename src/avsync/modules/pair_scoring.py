@@ -52,6 +52,7 @@ from avsync.evaluation.score_search import (clip_answers, frame_start_sample, pr
 from avsync.evaluation.evaluator import StageEvaluators
 from avsync.evaluation.score_search_evaluator import ScoreSearchEvaluator
 from avsync.offsets import FrameShifts
+from avsync.training.epoch_means import log_epoch_mean
 
 EVAL_STAGES = ("val", "test")
 
@@ -157,9 +158,9 @@ class PairScoringModule(L.LightningModule):
         frames, wav, in_sync = self.draw_pairs(batch, window)
         loss, scores = self.pair_loss(frames, wav, in_sync)
         n = len(in_sync)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        log_epoch_mean(self, "train/loss", loss, on_step=True, prog_bar=True, batch_size=n)
         pair_acc = ((scores > self.decision_threshold(scores)).float() == in_sync).float().mean()
-        self.log("train/pair_acc", pair_acc, on_step=False, on_epoch=True, batch_size=n)
+        log_epoch_mean(self, "train/pair_acc", pair_acc, on_step=False, batch_size=n)
         return loss
 
     def decision_threshold(self, scores: Tensor) -> Tensor | float:

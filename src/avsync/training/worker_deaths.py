@@ -13,8 +13,8 @@ hours into a run, without saying which file did it. :class:`ResumableTrainLoader
   from then on the item is replaced by a fixed other item, like a clip that fails to decode —
   and starts new workers at the batch that was lost. Batch positions do not move, so exact resume
   (Lightning's batch count, the loader's ``consumed``) is unchanged; ``crashed`` is checkpointed.
-* :class:`SurvivingDataLoader` does the same for any other loader — training under DDP and the
-  curriculum, and every evaluation loader, in order (its own sampler or batch sampler, e.g.
+* :class:`SurvivingDataLoader` does the same for any other loader — training under DDP, and every
+  evaluation loader, in order (its own sampler or batch sampler, e.g.
   Lightning's distributed sampler under DDP): it records the batches it
   hands to the workers in this pass and, after a death, hands the undelivered ones out again
   before going on with the sampler, so the epoch keeps its batches and every rank its count.
@@ -39,6 +39,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from avsync.offsets import stable_hash
+from avsync.training.seeding import SeededIndex, seed_all
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class CrashTracedDataset(Dataset):
         return getattr(self.dataset, name)
 
     def __getitem__(self, index: int):
+        if isinstance(index, SeededIndex):  # the first item of a batch of the resumable loader
+            seed_all(index.seed)
         index = self.stand_in(int(index))
         info = get_worker_info()
         slot = None if info is None or info.id >= len(self.loading) else info.id

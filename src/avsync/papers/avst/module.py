@@ -42,6 +42,7 @@ from avsync.evaluation.score_search_evaluator import ScoreSearchEvaluator
 from avsync.modules.offset_classification import load_matching_weights
 from avsync.papers.avst.network import AVST, AVST_CONFIGS, AudioSpectrogram
 from avsync.offsets import FrameShifts
+from avsync.training.epoch_means import log_epoch_mean
 
 MASK_MODALITIES = ("audio", "video", "both")
 EVAL_STAGES = ("val", "test")
@@ -247,8 +248,8 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         loss = info_nce(scores, same_window_mask(list(batch["key"]), batch["video_start_sec"]).to(scores.device))
         k = scores.shape[0]
         acc = (scores.argmax(1) == torch.arange(k, device=scores.device)).float().mean()
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=k)
-        self.log("train/retrieval_acc", acc, on_step=True, on_epoch=True, batch_size=k)
+        log_epoch_mean(self, "train/loss", loss, on_step=True, prog_bar=True, batch_size=k)
+        log_epoch_mean(self, "train/retrieval_acc", acc, on_step=True, batch_size=k)
         return loss
 
     def configure_optimizers(self):

@@ -50,6 +50,7 @@ from avsync.papers.divas.network import DIVAS_CONFIGS, DiVAS, pad_windows
 from avsync.offsets import FrameShifts, get_grid
 from avsync.evaluation.score_search import (ClipTooShortForSearch, frame_start_sample, predict_offsets,
                                            shift_scores, window_samples)
+from avsync.training.epoch_means import log_epoch_mean
 
 WINDOW_SEC = 0.2
 PAPER_TOLERANCES_MS: tuple[tuple[float, float], ...] = ((-40.0, 40.0), (-125.0, 45.0), (-185.0, 90.0))
@@ -250,7 +251,7 @@ class DiVASModule(L.LightningModule):
                                            n_f.to(frames.device), n_s.to(frames.device)))
         loss = contrastive_loss(d, in_sync, self.margin)
         n = len(d)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        log_epoch_mean(self, "train/loss", loss, on_step=True, prog_bar=True, batch_size=n)
         if in_sync.any():
             self.log("train/dist_pos", d[in_sync].mean().detach(), on_step=True, batch_size=n)
         if (~in_sync).any():

@@ -40,6 +40,7 @@ from avsync.inputs import FrameNormalize, InputSpec, LogSpectrogram
 from avsync.training.optim import adam_with_warmup
 from avsync.papers.sparsesync.module import build_sparsesync
 from avsync.training.stage_steps import StageSteps
+from avsync.training.epoch_means import log_epoch_mean
 
 
 class SelectorContrastivePretraining(StageSteps, L.LightningModule):
@@ -111,9 +112,9 @@ class SelectorContrastivePretraining(StageSteps, L.LightningModule):
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         out = self.losses(batch)
-        log = dict(prog_bar=True, on_step=stage == "train", on_epoch=True, batch_size=batch["video"].shape[0])
+        log = dict(prog_bar=True, on_step=stage == "train", batch_size=batch["video"].shape[0])
         for name, value in out.items():
-            self.log(f"{stage}/{name}", value, **log)
+            log_epoch_mean(self, f"{stage}/{name}", value, **log)
         return out["loss"]
 
     def configure_optimizers(self):

@@ -33,6 +33,7 @@ from torch import nn
 from avsync.inputs import InputSpec
 from avsync.training.stage_steps import StageSteps
 from avsync.papers.synchformer.network import SegmentInputs, Synchformer, get_config, xavier_linears
+from avsync.training.epoch_means import log_epoch_mean
 
 
 def segment_infonce(z_v: torch.Tensor, z_a: torch.Tensor, temperature: torch.Tensor
@@ -124,9 +125,9 @@ class SynchformerStage1Module(StageSteps, L.LightningModule):
         with torch.no_grad():
             self.temperature.clamp_(*self.temperature_range)
         loss, acc = segment_infonce(*self.embeddings(batch), self.temperature)
-        opts = dict(on_step=stage == "train", on_epoch=True, batch_size=batch["video"].shape[0])
-        self.log(f"{stage}/loss", loss, prog_bar=True, **opts)
-        self.log(f"{stage}/segment_acc", acc, prog_bar=True, **opts)
+        opts = dict(on_step=stage == "train", batch_size=batch["video"].shape[0])
+        log_epoch_mean(self, f"{stage}/loss", loss, prog_bar=True, **opts)
+        log_epoch_mean(self, f"{stage}/segment_acc", acc, prog_bar=True, **opts)
         if stage == "train":
             self.log("train/temperature", self.temperature.detach(), on_step=True, on_epoch=False)
         return loss

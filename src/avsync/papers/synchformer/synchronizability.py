@@ -33,6 +33,7 @@ from avsync.papers.synchformer.stage2 import SynchformerStage2Module
 from avsync.papers.synchformer.synchronizability_plots import filtered_accuracy_figure
 from avsync.papers.synchformer.network import OffsetReference, SynchronizabilityHead
 from avsync.papers.synchformer.synchronizability_metrics import FilteredAccuracyCurve
+from avsync.training.epoch_means import log_epoch_mean
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,8 @@ class SynchformerSynchronizabilityModule(SynchformerStage2Module):
         logit = self.sync_head(self.net.sync_token(vis, aud))
         target = batch["sync_target"].float()
         loss = F.binary_cross_entropy_with_logits(logit, target)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
-                 batch_size=logit.shape[0], sync_dist=stage != "train")
+        log_epoch_mean(self, f"{stage}/loss", loss, on_step=stage == "train", prog_bar=True,
+                       batch_size=logit.shape[0], sync_dist=stage != "train")
         score = logit.detach().sigmoid()
         self.auroc[f"{stage}_auroc"].update(score, target.long())
         binary_acc = self.binary_acc[f"{stage}_binary_acc"]

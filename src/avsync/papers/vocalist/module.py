@@ -22,6 +22,7 @@ from avsync.training.optim import adam_with_warmup
 from avsync.modules.pair_scoring import PairScoringModule, runs_of_equal_rows
 from avsync.papers.vocalist.network import build_vocalist
 from avsync.papers.vocalist.inputs import MouthFrames, VocaLiSTMel
+from avsync.training.epoch_means import log_epoch_mean
 
 
 class VocaLiSTModule(PairScoringModule):
@@ -126,10 +127,10 @@ class VocaLiSTModule(PairScoringModule):
                                          shifts=self.shifts, negatives=self.negatives, window_frames=self.window_frames,
                                          fps=self.fps, sample_rate=self.sample_rate, min_gap=self.min_negative_gap)
         loss, scores = self.candidate_loss(frames, wav)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(frames))
+        log_epoch_mean(self, "train/loss", loss, on_step=True, prog_bar=True, batch_size=len(frames))
         # share of clips whose in-sync candidate scores highest (chance 1 / (1 + K))
-        self.log("train/candidate_acc", (scores.argmax(1) == 0).float().mean(), on_step=False, on_epoch=True,
-                 batch_size=len(frames))
+        log_epoch_mean(self, "train/candidate_acc", (scores.argmax(1) == 0).float().mean(), on_step=False,
+                       batch_size=len(frames))
         return loss
 
     def candidate_loss(self, frames: Tensor, wav: Tensor) -> tuple[Tensor, Tensor]:
