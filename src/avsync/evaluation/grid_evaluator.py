@@ -33,7 +33,7 @@ class GridEvaluator(OffsetEvaluator):
                                                                   score="acc@1"),
                                           "acc_tol": tolerant}, prefix=f"{stage}/", compute_groups=False)
         self.headline = tolerant
-        self.loss = MeanMetric()
+        self.loss = MeanMetric(nan_strategy="disable")  # a NaN loss shows, as in Lightning's own mean
         self.prog_bar = frozenset({f"{stage}/acc_tol"} | ({f"{stage}/acc@1"} if stage != "train" else set()))
 
     def update(self, logits: Tensor, target: Tensor, classes: Tensor | None = None) -> dict[str, Metric]:
