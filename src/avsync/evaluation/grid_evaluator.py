@@ -33,7 +33,9 @@ class GridEvaluator(OffsetEvaluator):
                                                                   score="acc@1"),
                                           "acc_tol": tolerant}, prefix=f"{stage}/", compute_groups=False)
         self.headline = tolerant
-        self.loss = MeanMetric(nan_strategy="disable")  # a NaN loss shows, as in Lightning's own mean
+        # batch-size weighted as Lightning's own mean. Not nan_strategy="disable": torchmetrics 1.9 then
+        # drops the weights (every batch counts 1); the default drops a NaN loss with a warning
+        self.loss = MeanMetric()
         self.prog_bar = frozenset({f"{stage}/acc_tol"} | ({f"{stage}/acc@1"} if stage != "train" else set()))
 
     def update(self, logits: Tensor, target: Tensor, classes: Tensor | None = None) -> dict[str, Metric]:
