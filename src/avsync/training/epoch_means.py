@@ -39,7 +39,7 @@ def _metric(module: torch.nn.Module, slot: str, device: torch.device):
 
     means = _means(module)
     if slot not in means:
-        means[slot] = MeanMetric(nan_strategy="disable").to(device)
+        means[slot] = MeanMetric().to(device)  # default nan_strategy: "disable" would drop the batch-size weights (torchmetrics 1.9)
     metric = means[slot]
     if metric.device != device:
         metric.to(device)
