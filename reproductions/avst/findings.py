@@ -23,6 +23,7 @@ from pathlib import Path
 
 IN_SYNC, RANDOM = "test/acc_tol_in_sync", "test/acc_tol_random_offset"
 DENSE_LENGTHS, SPARSE_LENGTHS = (5, 7, 9, 11, 13, 15), (10, 15, 20, 25, 30)
+SPARSE_FRAME_STEP = 5  # Table 5 feeds every 5th frame: N fed frames are 5N decoded ones
 # chance of the score search (31 shifts): 3 correct with +-1 frame (speech), 11 with +-5 (general sounds);
 # a model whose mean accuracy is within MARGIN points of chance shows no finding either way
 CHANCE = {"dense": 100 * 3 / 31, "sparse": 100 * 11 / 31}
@@ -39,15 +40,21 @@ def load_results(out: Path) -> dict[str, dict[str, float]]:
     return results
 
 
-def _plan_order(path: Path) -> tuple:
-    """Stages of one model together, eval lengths in numeric order (dense_enc_mp_eval5 before _eval11)."""
-    name = path.parent.name
-    head, _, length = name.rpartition("_eval")
-    return (head, int(length)) if length.isdigit() else (name, -1)
+def _plan_order(path: Path) -> str:
+    return path.parent.name
+
+
+def _metric(metric: str, prefix: str, n: int) -> str:
+    """The metric of the N-frame column in a model's one evaluation pass (``<prefix>_eval``): the
+    shortest length has the plain name, the others ``_len{frames}`` (decoded frames)."""
+    sparse = prefix.startswith("sparse")
+    first, frames = (SPARSE_LENGTHS[0], n * SPARSE_FRAME_STEP) if sparse else (DENSE_LENGTHS[0], n)
+    return metric if n == first else f"{metric}_len{frames}"
 
 
 def curve(results: dict, prefix: str, lengths: tuple[int, ...], metric: str = IN_SYNC) -> list[float | None]:
-    return [None if f"{prefix}_eval{n}" not in results else 100 * results[f"{prefix}_eval{n}"][metric]
+    test = results.get(f"{prefix}_eval", {})
+    return [None if _metric(metric, prefix, n) not in test else 100 * test[_metric(metric, prefix, n)]
             for n in lengths]
 
 
@@ -117,11 +124,14 @@ def findings(results: dict) -> list[str]:
 
 
 def stage_table(results: dict) -> list[str]:
-    lines = ["| stage | in-sync clips (paper protocol) | clips at random offsets |", "|---|---|---|"]
+    lines = ["| stage | length | in-sync clips (paper protocol) | clips at random offsets |", "|---|---|---|---|"]
     for name, test in results.items():
-        if IN_SYNC in test:
-            other = f"{100 * test[RANDOM]:.1f}" if RANDOM in test else "—"
-            lines.append(f"| {name} | {100 * test[IN_SYNC]:.1f} | {other} |")
+        prefix = name.removesuffix("_eval")
+        for n in SPARSE_LENGTHS if prefix.startswith("sparse") else DENSE_LENGTHS:
+            in_sync, other = _metric(IN_SYNC, prefix, n), _metric(RANDOM, prefix, n)
+            if in_sync in test:
+                shown = f"{100 * test[other]:.1f}" if other in test else "—"
+                lines.append(f"| {name} | {n} | {100 * test[in_sync]:.1f} | {shown} |")
     return lines
 
 

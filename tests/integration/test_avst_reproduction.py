@@ -26,7 +26,9 @@ def test_paper_numbers_are_tables_2_to_5_in_sync_accuracy():
     """(Stages, configs and the stages numbers name: tests/unit/test_reproduction_plans.py.)"""
     _, numbers, _ = load_plan("avst", "full")
     for n in numbers:
-        assert n.dataset and n.split == "test" and n.metric == "test/acc_tol_in_sync"
+        # the in-sync accuracy of one length of the model's one evaluation pass (headline = shortest)
+        assert n.dataset and n.split == "test" and n.metric.startswith("test/acc_tol_in_sync")
+        assert n.metric == "test/acc_tol_in_sync" or n.metric.removeprefix("test/acc_tol_in_sync_len").isdigit()
     cells = {(n.table, n.setting, n.dataset) for n in numbers}
     assert len(cells) == len(numbers) == 70  # Tables 2 (24), 3 (18), 4 (18), 5 (10)
 
@@ -41,8 +43,8 @@ def test_paper_numbers_are_the_papers():
     assert value[("5", "AVST dec, 30 frames", "VGG-Sound Sync")] == 52.7
 
 
-@pytest.mark.parametrize("stage_name", ["dense_enc_eval15", "dense_dec_s1", "dense_fixed5_mask_video_s1",
-                                        "dense_fixed5_mask_video_eval15", "sparse_dec_eval30", "dense_fixed5_depth3"])
+@pytest.mark.parametrize("stage_name", ["dense_enc_eval", "dense_dec_s1", "dense_fixed5_mask_video_s1",
+                                        "dense_fixed5_mask_video_eval", "sparse_dec_eval", "dense_fixed5_depth3"])
 def test_toy_stage_configs_compose(stage_name, repo_root_cwd, tmp_path):
     stages, _, root = load_plan("avst", "toy")
     stage = next(s for s in stages if s.name == stage_name)
@@ -53,18 +55,20 @@ def test_toy_stage_configs_compose(stage_name, repo_root_cwd, tmp_path):
     assert data.variant == variant and data.eval_offsets == "both"
     expected = "dec" if "_dec" in stage_name else ("enc-mp" if "_enc_mp" in stage_name or "fixed5" in stage_name else "enc")
     assert model.net.cfg.variant == expected
-    if stage_name == "dense_enc_eval15":
+    if stage_name == "dense_enc_eval":
         assert model.train_frames == (5,) and data.batch_size == 4
-        # a fixed-length model reads 15 frames as 11 averaged 5-frame windows, 5 predictions per clip
-        assert (model.eval_window_frames, model.eval_context, model.eval_windows) == (5, 11, 15)
+        # a fixed-length model reads N frames as N-4 averaged 5-frame windows, 5 predictions per clip
+        assert (model.eval_window_frames, model.eval_context, model.eval_windows) == (5, 1, 5)
+        assert ("len15", 5, 15, 11) in model.eval_settings()
     if stage_name.startswith("dense_fixed5_mask_video"):  # Table 4: masked in training and in testing
         assert (model.mask_frames, model.mask_modality, model.eval_window_frames) == (1, "video", 5)
     if stage_name.startswith("dense_fixed5"):  # Tables 3-4 (§4.4): trained at a fixed 5 frames
         assert model.train_frames == (5,)
-    if stage_name == "dense_fixed5_mask_video_eval15":  # the N-frame column: N-4 averaged window scores
-        assert (model.eval_context, model.eval_windows) == (11, 15)
-    if stage_name == "sparse_dec_eval30":
-        assert (model.frame_step, model.hparams.tolerance_frames, model.eval_window_frames) == (5, 5, 150)
+    if stage_name == "dense_fixed5_mask_video_eval":  # the N-frame column: N-4 averaged window scores
+        assert model.eval_context_windows == (7, 9, 11, 13, 15) and ("len15", 5, 15, 11) in model.eval_settings()
+    if stage_name == "sparse_dec_eval":  # 10-30 fed frames: 50-150 decoded
+        assert (model.frame_step, model.hparams.tolerance_frames, model.eval_window_frames) == (5, 5, 50)
+        assert model.eval_lengths == (75, 100, 125, 150)
         assert model.net.cfg.hop_length == 200
         assert data.batch_size == 12 and model.input_spec.frame_size == 64
     if stage_name == "dense_fixed5_depth3":
@@ -90,9 +94,9 @@ def _parsed(args: list[str]) -> dict:
 
 def test_full_stage_configs_name_the_paper_sizes_and_data(repo_root_cwd, tmp_path):
     stages, _, root = load_plan("avst", "full")
-    for name, data_class, arch, batch in (("vggsync_dec_eval20", "VGGSoundSyncClassesCurriculumDataModule", "avst_dec", 12),
+    for name, data_class, arch, batch in (("vggsync_dec_eval", "VGGSoundSyncClassesCurriculumDataModule", "avst_dec", 12),
                                           ("lrs2_fixed5_depth1", "LRS2SyncCurriculumDataModule", "avst_enc_mp_depth1", 16),
-                                          ("lrs2_fixed5_depth3_eval9", "LRS2SyncCurriculumDataModule", "avst_enc_mp_depth3", 16),
+                                          ("lrs2_fixed5_depth3_eval", "LRS2SyncCurriculumDataModule", "avst_enc_mp_depth3", 16),
                                           ("lrs2_fixed5_mask_audio", "LRS2SyncCurriculumDataModule", "avst_enc_mp", 16),
                                           ("lrs3_enc_s1", "LRS3SyncCurriculumDataModule", "avst_enc", 4)):
         stage = next(s for s in stages if s.name == name)
@@ -103,8 +107,9 @@ def test_full_stage_configs_name_the_paper_sizes_and_data(repo_root_cwd, tmp_pat
         assert "{data_root}" in " ".join(stage.args)
         if name.startswith("lrs2_fixed5"):  # Tables 3-4: separate models trained and tested at 5 frames
             assert list(merged["model"]["init_args"]["train_frames"]) == [5]
-        if name == "lrs2_fixed5_depth3_eval9":
-            assert merged["model"]["init_args"]["eval_context"] == 5 and stage.init_from == "lrs2_fixed5_depth3"
+        if name == "lrs2_fixed5_depth3_eval":  # every column in one pass: N windows' scores averaged over N-4
+            assert list(merged["model"]["init_args"]["eval_context_windows"]) == [7, 9, 11, 13, 15]
+            assert merged["model"]["init_args"]["eval_context"] == 1 and stage.init_from == "lrs2_fixed5_depth3"
         if name == "lrs2_fixed5_mask_audio":  # trained with the mask, not Table 2's model masked at test
             assert merged["model"]["init_args"]["mask_frames"] == 1
 
@@ -123,9 +128,10 @@ def test_init_from_continues_a_stage_and_refuses_another_architecture(tmp_path):
 
 def test_table_shows_dataset_and_csv_carries_the_paper_fields(tmp_path):
     _, numbers, _ = load_plan("avst", "full")
-    numbers = [n for n in numbers if n.table == "2" and n.stage in ("lrs2_enc_mp_eval5", "lrs3_enc_mp_eval5")]
-    results = {"lrs2_enc_mp_eval5": {"test": {"test/acc_tol_in_sync": 0.80}},
-               "lrs3_enc_mp_eval5": {"test": {"test/acc_tol_in_sync": 0.77}}}
+    numbers = [n for n in numbers if n.table == "2" and n.stage in ("lrs2_enc_mp_eval", "lrs3_enc_mp_eval")
+               and n.metric == "test/acc_tol_in_sync"]  # the 5-frame column
+    results = {"lrs2_enc_mp_eval": {"test": {"test/acc_tol_in_sync": 0.80}},
+               "lrs3_enc_mp_eval": {"test": {"test/acc_tol_in_sync": 0.77}}}
     failures = write_table(numbers, results, tmp_path, "full", "avst")
     assert len(failures) == 1 and "LRS2" in failures[0]  # 80.0 vs 91.9; 77.0 vs 77.3 is within 2 points
     table = (tmp_path / "results.md").read_text()
@@ -134,20 +140,26 @@ def test_table_shows_dataset_and_csv_carries_the_paper_fields(tmp_path):
     assert {"dataset", "split", "tolerance", "tolerance_kind"} <= set(header)
 
 
-def _write_results(out, values: dict[str, tuple[float, float]]):
-    for stage, (in_sync, shifted) in values.items():
-        (out / stage).mkdir(parents=True)
-        (out / stage / "result.json").write_text(json.dumps(
-            {"stage": stage, "test": {"test/acc_tol_in_sync": in_sync, "test/acc_tol_random_offset": shifted}}))
+def _write_results(findings, out, curves: dict[str, list[tuple[float, float]]]):
+    """One evaluation pass per model (``<prefix>_eval``), its lengths' metrics as the plan logs them."""
+    for prefix, values in curves.items():
+        lengths = findings.SPARSE_LENGTHS if prefix.startswith("sparse") else findings.DENSE_LENGTHS
+        test = {}
+        for n, (in_sync, shifted) in zip(lengths, values):
+            test[findings._metric("test/acc_tol_in_sync", prefix, n)] = in_sync
+            test[findings._metric("test/acc_tol_random_offset", prefix, n)] = shifted
+        (out / f"{prefix}_eval").mkdir(parents=True)
+        (out / f"{prefix}_eval" / "result.json").write_text(json.dumps({"stage": f"{prefix}_eval", "test": test}))
 
 
 def test_findings_state_what_holds_and_what_does_not(tmp_path):
     findings = _findings()
-    rising = {f"dense_enc_mp_eval{n}": (0.3 + 0.05 * i, 0.2) for i, n in enumerate(findings.DENSE_LENGTHS)}
-    flat_enc = {f"dense_enc_eval{n}": (0.5, 0.2) for n in findings.DENSE_LENGTHS}
-    falling = {f"sparse_dec_eval{n}": (0.6 - 0.05 * i, 0.4) for i, n in enumerate(findings.SPARSE_LENGTHS)}
-    sparse_mp = {f"sparse_enc_mp_eval{n}": (0.4 + 0.01 * i, 0.4) for i, n in enumerate(findings.SPARSE_LENGTHS)}
-    _write_results(tmp_path, {**rising, **flat_enc, **falling, **sparse_mp})
+    dense, sparse = range(len(findings.DENSE_LENGTHS)), range(len(findings.SPARSE_LENGTHS))
+    _write_results(findings, tmp_path, {"dense_enc_mp": [(0.3 + 0.05 * i, 0.2) for i in dense],   # rising
+                                        "dense_enc": [(0.5, 0.2) for _ in dense],                # flat
+                                        "sparse_dec": [(0.6 - 0.05 * i, 0.4) for i in sparse],   # falling
+                                        "sparse_enc_mp": [(0.4 + 0.01 * i, 0.4) for i in sparse]})
+    assert findings._metric("x", "sparse_dec", 15) == "x_len75" and findings._metric("x", "dense_enc", 5) == "x"
     lines = findings.findings(findings.load_results(tmp_path))
     text = "\n".join(lines)
     assert "rises with clip length (dense enc-mp, 5-15 frames: 30.0, 35.0" in text

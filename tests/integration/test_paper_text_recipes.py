@@ -13,8 +13,8 @@ def _compose(paper: str, stage_name: str, tmp_path):
     return cli.model, cli.datamodule
 
 
-@pytest.mark.parametrize("stage_name", ["lrs3_enc_s1", "lrs3_dec_eval9", "lrs3_enc_mp", "lrs2_fixed5_mask_both",
-                                        "vggsync_dec_eval20"])
+@pytest.mark.parametrize("stage_name", ["lrs3_enc_s1", "lrs3_dec_eval", "lrs3_enc_mp", "lrs2_fixed5_mask_both",
+                                        "vggsync_dec_eval"])
 def test_avst_full_frames_are_resized_whole_and_not_flipped(stage_name, repo_root_cwd, tmp_path):
     """App. A: "resized to 224x224x3xT without cropping"; no augmentation is named."""
     model, _ = _compose("avst", stage_name, tmp_path)
@@ -24,11 +24,11 @@ def test_avst_full_frames_are_resized_whole_and_not_flipped(stage_name, repo_roo
 
 
 def test_avst_lrs3_is_tested_on_lrs3s_own_test_set(repo_root_cwd, tmp_path):
-    _, data = _compose("avst", "lrs3_enc_mp_eval5", tmp_path)
+    _, data = _compose("avst", "lrs3_enc_mp_eval", tmp_path)
     assert data.subset_splits == {"train": ["pretrain"], "valid": ["trainval"], "test": ["test"]}
 
 
-@pytest.mark.parametrize("stage_name", ["lrs3_enc_eval15", "lrs3_dec_eval7", "lrs2_fixed5_mask_audio_eval13"])
+@pytest.mark.parametrize("stage_name", ["lrs3_enc_eval", "lrs3_dec_eval", "lrs2_fixed5_mask_audio_eval"])
 def test_avst_lrs_evaluation_is_dense_over_whole_test_clips(stage_name, repo_root_cwd, tmp_path):
     """§4.2.1: scores "computed densely" — every window of each whole test clip, no 10-window prefix."""
     model, data = _compose("avst", stage_name, tmp_path)

@@ -198,3 +198,29 @@ def test_one_pass_over_eval_lengths_gives_the_metrics_of_one_run_per_length():
     assert got["test/acc_tol_len5"] != got["test/acc_tol_len7"] or got["test/acc@1_len5"] != got["test/acc@1_len7"]
     with pytest.raises(ValueError, match="repeat"):
         AVSTModule(eval_lengths=[5, 5], **kwargs)
+
+
+def test_one_pass_over_context_windows_gives_the_metrics_of_one_fixed_length_run_per_column():
+    """A fixed 5-frame model's N-frame column (N windows, the N-4 covering N frames averaged) for
+    N in [7, 9] in one pass equals a run with eval_windows N, eval_context N-4 (same weights, clips)."""
+    torch.manual_seed(0)
+    kwargs = dict(arch="avst_enc_toy", train_frames=(5,), eval_window_frames=5, batch_windows=2)
+    both = AVSTModule(eval_windows=2, eval_context=1, eval_context_windows=[7, 9], **kwargs).eval()
+    spec = both.input_spec
+    g = torch.Generator().manual_seed(2)
+    clips = [{"video": torch.randint(0, 256, (spec.num_frames, 64, 64, 3), generator=g, dtype=torch.uint8),
+              "audio": torch.randn(spec.num_samples, generator=g) * 0.1, "target": torch.tensor(d)}
+             for d in (0, 2, -7, 0, 11)]
+    got = _avst_test_metrics(both, clips)
+    names = ("acc@1", "acc_tol", "acc_tol_in_sync", "acc_tol_random_offset")
+    for n in (7, 9):
+        single = AVSTModule(eval_windows=n, eval_context=n - 4, **kwargs).eval()
+        single.load_state_dict(both.state_dict())
+        alone = _avst_test_metrics(single, clips)
+        assert {k: got[f"test/{k}_len{n}"] for k in names} == {k: alone[f"test/{k}"] for k in names}, n
+    single = AVSTModule(eval_windows=2, eval_context=1, **kwargs).eval()
+    single.load_state_dict(both.state_dict())
+    alone = _avst_test_metrics(single, clips)
+    assert {k: got[f"test/{k}"] for k in names} == {k: alone[f"test/{k}"] for k in names}
+    with pytest.raises(ValueError, match="repeat"):
+        AVSTModule(eval_lengths=[7], eval_context_windows=[7], **kwargs)

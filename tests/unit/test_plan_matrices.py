@@ -121,6 +121,6 @@ def test_publish_copies_the_table_and_regenerates_the_readme(tmp_path):
 
 def test_stage_from_a_matrix_is_an_ordinary_stage():
     stages, _, _ = load_plan("avst", "toy")
-    stage = next(s for s in stages if s.name == "dense_enc_eval15")
-    assert isinstance(stage, Stage) and not stage.fit and stage.init_from == "dense_enc"
-    assert stage.args[-4:] == ["--model.init_args.eval_context", "11", "--model.init_args.eval_windows", "15"]
+    stage = next(s for s in stages if s.name == "dense_fixed5_depth2_eval")
+    assert isinstance(stage, Stage) and not stage.fit and stage.init_from == "dense_fixed5_depth2"
+    assert stage.args[:4] == ["--model.init_args.train_frames", "[5]", "--model.init_args.arch_overrides", "{depth: 2}"]

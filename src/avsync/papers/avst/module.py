@@ -93,6 +93,12 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         eval_lengths: further visual window lengths scored in the same evaluation pass (e.g.
             ``[5, 7, 9, 11, 13, 15]``), logged as ``{stage}/acc_tol_len{L}`` etc.; each searches
             the same clip prefix a run with ``eval_window_frames: L`` searches.
+        eval_context_windows: further settings of a fixed-length model (the SyncNet / PM protocol
+            of §4.4): for each N, N windows of ``eval_window_frames`` frames, the scores of the
+            N − ``eval_window_frames`` + 1 windows covering N frames averaged, as a run with
+            ``eval_windows: N, eval_context: N − eval_window_frames + 1`` (logged as ``…_len{N}``),
+            in the same evaluation pass; with ``eval_windows: None`` every window of the clip, as a
+            run with ``eval_context: N − eval_window_frames + 1``.
         eval_windows: visual windows per evaluation clip (the clip holds window + 2·max_shift +
             eval_windows − 1 frames). ``None``: every window of the delivered clip, each against
             every shift whose audio lies in the clip (AVST §4.2.1 "computed densely"; use with a
@@ -116,7 +122,8 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
                  eval_windows: int | None = 10, eval_context: int | None = 1, max_shift: int = 15,
                  tolerance_frames: int = 1, frame_step: int = 1, mask_frames: int = 0,
                  mask_modality: str = "both", log_attention: bool = True, batch_windows: int = 1,
-                 init_from: str | None = None, eval_lengths: Sequence[int] = ()):
+                 init_from: str | None = None, eval_lengths: Sequence[int] = (),
+                 eval_context_windows: Sequence[int] = ()):
         super().__init__()
         self.save_hyperparameters()
         self.net = build_avst(arch, arch_overrides)
@@ -127,8 +134,13 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         if mask_modality not in MASK_MODALITIES:
             raise ValueError(f"mask_modality must be one of {MASK_MODALITIES}, got {mask_modality!r}")
         self.eval_lengths = tuple(int(n) for n in eval_lengths)
-        if len(set(self.eval_lengths)) != len(self.eval_lengths):
-            raise ValueError(f"eval_lengths repeat a length: {list(self.eval_lengths)}")
+        self.eval_context_windows = tuple(int(n) for n in eval_context_windows)
+        named = (*self.eval_lengths, *self.eval_context_windows)
+        if len(set(named)) != len(named):
+            raise ValueError(f"eval_lengths / eval_context_windows repeat a length: {list(named)}")
+        if self.eval_context_windows and min(self.eval_context_windows) < eval_window_frames:
+            raise ValueError(f"eval_context_windows {list(self.eval_context_windows)} must be >= "
+                             f"eval_window_frames={eval_window_frames}")
         lengths = (*train_frames, eval_window_frames, *self.eval_lengths)
         if frame_step < 1 or any(n % frame_step for n in lengths):
             raise ValueError(f"window lengths {lengths} must be multiples of frame_step={frame_step}")
@@ -148,7 +160,8 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         self.mask_frames, self.mask_modality, self.log_attention = mask_frames, mask_modality, log_attention
 
         longest = max((eval_window_frames, *self.eval_lengths))
-        clip_frames = max(max(self.train_frames), longest + 2 * max_shift + (eval_windows or 1) - 1)
+        most_windows = max((eval_windows, *self.eval_context_windows)) if eval_windows else 1
+        clip_frames = max(max(self.train_frames), longest + 2 * max_shift + most_windows - 1)
         spec = InputSpec(fps=25.0, duration_sec=clip_frames / 25.0, frame_size=16 * self.net.cfg.grid,
                          resize_short_side=None, offset_classes=None, max_frame_shift=max_shift)
         spec = dataclasses.replace(spec, **(input_overrides or {}))
@@ -167,7 +180,9 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         spec = self.input_spec
         return ScoreSearchEvaluator(stage, FrameShifts(self.max_shift).offsets_sec(spec.fps),
                                     frames=(self.tolerance_frames, spec.fps),
-                                    contexts=(None, *(f"len{n}" for n in self.eval_lengths)), in_sync_split=True,
+                                    contexts=(None, *(f"len{n}" for n in (*self.eval_lengths,
+                                                                          *self.eval_context_windows))),
+                                    in_sync_split=True,
                                     class_names=class_names)
 
     # -- inputs -----------------------------------------------------------------------------
@@ -261,14 +276,16 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         # clips are decoded as long as the longest training window; the search uses a prefix of
         # both streams (the offset between them is unchanged) holding exactly eval_windows windows,
         # or (eval_windows None) every window of the clip; whole clips come as lists
-        lengths = [(None, self.eval_window_frames), *((f"len{n}", n) for n in self.eval_lengths)]
+        settings = self.eval_settings()
+        windows = {}  # per window length, the most windows a setting reads (one search each)
+        for _, length, n_windows, _ in settings:
+            windows[length] = None if n_windows is None else max(n_windows, windows.get(length) or 0)
         for b in range(len(batch["video"])):
-            searched: dict[int, Tensor] = {}  # one score search per distinct length
-            for context, length in lengths:
-                if length not in searched:
-                    searched[length] = self._search_prefix(batch["video"][b], batch["audio"][b], length)
-                scores = searched[length]
-                n_context = len(scores) if self.eval_context is None else min(self.eval_context, len(scores))
+            searched = {length: self._search_prefix(batch["video"][b], batch["audio"][b], length, n)
+                        for length, n in windows.items()}
+            for context, length, n_windows, n_context in settings:
+                scores = searched[length] if n_windows is None else searched[length][:n_windows]
+                n_context = len(scores) if n_context is None else min(n_context, len(scores))
                 pred, _ = predict_offsets(scores, n_context)
                 true = batch["target"][b].expand_as(pred)
                 classes = batch["class_index"][b].expand_as(pred) if "class_index" in batch else None
@@ -276,7 +293,16 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
         if stage == "val" and batch_idx == 0 and self._attention_example is None:
             self._keep_attention_example(batch)
 
-    def _search_prefix(self, frames: Tensor, wav: Tensor, window_frames: int | None = None) -> Tensor:
+    def eval_settings(self) -> list[tuple[str | None, int, int | None, int | None]]:
+        """(metric suffix, window frames, windows, context) of every evaluation setting: the
+        headline, each of ``eval_lengths``, each of ``eval_context_windows``."""
+        base = (self.eval_windows, self.eval_context)
+        return [(None, self.eval_window_frames, *base), *((f"len{n}", n, *base) for n in self.eval_lengths),
+                *((f"len{n}", self.eval_window_frames, n if self.eval_windows else None, n - self.eval_window_frames + 1)
+                  for n in self.eval_context_windows)]
+
+    def _search_prefix(self, frames: Tensor, wav: Tensor, window_frames: int | None = None,
+                       n_windows: int | None = None) -> Tensor:
         """Score matrix (eval_windows, 2·max_shift+1) of one clip with ``window_frames``-frame visual
         windows (default ``eval_window_frames``; a prefix of the clip, see _eval_step); with
         ``eval_windows=None`` every window of the clip, −inf where a shift's audio is outside it."""
@@ -286,7 +312,7 @@ class AVSTModule(ClassBreakdown, L.LightningModule):
             return shift_scores(self, frames, wav, fps=spec.fps, sample_rate=spec.sample_rate,
                                 window_frames=window_frames, max_shift=self.max_shift,
                                 batch_windows=self.batch_windows, edges="clip")
-        n_frames = window_frames + 2 * self.max_shift + self.eval_windows - 1
+        n_frames = window_frames + 2 * self.max_shift + (n_windows or self.eval_windows) - 1
         n_samples = round(n_frames / spec.fps * spec.sample_rate)
         return shift_scores(self, frames[:n_frames], wav[:n_samples], fps=spec.fps, sample_rate=spec.sample_rate,
                             window_frames=window_frames, max_shift=self.max_shift,
