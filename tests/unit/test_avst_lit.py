@@ -160,6 +160,13 @@ def test_predict_step_gives_one_clip_level_offset_with_confidence():
     assert (out["confidence"] > 0).all() and out["true_offset_frames"].tolist() == [6, 0]
 
 
+def _random_clips(spec, offsets, seed: int) -> list[dict]:
+    """Random 64 px clips of the spec's length at the given true offsets (frames)."""
+    g = torch.Generator().manual_seed(seed)
+    return [{"video": torch.randint(0, 256, (spec.num_frames, 64, 64, 3), generator=g, dtype=torch.uint8),
+             "audio": torch.randn(spec.num_samples, generator=g) * 0.1, "target": torch.tensor(d)} for d in offsets]
+
+
 def _avst_test_metrics(module: AVSTModule, clips: list[dict]) -> dict[str, float]:
     """``trainer.test`` over ``clips`` (batches of 2); the logged test metrics."""
     import lightning as L
@@ -180,11 +187,7 @@ def test_one_pass_over_eval_lengths_gives_the_metrics_of_one_run_per_length():
     torch.manual_seed(0)
     kwargs = dict(arch="avst_enc_mp_toy", train_frames=(5,), eval_windows=2, eval_context=1, batch_windows=2)
     both = AVSTModule(eval_window_frames=5, eval_lengths=[5, 7], **kwargs).eval()
-    spec = both.input_spec
-    g = torch.Generator().manual_seed(1)
-    clips = [{"video": torch.randint(0, 256, (spec.num_frames, 64, 64, 3), generator=g, dtype=torch.uint8),
-              "audio": torch.randn(spec.num_samples, generator=g) * 0.1, "target": torch.tensor(d)}
-             for d in (0, 3, -6, 0, 1)]
+    clips = _random_clips(both.input_spec, (0, 3, -6, 0, 1), seed=1)
     got = _avst_test_metrics(both, clips)
     names = ("acc@1", "acc_tol", "acc_tol_in_sync", "acc_tol_random_offset")
     for length in (5, 7):
@@ -206,11 +209,7 @@ def test_one_pass_over_context_windows_gives_the_metrics_of_one_fixed_length_run
     torch.manual_seed(0)
     kwargs = dict(arch="avst_enc_toy", train_frames=(5,), eval_window_frames=5, batch_windows=2)
     both = AVSTModule(eval_windows=2, eval_context=1, eval_context_windows=[7, 9], **kwargs).eval()
-    spec = both.input_spec
-    g = torch.Generator().manual_seed(2)
-    clips = [{"video": torch.randint(0, 256, (spec.num_frames, 64, 64, 3), generator=g, dtype=torch.uint8),
-              "audio": torch.randn(spec.num_samples, generator=g) * 0.1, "target": torch.tensor(d)}
-             for d in (0, 2, -7, 0, 11)]
+    clips = _random_clips(both.input_spec, (0, 2, -7, 0, 11), seed=2)
     got = _avst_test_metrics(both, clips)
     names = ("acc@1", "acc_tol", "acc_tol_in_sync", "acc_tol_random_offset")
     for n in (7, 9):
