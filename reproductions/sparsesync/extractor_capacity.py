@@ -2,13 +2,16 @@
 
 Companion of ``extractor_probe.py``: there the frozen extractors' features carry nothing about the
 small object's reactions. Here the same architecture (``sparsesync_toy``'s S3D at 1/8 width,
-32 x 32 frames, 5 s windows), from random weights or a checkpoint, is trained *with the event
+32 x 32 frames by default, ``--size 64`` for a 2 x 2 feature map, 5 s windows), from random
+weights or a checkpoint, is trained *with the event
 times as labels* (a linear head per output time step, binary cross-entropy) on rendered sparse
 clips, and the test clips' ROC AUC is reported. A high AUC says the pixels at this resolution and
 the architecture suffice and the contrastive objective is what never made the extractor look at
-the object; a low one says the architecture at 32 px cannot.
+the object; a low one says the architecture at that size cannot. ``--save`` keeps the trained
+extractor (with the rest of the loaded model) as a state dict that a sparse stage can start from
+(``init_from``): a diagnostic extractor only, since its labels are the generator's event times.
 
-    python reproductions/sparsesync/extractor_capacity.py [--steps 150] [--init CKPT] [--size 32]
+    python reproductions/sparsesync/extractor_capacity.py [--steps 150] [--init CKPT] [--size 32] [--save PATH]
 """
 from __future__ import annotations
 

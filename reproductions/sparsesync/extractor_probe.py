@@ -3,12 +3,12 @@
 The sparse stages train the selectors and the transformer over *frozen* extractors (the feature
 bank recipe). If the extractors' outputs carry no trace of the small object's reactions, no
 amount of training downstream can find the offset. This script renders sparse clips (the
-variant the sparse stages read, at the model's 32 x 32), runs a checkpoint's frozen video and
+variant the sparse stages read, at the model's 32 x 32 or ``--size``), runs a checkpoint's frozen video and
 audio extractors over a 5 s window, labels each output time step "an event falls in it" or not,
 fits a logistic regression on training clips and reports its ROC AUC on test clips (0.5 = the
 features say nothing about the events). A randomly initialised model is the control.
 
-    python reproductions/sparsesync/extractor_probe.py [CKPT ...]
+    python reproductions/sparsesync/extractor_probe.py [--size 32] [CKPT ...]
 """
 from __future__ import annotations
 
