@@ -2,13 +2,16 @@
 
 Companion of ``extractor_probe.py``: there the frozen extractors' features carry nothing about the
 small object's reactions. Here the same architecture (``sparsesync_toy``'s S3D at 1/8 width,
-32 x 32 frames, 5 s windows), from random weights or a checkpoint, is trained *with the event
+32 x 32 frames by default, ``--size 64`` for a 2 x 2 feature map, 5 s windows), from random
+weights or a checkpoint, is trained *with the event
 times as labels* (a linear head per output time step, binary cross-entropy) on rendered sparse
 clips, and the test clips' ROC AUC is reported. A high AUC says the pixels at this resolution and
 the architecture suffice and the contrastive objective is what never made the extractor look at
-the object; a low one says the architecture at 32 px cannot.
+the object; a low one says the architecture at that size cannot. ``--save`` keeps the trained
+extractor (with the rest of the loaded model) as a state dict that a sparse stage can start from
+(``init_from``): a diagnostic extractor only, since its labels are the generator's event times.
 
-    python reproductions/sparsesync/extractor_capacity.py [--steps 150] [--init CKPT]
+    python reproductions/sparsesync/extractor_capacity.py [--steps 150] [--init CKPT] [--size 32] [--save PATH]
 """
 from __future__ import annotations
 
@@ -19,20 +22,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from extractor_probe import FPS, LENGTH_SEC, load  # noqa: E402  (run from this folder or with it on sys.path)
+from extractor_probe import FPS, LENGTH_SEC, downsample, load  # noqa: E402  (run from this folder or with it on sys.path)
 from avsync.toy.generate import clip_rng
 from avsync.toy.render import render_clip
 
 
-def windows(split: str, n: int, rng: np.random.Generator):
-    """(frames uint8 (n, T, 32, 32, 3), per-frame event labels (n, T)) of random 5 s windows."""
+def windows(split: str, n: int, rng: np.random.Generator, size: int = 32):
+    """(frames uint8 (n, T, size, size, 3), per-frame event labels (n, T)) of random 5 s windows."""
     k = int(LENGTH_SEC * FPS)
     xs, ys = [], []
     for i in range(n):
         clip = render_clip("sparse", clip_rng(0, split, i))
         i0 = int(rng.integers(0, len(clip.frames) - k + 1))
-        f = clip.frames[i0:i0 + k].astype(np.float32)
-        xs.append(f.reshape(k, 32, 3, 32, 3, 3).mean((2, 4)).round().astype(np.uint8))
+        xs.append(downsample(clip.frames[i0:i0 + k], size))
         y = np.zeros(k, np.float32)
         ev = np.round(np.asarray(clip.meta["event_times"]) * FPS).astype(int) - i0
         y[ev[(ev >= 0) & (ev < k)]] = 1
@@ -51,24 +53,40 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--train-clips", type=int, default=96)
     p.add_argument("--test-clips", type=int, default=24)
+    p.add_argument("--size", type=int, default=32, help="frame side (area-averaged from the 96 px render)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--save", default=None, help="write the model's state dict (the trained visual extractor, the "
+                   "rest as loaded) here, for extractor_probe.py or a stage's init_from")
+    p.add_argument("--eval-every", type=int, default=0, help="also report the test AUC every N steps")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    model = load(args.init)
+    model = load(args.init, args.size)
     net = model.net.vfeat_extractor.train()
     for param in net.parameters():
         param.requires_grad_(True)
-    xtr, ytr = windows("train", args.train_clips, rng)
-    xte, yte = windows("test", args.test_clips, rng)
+    xtr, ytr = windows("train", args.train_clips, rng, args.size)
+    xte, yte = windows("test", args.test_clips, rng, args.size)
     with torch.no_grad():
         channels = net(model.frames(xtr[:1]).transpose(1, 2)).shape[1]
     head = torch.nn.Linear(channels, 1)
-    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=1e-3)
+    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=args.lr)
 
     def logits(x):
         f = net(model.frames(x).transpose(1, 2))  # (B, C, t, h, w)
         return head(f.mean((3, 4)).transpose(1, 2))[..., 0]  # (B, t)
+
+    def test_auc() -> str:
+        from sklearn.metrics import roc_auc_score
+
+        net.eval()
+        with torch.no_grad():
+            scores = torch.cat([logits(xte[i:i + 8]) for i in range(0, len(xte), 8)])
+        net.train()
+        target = step_labels(yte, scores.shape[1])
+        return (f"event steps {int(target.sum())}/{target.numel()}, ROC AUC "
+                f"{roc_auc_score(target.flatten().numpy(), scores.flatten().numpy()):.3f}")
 
     t0 = time.time()
     for step in range(args.steps):
@@ -81,14 +99,11 @@ def main(argv=None) -> None:
         opt.step()
         if step % 25 == 0 or step == args.steps - 1:
             print(f"step {step} loss {loss.item():.3f} ({time.time() - t0:.0f} s)", flush=True)
-    from sklearn.metrics import roc_auc_score
-
-    net.eval()
-    with torch.no_grad():
-        scores = torch.cat([logits(xte[i:i + 8]) for i in range(0, len(xte), 8)])
-    target = step_labels(yte, scores.shape[1])
-    print(f"test: event steps {int(target.sum())}/{target.numel()}, ROC AUC "
-          f"{roc_auc_score(target.flatten().numpy(), scores.flatten().numpy()):.3f}")
+        if args.eval_every and (step + 1) % args.eval_every == 0 and step + 1 < args.steps:
+            print(f"step {step + 1} test: {test_auc()}", flush=True)
+    print(f"test: {test_auc()}")
+    if args.save:
+        torch.save({"state_dict": model.state_dict()}, args.save)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@
 The sparse stages train the selectors and the transformer over *frozen* extractors (the feature
 bank recipe). If the extractors' outputs carry no trace of the small object's reactions, no
 amount of training downstream can find the offset. This script renders sparse clips (the
-variant the sparse stages read, at the model's 32 x 32), runs a checkpoint's frozen video and
+variant the sparse stages read, at the model's 32 x 32 or ``--size``), runs a checkpoint's frozen video and
 audio extractors over a 5 s window, labels each output time step "an event falls in it" or not,
 fits a logistic regression on training clips and reports its ROC AUC on test clips (0.5 = the
 features say nothing about the events). A randomly initialised model is the control.
 
-    python reproductions/sparsesync/extractor_probe.py [CKPT ...]
+    python reproductions/sparsesync/extractor_probe.py [--size 32] [CKPT ...]
 """
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ from avsync.toy.generate import clip_rng
 from avsync.toy.render import render_clip
 
 LENGTH_SEC, START_SEC, FPS, SR = 5.0, 2.0, 25, 16000
+
+
+def downsample(frames: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> (T, size, size, 3) by area averaging (block means when size divides H;
+    otherwise each output pixel averages the source pixels its window touches: adaptive average pooling)."""
+    x = torch.from_numpy(frames.astype(np.float32)).permute(0, 3, 1, 2)
+    x = torch.nn.functional.adaptive_avg_pool2d(x, size)
+    return x.permute(0, 2, 3, 1).round().clamp(0, 255).numpy().astype(np.uint8)
 
 
 def load(ckpt: str | None, size: int = 32) -> SparseSyncModule:
@@ -44,9 +52,7 @@ def features(model: SparseSyncModule, split: str, n: int, size: int = 32):
     i0, k = int(START_SEC * FPS), int(LENGTH_SEC * FPS)
     for i in range(n):
         clip = render_clip("sparse", clip_rng(0, split, i))
-        frames = clip.frames[i0:i0 + k].astype(np.float32)
-        t, h, w, _ = frames.shape
-        small = frames.reshape(t, size, h // size, size, w // size, 3).mean((2, 4)).round().astype(np.uint8)
+        small = downsample(clip.frames[i0:i0 + k], size)
         v = encode_video(torch.from_numpy(small)[None])[0]  # (C, t, h, w)
         a = encode_audio(torch.from_numpy(clip.audio[int(START_SEC * SR):int((START_SEC + LENGTH_SEC) * SR)])[None])[0]
         events = np.asarray(clip.meta["event_times"]) - START_SEC
@@ -79,7 +85,7 @@ def main(argv=None) -> None:
     p.add_argument("ckpts", nargs="*", help="checkpoints (Lightning or state dicts) of SparseSyncModule/pre-training")
     p.add_argument("--train-clips", type=int, default=48)
     p.add_argument("--test-clips", type=int, default=24)
-    p.add_argument("--size", type=int, default=32, help="frame side fed to the extractors (a divisor of 96)")
+    p.add_argument("--size", type=int, default=32, help="frame side fed to the extractors (area-averaged from the 96 px render)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     print(f"frames {args.size} x {args.size}")
