@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["ModelEntry", "register_model", "get_model", "list_models", "create_model", "entry_for_module",
@@ -39,7 +39,6 @@ class ModelEntry:
     converter: str | None = None  # module path of the official-checkpoint converter (timm's checkpoint_filter_fn & co)
     detector: str | None = None  # one of DETECTOR_PROTOCOLS; None: the module does not predict offsets
     public: bool = True  # listed in ``avsync --help`` (False: a second name of a listed module)
-    module_kwargs: dict[str, Any] = field(default_factory=dict)  # constructor arguments besides ``arch``
 
     @property
     def weights(self) -> tuple[str, ...]:
@@ -56,11 +55,6 @@ class ModelEntry:
             raise ValueError(f"{self.name}: no network configuration table registered")
         module, _, table = self.configs.partition(":")
         return getattr(importlib.import_module(module), table)[self.arch]
-
-    def converter_module(self):
-        if self.converter is None:
-            raise ValueError(f"{self.name}: the authors publish no checkpoint to convert")
-        return get_converter(self.name)
 
     def input_spec(self):
         """The model's input contract (:class:`avsync.inputs.InputSpec`), as its module states it."""
@@ -126,7 +120,7 @@ def get_model(name: str) -> ModelEntry:
 def create_model(name: str, **kwargs: Any):
     """A fresh (untrained) LightningModule of the named configuration."""
     entry = get_model(name)
-    return entry.module_class()(**{"arch": entry.arch, **entry.module_kwargs, **kwargs})
+    return entry.module_class()(**{"arch": entry.arch, **kwargs})
 
 
 def import_path(path: str):
@@ -143,7 +137,7 @@ def entry_for_module(module: Any) -> ModelEntry | None:
         path = f"{cls.__module__}.{cls.__qualname__}"
         candidates = [e for e in _REGISTRY.values() if e.module == path]
         if candidates:
-            arch = getattr(module, "hparams", {}).get("arch") if hasattr(module, "hparams") else None
+            arch = getattr(module, "hparams", {}).get("arch")
             return next((e for e in candidates if e.arch == arch), candidates[0])
     return None
 
