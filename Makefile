@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # (the plan's `official` stages: sparsesync, synchformer, vocalist); results in runs/reproduce/<paper>_official
 WEIGHTS_ARG = $(if $(WEIGHTS),--weights $(WEIGHTS))
 
-.PHONY: install test test-all test-fast gate reproduce-all reproduce-sparsesync reproduce-sparsesync-artefacts reproduce-avst reproduce-divas reproduce-synchformer reproduce-vocalist bench clean
+.PHONY: install test test-all test-fast gate reproduce-all reproduce-sparsesync reproduce-sparsesync-sparse reproduce-sparsesync-artefacts reproduce-avst reproduce-divas reproduce-synchformer reproduce-vocalist bench clean
 
 install: $(STAMP)
 
@@ -36,6 +36,12 @@ gate: install
 
 reproduce-sparsesync: install
 	$(BIN)/avsync reproduce sparsesync $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(WEIGHTS_ARG)
+
+# SparseSync's sparse findings at toy scale (issue 22; ~45 min on an idle 2-core CPU): stage 0 -> sparse
+# pre-training at 32 then 64 px -> the 3-class sparse stages per length, with / without selectors, 2-4 seeds
+reproduce-sparsesync-sparse: install
+	$(BIN)/avsync reproduce sparsesync --plans reproductions/sparsesync/sparse --out runs/reproduce/sparsesync_sparse
+	$(BIN)/python reproductions/sparsesync/sparse_findings.py runs/reproduce/sparsesync_sparse | tee runs/reproduce/sparsesync_sparse/findings.md
 
 # AVST Tables 2-5 at toy scale on CPU (or full size with DATA_ROOT=...), then the paper's findings checked
 reproduce-avst: install
