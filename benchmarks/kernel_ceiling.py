@@ -43,11 +43,14 @@ from side_by_side_avsync import BUILDERS  # noqa: E402
 #: the training rows of ``side_by_side.py`` and the batch each is timed at there
 TRAIN_ROWS = {"syncnet_train": 16, "vocalist_train": 16, "synchformer_cached_train": 16,
               "sparsesync_train": 1, "synchformer_train": 1}
-#: op-name patterns of the dense kernels both sides share (self time is where the kernel runs)
+#: op names of the dense kernels both sides share: the ops whose *self* time is the kernel itself
+#: (dispatch wrappers such as ``aten::convolution``, ``aten::conv2d`` or ``aten::linear`` only call
+#: these and count as overhead)
 DENSE = {
-    "convolution": re.compile(r"convolution|conv\d?d|conv_depthwise|slow_conv"),
-    "GEMM": re.compile(r"^aten::(mm|addmm|bmm|baddbmm|addbmm|_addmm_activation|linear)$"),
-    "attention": re.compile(r"scaled_dot_product|flash_attention|_efficient_attention"),
+    "convolution": re.compile(r"^aten::(mkldnn_convolution\w*|convolution_backward|_?slow_conv\w*|"
+                              r"conv_depthwise\w*|_nnpack\w*)$"),
+    "GEMM": re.compile(r"^aten::(mm|addmm|bmm|baddbmm|addbmm|_addmm_activation)$"),
+    "attention": re.compile(r"^aten::(_scaled_dot_product_\w+|_flash_attention\w*|_efficient_attention\w*)$"),
 }
 
 
