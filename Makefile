@@ -37,8 +37,9 @@ gate: install
 reproduce-sparsesync: install
 	$(BIN)/avsync reproduce sparsesync $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(WEIGHTS_ARG)
 
-# SparseSync's sparse findings at toy scale (issue 22; ~45 min on an idle 2-core CPU): stage 0 -> sparse
-# pre-training at 32 then 64 px -> the 3-class sparse stages per length, with / without selectors, 2-4 seeds
+# SparseSync's sparse recipe at toy scale (issue 22, under development; ~45 min on an idle 2-core CPU): stage 0 ->
+# sparse pre-training at 32 then 64 px -> the 3-class sparse stages per length, with / without selectors, 2-4 seeds.
+# It showed the findings in one diagnostic run, not yet from a fresh clone (reproductions/sparsesync/README.md)
 reproduce-sparsesync-sparse: install
 	$(BIN)/avsync reproduce sparsesync --plans reproductions/sparsesync/sparse --out runs/reproduce/sparsesync_sparse
 	$(BIN)/python reproductions/sparsesync/sparse_findings.py runs/reproduce/sparsesync_sparse | tee runs/reproduce/sparsesync_sparse/findings.md
