@@ -67,16 +67,20 @@ def features(model: SparseSyncModule, split: str, n: int, size: int = 32):
     return [np.concatenate(o) for o in out]
 
 
-def probe_auc(train, test) -> tuple[float, float]:
+def fit_probe(x: np.ndarray, y: np.ndarray):
+    """The linear probe: standardised features -> logistic regression; returns x -> P(event in the step)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
     from sklearn.preprocessing import StandardScaler
 
-    aucs = []
-    for s in (0, 2):
-        scale = StandardScaler().fit(train[s])
-        clf = LogisticRegression(C=0.1, max_iter=2000).fit(scale.transform(train[s]), train[s + 1])
-        aucs.append(roc_auc_score(test[s + 1], clf.predict_proba(scale.transform(test[s]))[:, 1]))
+    scale = StandardScaler().fit(x)
+    clf = LogisticRegression(C=0.1, max_iter=2000).fit(scale.transform(x), y)
+    return lambda features: clf.predict_proba(scale.transform(features))[:, 1]
+
+
+def probe_auc(train, test) -> tuple[float, float]:
+    from sklearn.metrics import roc_auc_score
+
+    aucs = [roc_auc_score(test[s + 1], fit_probe(train[s], train[s + 1])(test[s])) for s in (0, 2)]
     return aucs[0], aucs[1]
 
 

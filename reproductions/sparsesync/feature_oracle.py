@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from extractor_probe import FPS, SR, downsample, features, load
+from extractor_probe import FPS, SR, downsample, features, fit_probe, load
 from avsync.toy.generate import clip_rng
 from avsync.toy.render import render_clip
 
@@ -32,16 +32,9 @@ CLIP_SEC = 10.0
 
 
 def fit_probes(model, size: int, n: int):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
+    """The video and the audio probe, fit on ``n`` training clips as ``extractor_probe.py`` fits them."""
     train = features(model, "train", n, size)
-    probes = []
-    for s in (0, 2):
-        scale = StandardScaler().fit(train[s])
-        clf = LogisticRegression(C=0.1, max_iter=2000).fit(scale.transform(train[s]), train[s + 1])
-        probes.append(lambda x, scale=scale, clf=clf: clf.predict_proba(scale.transform(x))[:, 1])
-    return probes
+    return [fit_probe(train[s], train[s + 1]) for s in (0, 2)]
 
 
 def curve(feat: torch.Tensor, probe, video: bool, length: float, bins: np.ndarray) -> np.ndarray:
