@@ -125,8 +125,9 @@ class SelectorContrastivePretraining(StageSteps, L.LightningModule):
         self.onset_head = torch.nn.Linear(self.net.cfg.dim, 1) if self.onset_weight > 0 else None
 
     def embeddings(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Per-time-step extractor tokens (B, t, d) of both streams (centred over time if
-        ``center_segments``) and the selector outputs (B, k, d)."""
+        """Per-time-step extractor tokens (B, t, d) of both streams (without ``segment_margin`` steps at
+        each end, centred over time if ``center_segments``), the selector outputs (B, k, d), and
+        ``raw_v``: the visual tokens before both (the onset head's input)."""
         vis, aud = self.net.features(self.frames(batch["video"]), self.spectrogram(batch["audio"]))
         tr = self.net.transformer
         tok_v = vis.mean((2, 3))                                   # (B, t_v, d): pooled over space
@@ -156,7 +157,7 @@ class SelectorContrastivePretraining(StageSteps, L.LightningModule):
         return loss, (logits.argmax(-1) == target).float().mean()
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
-        """The stage's loss and its two retrieval accuracies for one batch."""
+        """The stage's loss and its two retrieval accuracies for one batch (and the onset loss, if weighted)."""
         emb = self.embeddings(batch)
         # segments: every time step against the other time steps of the batch or of its clip (the
         # extractors learn time); (B, t, d) keeps one InfoNCE per clip, flattened one over the batch
