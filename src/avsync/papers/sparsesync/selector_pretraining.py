@@ -68,7 +68,11 @@ from avsync.training.epoch_means import log_epoch_mean
 
 def audio_onset_strength(audio: torch.Tensor, sample_rate: int, steps: int) -> torch.Tensor:
     """(B, S) waveforms -> (B, steps) onset strength: the largest rise of the log-RMS (20 ms frames,
-    10 ms hop) within each of ``steps`` equal parts of the window, standardised over the window."""
+    10 ms hop) within each of ``steps`` equal parts of the window, standardised over the window.
+
+    The same signal as :func:`avsync.toy.sparse_oracle.audio_onsets` (the oracle's: one clip in NumPy,
+    one value per video frame), here batched in torch on the training device and pooled to the
+    extractor's time steps."""
     hop, win = sample_rate // 100, sample_rate // 50
     frames = audio.float().unfold(-1, win, hop)                       # (B, n, win)
     log_rms = frames.square().mean(-1).add(1e-8).sqrt().add(1e-4).log()
