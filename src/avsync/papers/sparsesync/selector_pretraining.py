@@ -23,9 +23,10 @@ uncentred, two full runs of the same config escaped at step ~130 and not at all 
 centred over time, every seed tried escaped (steps ~125-175), and 350 steps reached validation
 segment / selector retrieval of 1.00 / 0.99 (one batch of 16 clips).
 
-Four switches for the sparse set's 64 px stage (issue 22; all off by default, and none of them
-made that stage see the object from a start that could not learn it: the reproduction README's
-section 8 has the runs, and found that the dense stage 0 decides it):
+Four switches for the sparse set's 64 px stage (issue 22; all off by default). None of them made
+that stage see the object from the start they were tried on (the reproduction README's section 8
+has the runs); section 9 found that the stage took off in one chain of four, and that a start from
+which the extractor can learn the events is not enough:
 
 * ``segment_negatives``: ``"batch"`` (every time step of every clip, the default) or ``"clip"`` (the
   other time steps of the same clip only). With other clips' segments as negatives a segment can be
@@ -79,6 +80,15 @@ def audio_onset_strength(audio: torch.Tensor, sample_rate: int, steps: int) -> t
     rise = F.relu(log_rms.diff(dim=-1))                                # (B, n - 1)
     per_step = F.adaptive_max_pool1d(rise[:, None], steps)[:, 0]       # (B, steps)
     return (per_step - per_step.mean(-1, keepdim=True)) / per_step.std(-1, keepdim=True).add(1e-6)
+
+
+def rms_scaled_per_clip(tokens: torch.Tensor) -> torch.Tensor:
+    """(B, t, d) tokens divided by each clip's root-mean-square token length (``segment_scale="clip"``).
+
+    Scale-free: the squared length is clamped, not offset by an epsilon, which would swamp the tokens
+    of an untrained extractor (~1e-6 long)."""
+    mean_sq = tokens.square().sum(-1).mean(1, keepdim=True).clamp_min(torch.finfo(tokens.dtype).tiny)
+    return tokens / mean_sq.sqrt()[..., None]
 
 
 class SelectorContrastivePretraining(StageSteps, L.LightningModule):
@@ -167,9 +177,7 @@ class SelectorContrastivePretraining(StageSteps, L.LightningModule):
         # extractors learn time); (B, t, d) keeps one InfoNCE per clip, flattened one over the batch
         tok_v, tok_a = emb["tok_v"], emb["tok_a"]
         if self.segment_scale == "clip":
-            # scale-free: a clamp, not an added epsilon, which would swamp tokens of small length
-            tok_v, tok_a = (x / x.square().sum(-1).mean(1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny).sqrt()[..., None]
-                            for x in (tok_v, tok_a))
+            tok_v, tok_a = rms_scaled_per_clip(tok_v), rms_scaled_per_clip(tok_a)
         if self.segment_negatives == "batch":
             tok_v, tok_a = tok_v.flatten(0, 1), tok_a.flatten(0, 1)
         seg_loss, seg_acc = self._nce(tok_v, tok_a, unit=self.segment_scale == "token")
