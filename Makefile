@@ -1,5 +1,5 @@
 # avsync — the two commands of the README do all the set-up themselves:
-#   make reproduce-sparsesync   # toy SparseSync tables on CPU (< 20 min), or full size with DATA_ROOT=...
+#   make reproduce-sparsesync   # toy SparseSync tables and sparse findings on CPU (< 25 min), or full size with DATA_ROOT=...
 #   make test                   # the test suite (CI runs this through .ci/run)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -34,12 +34,15 @@ test-fast: install
 gate: install
 	$(BIN)/avsync gate --all
 
+# toy: the tables, then the sparse findings (selectors, lengths, above chance) checked over the seeds
 reproduce-sparsesync: install
 	$(BIN)/avsync reproduce sparsesync $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(WEIGHTS_ARG)
+	$(if $(DATA_ROOT),,$(BIN)/python reproductions/sparsesync/sparse_findings.py runs/reproduce/sparsesync | tee runs/reproduce/sparsesync/findings.md)
 
-# SparseSync's sparse recipe at toy scale (issue 22, under development; ~45 min on an idle 2-core CPU): stage 0 ->
-# sparse pre-training at 32 then 64 px -> the 3-class sparse stages per length, with / without selectors, 2-4 seeds.
-# It showed the findings in one diagnostic run, not yet from a fresh clone (reproductions/sparsesync/README.md)
+# How the toy sparse extractors that `reproduce-sparsesync` starts from were made, re-made (issue 22; ~45 min on an
+# idle 2-core CPU): stage 0 -> label-free sparse pre-training at 32 then 64 px -> the same sparse stages over it.
+# The 64 px pre-training took off in one chain of four (reproductions/sparsesync/README.md, sections 7-10), so a
+# re-made chain shows the findings only when its 0c takes off: a diagnostic, not the reproduction.
 reproduce-sparsesync-sparse: install
 	$(BIN)/avsync reproduce sparsesync --plans reproductions/sparsesync/sparse --out runs/reproduce/sparsesync_sparse
 	$(BIN)/python reproductions/sparsesync/sparse_findings.py runs/reproduce/sparsesync_sparse | tee runs/reproduce/sparsesync_sparse/findings.md

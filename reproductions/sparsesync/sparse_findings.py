@@ -1,9 +1,11 @@
-"""SparseSync's sparse findings, checked over seeds on a finished run of the sparse recipe.
+"""SparseSync's sparse findings, checked over seeds on a finished run of the toy plan.
 
-``make reproduce-sparsesync-sparse`` runs ``reproductions/sparsesync/sparse/sparsesync/plan.yaml``
-(stage 0 -> 0b -> 0c at 64 px, then the 3-class sparse stages ``sparse_3cls_len{L}{variant}``);
-this script reads their ``result.json`` files and states, with the figures, whether each of the
-paper's sparse findings shows at toy scale:
+``make reproduce-sparsesync`` runs ``reproductions/sparsesync/plan.yaml``, whose 3-class sparse stages
+``sparse_3cls_len{L}{variant}`` start from the shipped toy sparse pre-training (README, section 10), and
+then this script on ``runs/reproduce/sparsesync``; ``make reproduce-sparsesync-sparse`` re-makes that
+pre-training (stage 0 -> 0b -> 0c at 64 px) and runs the same stages over its own 0c. The script reads
+the stages' ``result.json`` files and states, with the figures, whether each of the paper's sparse
+findings shows at toy scale:
 
 1. SparseSync on sparse data is above chance (Table 2, VGGSound-Sparse 3 classes: 60.3 %): every
    seed's 5 s test accuracy beats both uniform chance and the best constant guess (the test set's
@@ -11,10 +13,10 @@ paper's sparse findings shows at toy scale:
 2. selectors ahead of a plain transformer over all tokens at equal steps (the paper's ablation):
    the selector models are above chance (finding 1) and ahead in every seed, by at least
    ``MIN_GAIN`` points on average (two models at chance differ by noise, not by selectors);
-3. accuracy rises with input length (Table 4): the seed-mean accuracy rises at every step of
-   2 -> 3 -> 4 -> 5 s.
+3. accuracy rises with input length (Table 4): the seed-mean accuracy rises at every step between
+   the lengths run (2 -> 3 -> ... s), over the seeds run at every length.
 
-    python reproductions/sparsesync/sparse_findings.py [runs/reproduce/sparsesync_sparse] > findings.md
+    python reproductions/sparsesync/sparse_findings.py [runs/reproduce/sparsesync] > findings.md
 """
 from __future__ import annotations
 
@@ -91,10 +93,10 @@ def findings(runs: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    out = Path((argv or sys.argv[1:] or ["runs/reproduce/sparsesync_sparse"])[0])
+    out = Path((argv or sys.argv[1:] or ["runs/reproduce/sparsesync"])[0])
     runs = load(out)
     if not runs:
-        raise SystemExit(f"{out}: no finished sparse_3cls_len* stage (run make reproduce-sparsesync-sparse first)")
+        raise SystemExit(f"{out}: no finished sparse_3cls_len* stage (run make reproduce-sparsesync first)")
     print(f"# SparseSync's sparse findings at toy scale ({out})\n")
     print("Toy numbers: a narrow SparseSync on the embedded synthetic sparse set at 64 px, not the "
           "paper's VGGSound-Sparse; 3 classes (-1 / 0 / +1 s).\n")

@@ -62,12 +62,22 @@ class Stage:
     test: bool = True
     description: str = ""
     official: str | None = None  # the authors' published weights by name (avsync.weights): tested, never fit
+    # a checkpoint shipped with the plan (path relative to the plan's folder) that a fitted stage starts
+    # from instead of an earlier stage, and its sha256, checked before use: pre-trained weights the
+    # plan does not make itself (the toy sparse extractors, reproductions/sparsesync/README.md)
+    init_file: str | None = None
+    init_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.official is not None:
             if self.init_from is not None:
                 raise ValueError(f"stage {self.name}: official weights and init_from exclude each other")
             self.fit = False
+        if self.init_file is not None:
+            if self.init_from is not None or self.official is not None or not self.fit:
+                raise ValueError(f"stage {self.name}: init_file starts a fitted stage; it excludes init_from and official")
+            if not self.init_sha256:
+                raise ValueError(f"stage {self.name}: init_file {self.init_file} needs its init_sha256")
 
 
 @dataclass
@@ -90,7 +100,7 @@ def expand_matrices(items: list[dict]) -> list[dict]:
 
     A stage may carry ``matrix``: ``{key: [values...]}`` (every combination, keys in order) or
     ``[{key: value, ...}, ...]`` (one stage per row); ``{key}`` in its name, configs, args, init_from,
-    official and description is replaced by the value, e.g. ``name: dense_enc_eval{len}`` with
+    init_file, official and description is replaced by the value, e.g. ``name: dense_enc_eval{len}`` with
     ``args: [--model.init_args.eval_window_frames, "{len}"]``. An item ``{matrix: ..., stages: [...]}``
     repeats a group of stages per value (a train stage and the stages evaluating it stay together).
     So a value that varies one knob is one line of the plan, not one config file per value."""
@@ -165,7 +175,23 @@ def stage_argv(stage: Stage, plan_dir: Path, stage_dir: Path, ckpts: dict[str, s
     args += ["--trainer.default_root_dir", str(stage_dir)]
     if stage.init_from and stage.fit:
         args += ["--model.init_args.init_from", ckpts[stage.init_from]]
+    if stage.init_file:
+        args += ["--model.init_args.init_from", str(checked_init_file(stage, plan_dir))]
     return args
+
+
+def checked_init_file(stage: Stage, plan_dir: Path) -> Path:
+    """The stage's shipped checkpoint, after checking that it is there and is the file the plan names."""
+    from avsync.weights.download import file_digest
+
+    path = (Path(plan_dir) / stage.init_file).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"stage {stage.name}: init_file {path} does not exist")
+    digest = file_digest(path, "sha256")
+    if digest != stage.init_sha256.lower():
+        raise ValueError(f"stage {stage.name}: init_file {path} has sha256 {digest}, the plan expects "
+                         f"{stage.init_sha256}: not the file the plan's results were measured with")
+    return path
 
 
 def load_plan(paper: str, mode: str, plans: Path = REPRODUCTIONS) -> tuple[list[Stage], list[PaperNumber], Path]:

@@ -6,8 +6,8 @@ import shutil
 import pytest
 import yaml
 
-from avsync.reproduce import (REPRODUCTIONS, Stage, config_args, expand_matrices, load_plan, publish_results,
-                              read_config, results_block, update_readme_results)
+from avsync.reproduce import (REPRODUCTIONS, Stage, checked_init_file, config_args, expand_matrices, load_plan,
+                              publish_results, read_config, results_block, stage_argv, update_readme_results)
 
 PLANS = [(paper, mode) for paper in ("avst", "divas", "sparsesync", "synchformer", "vocalist")
          for mode in ("toy", "full", "official")
@@ -75,6 +75,8 @@ def test_every_plan_stage_resolves_its_configs_and_starts_from_an_earlier_stage(
             assert isinstance(read_config(ref, root), dict), f"{stage.name}: {ref}"
         assert stage.init_from in (None, *names[:i]), stage.name
         assert stage.fit or stage.init_from or stage.official, stage.name
+        if stage.init_file:  # the shipped checkpoint is in the repository and is the one the plan names
+            assert checked_init_file(stage, root).is_file(), stage.name
     for n in numbers:
         assert n.stage in (None, *names), (paper, mode, n.stage)
 
@@ -124,3 +126,26 @@ def test_stage_from_a_matrix_is_an_ordinary_stage():
     stage = next(s for s in stages if s.name == "dense_fixed5_depth2_eval")
     assert isinstance(stage, Stage) and not stage.fit and stage.init_from == "dense_fixed5_depth2"
     assert stage.args[:4] == ["--model.init_args.train_frames", "[5]", "--model.init_args.arch_overrides", "{depth: 2}"]
+
+
+def test_a_shipped_init_file_is_passed_after_its_checksum_is_checked(tmp_path):
+    (tmp_path / "w.pt").write_bytes(b"weights")
+    sha = "a2c7ff5ab4d1e0a6a9ce2a4f5a1fd1bdf0ab1ba7b1fc66d2c1a6b0ef96d7a6d5"  # not the digest of b"weights"
+    import hashlib
+
+    good = Stage(name="s", configs=[], init_file="w.pt", init_sha256=hashlib.sha256(b"weights").hexdigest())
+    args = stage_argv(good, tmp_path, tmp_path / "out", {}, None)
+    assert args[-2:] == ["--model.init_args.init_from", str((tmp_path / "w.pt").resolve())]
+    with pytest.raises(ValueError, match=r"w\.pt has sha256 .* the plan expects " + sha):
+        stage_argv(Stage(name="s", configs=[], init_file="w.pt", init_sha256=sha), tmp_path, tmp_path, {}, None)
+    with pytest.raises(FileNotFoundError, match=r"stage s: init_file .*missing\.pt does not exist"):
+        checked_init_file(Stage(name="s", configs=[], init_file="missing.pt", init_sha256=sha), tmp_path)
+
+
+def test_an_init_file_needs_its_checksum_and_excludes_an_earlier_stage():
+    with pytest.raises(ValueError, match="needs its init_sha256"):
+        Stage(name="s", configs=[], init_file="w.pt")
+    with pytest.raises(ValueError, match="excludes init_from"):
+        Stage(name="s", configs=[], init_file="w.pt", init_sha256="0" * 64, init_from="t")
+    with pytest.raises(ValueError, match="excludes init_from"):
+        Stage(name="s", configs=[], init_file="w.pt", init_sha256="0" * 64, fit=False)

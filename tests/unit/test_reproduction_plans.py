@@ -56,8 +56,8 @@ def test_plan_stages_and_paper_numbers_are_consistent(paper, mode):
         assert n.stage is None or n.stage in tested, f"{n.setting}: {n.stage} is no tested stage of {mode}"
         if paper not in NO_DATASET_COLUMNS:
             assert n.dataset and n.split, n
-        if (paper, mode) in EVERY_NUMBER_REPRODUCED:
-            assert n.stage is not None, n
+        if (paper, mode) in EVERY_NUMBER_REPRODUCED:  # or the row says why the toy plan leaves it out
+            assert n.stage is not None or (mode == "toy" and n.note.startswith("toy: not run")), n
         elif mode != "official":
             assert n.stage is not None or n.note, f"{n.setting}: a cell not reproduced says why"
     if mode == "official":  # each authors'-weights stage is there to fill a paper number
