@@ -21,17 +21,20 @@ def read_scalars(log_dir: str | Path, tags=CURVE_TAGS) -> dict[str, list[tuple[i
 
 
 def plot_learning_curves(runs: dict[str, str | Path], out: str | Path) -> dict[Path, list[str]]:
-    """Learning curves of the stages, one figure per stage group: stages that log the same metrics
-    share a figure (one row per stage, one column per metric), so no panel is empty. The group of
-    the first stage goes to ``out`` (``curves.png``), each other group to ``<out stem>_<its first
-    stage>.png`` beside it. Returns {PNG: its stages} (empty if nothing was logged)."""
+    """Learning curves of the stages, one figure per stage group: stages of one family (the name up to
+    its first ``_``: ``dense_3cls`` and ``dense_21cls``, the ``sparse_*`` lengths and seeds) that log
+    the same metrics share a figure (one row per stage, one column per metric), so no panel is empty
+    and a figure holds one part of the plan. The group of the first stage goes to ``out``
+    (``curves.png``), each other group to ``<out stem>_<its first stage>.png`` beside it.
+    Returns {PNG: its stages} (empty if nothing was logged)."""
     curves = {name: read_scalars(d) for name, d in runs.items() if Path(d).exists()}
-    groups: dict[tuple[str, ...], list[str]] = {}
+    groups: dict[tuple, list[str]] = {}
     for name, scalars in curves.items():
         if scalars:
-            groups.setdefault(tuple(t for t in CURVE_TAGS if t in scalars), []).append(name)
+            tags = tuple(t for t in CURVE_TAGS if t in scalars)
+            groups.setdefault((name.split("_")[0], tags), []).append(name)
     out, written = Path(out), {}
-    for i, (tags, names) in enumerate(groups.items()):
+    for i, ((_, tags), names) in enumerate(groups.items()):
         path = out if i == 0 else out.with_name(f"{out.stem}_{names[0]}{out.suffix}")
         _plot_group({n: curves[n] for n in names}, tags, path)
         written[path] = names
