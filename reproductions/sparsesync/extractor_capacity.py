@@ -47,6 +47,39 @@ def step_labels(y: torch.Tensor, steps: int) -> torch.Tensor:
     return F.adaptive_max_pool1d(y[:, None], steps)[:, 0]
 
 
+def train_event_head(logits, extractor: torch.nn.Module, params, train, test, args) -> None:
+    """Adam on ``params`` for ``args.steps`` batches of 8 training windows, binary cross-entropy of
+    ``logits(frames)`` (B, steps) against "an event in this step"; prints the loss and the test ROC AUC
+    (every ``args.eval_every`` steps and at the end). ``extractor`` is put in eval mode for testing."""
+    from sklearn.metrics import roc_auc_score
+
+    (xtr, ytr), (xte, yte) = train, test
+    opt = torch.optim.Adam(params, lr=args.lr)
+
+    def test_auc() -> str:
+        extractor.eval()
+        with torch.no_grad():
+            scores = torch.cat([logits(xte[i:i + 8]) for i in range(0, len(xte), 8)])
+        extractor.train()
+        target = step_labels(yte, scores.shape[1])
+        return (f"event steps {int(target.sum())}/{target.numel()}, ROC AUC "
+                f"{roc_auc_score(target.flatten().numpy(), scores.flatten().numpy()):.3f}")
+
+    t0 = time.time()
+    for step in range(args.steps):
+        idx = torch.randint(0, len(xtr), (8,))
+        out = logits(xtr[idx])
+        loss = F.binary_cross_entropy_with_logits(out, step_labels(ytr[idx], out.shape[1]), pos_weight=torch.tensor(5.0))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 25 == 0 or step == args.steps - 1:
+            print(f"step {step} loss {loss.item():.3f} ({time.time() - t0:.0f} s)", flush=True)
+        if args.eval_every and (step + 1) % args.eval_every == 0 and step + 1 < args.steps:
+            print(f"step {step + 1} test: {test_auc()}", flush=True)
+    print(f"test: {test_auc()}")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--init", default=None, help="checkpoint to start the extractor from (default: random)")
@@ -75,37 +108,12 @@ def main(argv=None) -> None:
     with torch.no_grad():
         channels = net(model.frames(xtr[:1]).transpose(1, 2)).shape[1]
     head = torch.nn.Linear(channels, 1)
-    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=args.lr)
 
     def logits(x):
         f = net(model.frames(x).transpose(1, 2))  # (B, C, t, h, w)
         return head(f.mean((3, 4)).transpose(1, 2))[..., 0]  # (B, t)
 
-    def test_auc() -> str:
-        from sklearn.metrics import roc_auc_score
-
-        net.eval()
-        with torch.no_grad():
-            scores = torch.cat([logits(xte[i:i + 8]) for i in range(0, len(xte), 8)])
-        net.train()
-        target = step_labels(yte, scores.shape[1])
-        return (f"event steps {int(target.sum())}/{target.numel()}, ROC AUC "
-                f"{roc_auc_score(target.flatten().numpy(), scores.flatten().numpy()):.3f}")
-
-    t0 = time.time()
-    for step in range(args.steps):
-        idx = torch.randint(0, len(xtr), (8,))
-        out = logits(xtr[idx])
-        target = step_labels(ytr[idx], out.shape[1])
-        loss = F.binary_cross_entropy_with_logits(out, target, pos_weight=torch.tensor(5.0))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % 25 == 0 or step == args.steps - 1:
-            print(f"step {step} loss {loss.item():.3f} ({time.time() - t0:.0f} s)", flush=True)
-        if args.eval_every and (step + 1) % args.eval_every == 0 and step + 1 < args.steps:
-            print(f"step {step + 1} test: {test_auc()}", flush=True)
-    print(f"test: {test_auc()}")
+    train_event_head(logits, net, [*net.parameters(), *head.parameters()], (xtr, ytr), (xte, yte), args)
     if args.save:
         torch.save({"state_dict": model.state_dict()}, args.save)
 
