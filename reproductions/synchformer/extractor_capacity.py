@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sparsesync"))
 from extractor_capacity import train_event_head, windows  # noqa: E402  (the SparseSync diagnostic's clips, labels, loop)
 
+from avsync.modules.offset_classification import load_matching_weights  # noqa: E402
 from avsync.papers.synchformer.network import SegmentInputs, Synchformer, get_config  # noqa: E402
 
 SEGMENTS = 7  # adjacent 16-frame segments: 112 of the window's 125 frames
@@ -34,12 +35,10 @@ SEGMENTS = 7  # adjacent 16-frame segments: 112 of the window's 125 frames
 def load(ckpt: str | None, size: int) -> Synchformer:
     cfg = get_config("synchformer_toy", {"motionformer": {"img_size": size}})
     net = Synchformer(cfg)
-    if ckpt:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        state = {k.removeprefix("net."): v for k, v in state.get("state_dict", state).items()}
-        missing = [k for k in net.load_state_dict(state, strict=False).missing_keys if k.startswith("vfeat")]
+    if ckpt:  # a stage-I checkpoint at this --size: every visual extractor tensor must match
+        missing = [k for k in load_matching_weights(net, ckpt, prefix="net.") if k.startswith("vfeat")]
         if missing:
-            raise ValueError(f"{ckpt}: no visual extractor weights ({missing[:3]})")
+            raise ValueError(f"{ckpt}: no visual extractor weights of this size ({missing[:3]})")
     return net
 
 
@@ -76,6 +75,7 @@ def main(argv=None) -> None:
         return head(tokens.flatten(1, 2))[..., 0]  # (B, steps), in time order
 
     train_event_head(logits, extractor, [*extractor.parameters(), *head.parameters()], (xtr, ytr), (xte, yte), args)
+
 
 if __name__ == "__main__":
     main()
